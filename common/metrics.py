@@ -1,0 +1,42 @@
+"""Turning model outputs into decisions and scores, through `evaluate` and the shipped metric module."""
+
+from pathlib import Path
+
+import evaluate
+import numpy as np
+from scipy.special import expit, softmax
+
+MODULES = Path(__file__).resolve().parent / "evaluate_modules"
+
+
+def load_metric(name: str, config_name: str | None = None):
+    """Load a metric module shipped in `common/evaluate_modules/` (works offline)."""
+    return evaluate.load(str(MODULES / name), config_name)
+
+
+def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    return expit(logits) if multi_label else softmax(logits, axis=-1)
+
+
+def decisions(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """Class ids (single-label), or a 0/1 matrix where a label's probability exceeds 0.5 (multi-label)."""
+    return (logits > 0).astype(int) if multi_label else logits.argmax(axis=-1)
+
+
+def classification_metrics(label_list: list[str], multi_label: bool = False):
+    """A `compute_metrics` function for `Trainer`: averages, plus `<metric>_<label>` for each class."""
+    module = load_metric("classification_scores", "multilabel" if multi_label else None)
+
+    def compute_metrics(eval_prediction):
+        logits = eval_prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        references = eval_prediction.label_ids.astype(int)
+        scores = module.compute(predictions=decisions(logits, multi_label), references=references,
+                                num_labels=len(label_list))
+        flat = {k: v for k, v in scores.items() if not k.endswith("_per_class")}
+        for metric in ("precision", "recall", "f1", "support"):
+            for label, value in zip(label_list, scores[f"{metric}_per_class"]):
+                flat[f"{metric}_{label}"] = value
+        return flat
+
+    return compute_metrics

@@ -68,34 +68,26 @@ def read_table(path, header: bool = True, names: list[str] | None = None, sep: s
         return _read_json(path)
     if sep is None:
         sep = "\t" if suffix in (".tsv", ".tab") else ","
-    try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=0 if header else None,
-            names=names,
-            dtype=str,
-            keep_default_na=False,  # an empty field stays "", so NaN below can only mean a short row
-            # GLUE-style TSV files are not quoted and hold bare '"' characters
-            quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
-        )
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty") from None
-    except pd.errors.ParserError as e:
-        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
-        if found:
-            expected, line, saw = found.groups()
-            raise DataError(f"{path}, line {line}: expected {expected} fields, found {saw}") from None
-        raise DataError(f"{path}: cannot parse as {'TSV' if sep == chr(9) else 'CSV'}: {e}") from None
-    first_line = 2 if header else 1
-    frame["_line"] = range(first_line, first_line + len(frame))
-    short = frame.isna().any(axis=1)
-    if short.any():
-        i = short.idxmax()
-        n_fields = int(frame.drop(columns="_line").loc[i].notna().sum())
-        raise DataError(f"{path}, line {frame.at[i, '_line']}: expected {frame.shape[1] - 1} fields, found {n_fields}")
-    if frame.empty:
-        raise DataError(f"{path}: no data rows (only a header)")
+    # The csv module (not pandas) reads the rows: pandas pads a short row with empty fields, which
+    # would hide it, and csv.reader knows each record's real line even when quoted fields span lines.
+    with open(path, newline="", encoding="utf-8") as f:
+        # GLUE-style TSV files are not quoted and hold bare '"' characters
+        reader = csv.reader(f, delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
+        rows, lines = [], []
+        for row in reader:
+            if row:  # blank lines separate nothing here
+                rows.append(row)
+                lines.append(reader.line_num)
+    if header:
+        names, rows, lines = rows[0], rows[1:], lines[1:]
+    if not rows:
+        raise DataError(f"{path}: no data rows" + (" (only a header)" if header else ""))
+    n_fields = len(names)
+    for row, line in zip(rows, lines):
+        if len(row) != n_fields:
+            raise DataError(f"{path}, line {line}: expected {n_fields} fields, found {len(row)}")
+    frame = pd.DataFrame(rows, columns=names)
+    frame["_line"] = lines
     return Split(frame, str(path))
 
 
@@ -181,8 +173,11 @@ def load_chnsenticorp(folder: Path) -> RawData:
 def clean_ag_news(text: str) -> str:
     """AG News keeps '\\' for line breaks and HTML entities with the '&' turned into a space (' #36;')."""
     text = text.replace("\\", " ")
-    text = re.sub(r" ?#(\d+);", lambda m: chr(int(m.group(1))), text)
-    text = re.sub(r" ?\b(quot|amp|lt|gt|nbsp);", lambda m: html.unescape(f"&{m.group(1)};"), text)
+    def entity(match):
+        decoded = html.unescape(f"&{match.group(1)};")
+        return match.group(0) if decoded.startswith("&") and len(decoded) > 1 else decoded
+
+    text = re.sub(r" (#\d+|[a-z]+);", entity, text)
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -253,8 +248,11 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> RawDat
     return RawData(splits, args.text_column, args.label_column, args.text_pair_column)
 
 
-def check_columns(raw: RawData, split_name: str, split: Split) -> None:
-    """Require the text column(s) and (outside test) the label column; refuse empty texts and missing labels."""
+def check_columns(raw: RawData, split_name: str, split: Split, multi_label: bool = False) -> None:
+    """Require the text column(s) and (outside test) the label column; refuse empty texts and missing labels.
+
+    In multi-label data an empty label string or list is a row with no labels; a null is still missing.
+    """
     frame = split.frame
     needed = [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else [])
     if split_name != "test" or raw.label_column in frame:
@@ -271,7 +269,7 @@ def check_columns(raw: RawData, split_name: str, split: Split) -> None:
             raise DataError(f"{split.where(i)}: empty text in column '{column}'")
     if raw.label_column in frame:
         label = frame[raw.label_column]
-        missing = label.isna() | label.map(lambda v: isinstance(v, str) and not v.strip())
+        missing = label.isna() if multi_label else label.isna() | label.map(lambda v: isinstance(v, str) and not v.strip())
         if split_name == "test" and missing.all():
             return  # an unlabelled test set, written with an empty label column
         if missing.any():
@@ -329,7 +327,7 @@ def load_data(args, seed: int, frames: dict[str, pd.DataFrame] | None = None) ->
     if "train" not in raw.splits and "validation" not in raw.splits and "test" not in raw.splits:
         raise DataError(f"no train, validation or test split found (found: {', '.join(raw.splits)})")
     for name, split in raw.splits.items():
-        check_columns(raw, name, split)
+        check_columns(raw, name, split, args.multi_label)
     if "train" in raw.splits:
         split_off(raw, args.validation_split, args.test_split, seed)
     take_first(raw, {"train": args.max_train_samples, "validation": args.max_eval_samples,

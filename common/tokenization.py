@@ -6,6 +6,7 @@ cached as Arrow files keyed by the data's content and the tokenizer, so a second
 data and tokenizer loads them instead of tokenizing again.
 """
 
+import json
 import logging
 from pathlib import Path
 
@@ -29,7 +30,10 @@ def max_input_length(tokenizer, model_config, requested: int | None) -> int:
 
 def tokenizer_fingerprint(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    state = backend.to_str() if backend is not None else tokenizer
+    state = tokenizer
+    if backend is not None:
+        # The backend remembers the truncation and padding of its last call: not part of its identity.
+        state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
     return Hasher.hash([type(tokenizer).__name__, state, tokenizer.padding_side, tokenizer.truncation_side])
 
 

@@ -1,0 +1,62 @@
+"""Fine-tune a pretrained model for topic classification, single- or multi-label (default config: AG News).
+
+    python recipes/text_classification/run.py --model bert-base-uncased --data_dir ../shared/data --output_dir out
+    python recipes/text_classification/run.py --config recipes/text_classification/configs/ag_news.yaml --learning_rate 3e-5
+    torchrun --nproc_per_node 2 recipes/text_classification/run.py ...   (or: accelerate launch recipes/text_classification/run.py ...)
+
+Settings come from the YAML config, then the command line; every TrainingArguments flag works.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
+
+from common.config import parse_args, run_main, setup_logging
+from common.data import load_data
+from common.heads import build_classifier, load_tokenizer
+from common.labels import build_label_list, encode_labels
+from common.metrics import classification_metrics
+from common.results import run_facts, write_all_results, write_classification_predictions
+from common.tokenization import max_input_length, tokenize_splits
+from common.training import build_trainer, train_evaluate_predict
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "ag_news.yaml"
+logger = logging.getLogger(__name__)
+
+
+def main(argv=None):
+    model_args, data_args, training_args = parse_args(str(DEFAULT_CONFIG), argv)
+    setup_logging(training_args)
+
+    # Data: rows checked, a validation set split off if there is none, labels mapped to ids
+    raw = load_data(data_args, seed=training_args.seed)
+    multi_label, separator = data_args.multi_label, data_args.label_separator
+    labels = build_label_list(raw, multi_label, separator)
+    encode_labels(raw, labels, multi_label, separator)
+    logger.info(f"Labels: {labels}; rows: " + ", ".join(f"{k} {len(v.frame):,}" for k, v in raw.splits.items()))
+
+    # Model: the pretrained encoder with a fresh head (softmax, or one sigmoid per label), label names in its config
+    tokenizer = load_tokenizer(model_args)
+    model = build_classifier(model_args, labels, tokenizer, multi_label)
+    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
+    with training_args.main_process_first(desc="tokenization"):
+        tokenized = tokenize_splits(raw, tokenizer, max_length, data_args.pad_to_max_length, data_args.overwrite_cache)
+
+    # Train, evaluate, predict
+    trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
+                            classification_metrics(labels, multi_label))
+    results, prediction = train_evaluate_predict(trainer, tokenized, training_args)
+
+    # Outputs: all_results.json and predictions.csv beside the saved model
+    if trainer.is_world_process_zero():
+        write_all_results(training_args.output_dir,
+                          {**results, **run_facts(model_args, data_args, training_args, raw, labels, max_length)})
+        if prediction is not None:
+            write_classification_predictions(Path(training_args.output_dir) / "predictions.csv", raw, "test",
+                                             prediction.predictions, labels, multi_label, separator or "|")
+
+
+if __name__ == "__main__":
+    run_main(main)

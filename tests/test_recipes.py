@@ -1,0 +1,141 @@
+"""The recipes end to end with tiny random models: outputs written, read back and loaded by pipeline()."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import REPO, sentiment_rows, write_csv
+from transformers import pipeline
+
+from common.config import run_main
+
+
+def load_recipe(name):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / name / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TRAIN_FLAGS = ["--num_train_epochs", "6", "--learning_rate", "2e-3", "--per_device_train_batch_size", "16",
+               "--warmup_steps", "0", "--logging_steps", "10", "--bf16", "False"]
+
+
+@pytest.fixture(scope="module")
+def sentiment_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sentiment-data")
+    rows = sentiment_rows(400, seed=1)
+    write_csv(folder / "train.csv", rows[:320])
+    write_csv(folder / "dev.csv", rows[320:360])
+    write_csv(folder / "test.csv", [(text,) for text, _ in rows[360:]], header=("text",))  # unlabelled
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sentiment_run(tmp_path_factory, sentiment_files, tiny_bert):
+    out = tmp_path_factory.mktemp("sentiment-out")
+    load_recipe("sentiment").main([
+        "--model", str(tiny_bert), "--train_file", str(sentiment_files / "train.csv"),
+        "--validation_file", str(sentiment_files / "dev.csv"), "--test_file", str(sentiment_files / "test.csv"),
+        "--do_predict", "--output_dir", str(out), *TRAIN_FLAGS])
+    return out
+
+
+def test_sentiment_recipe_learns_and_writes_results(sentiment_run, tiny_bert):
+    results = json.loads((sentiment_run / "all_results.json").read_text())
+    assert results["eval_accuracy"] >= 0.9  # the adjective decides the label: learnable even by a tiny model
+    assert results["labels"] == ["neg", "pos"]
+    assert results["sizes"] == {"train": 320, "validation": 40, "test": 40}
+    assert results["model"] == str(tiny_bert) and results["seed"] == 42
+    for key in ("train_samples_per_second", "train_runtime", "eval_f1_macro", "eval_f1_micro", "eval_f1_pos",
+                "eval_precision_neg", "eval_recall_macro"):
+        assert key in results, key
+    assert "test_accuracy" not in results  # the test file has no labels
+
+
+def test_predictions_file_follows_the_test_file(sentiment_run, sentiment_files):
+    predictions = pd.read_csv(sentiment_run / "predictions.csv")
+    test = pd.read_csv(sentiment_files / "test.csv")
+    assert predictions["text"].tolist() == test["text"].tolist()
+    assert list(predictions.columns) == ["text", "predicted", "p(neg)", "p(pos)"]
+    assert ((predictions["p(neg)"] + predictions["p(pos)"]).round(4) == 1).all()
+    expected = ["pos" if any(w in t for w in "good great fine superb lovely".split()) else "neg" for t in test["text"]]
+    assert (predictions["predicted"] == expected).mean() >= 0.9
+
+
+def test_output_directory_loads_in_pipeline(sentiment_run):
+    classify = pipeline("text-classification", model=str(sentiment_run))
+    assert classify.model.config.id2label == {0: "neg", 1: "pos"}
+    assert classify("the film was very superb")[0]["label"] == "pos"
+    assert classify("the plot was very awful")[0]["label"] == "neg"
+    assert (sentiment_run / "model.safetensors").exists()
+
+
+def test_multi_label_text_classification(tmp_path, tiny_bert):
+    topics = {"sports": "game match", "tech": "tech", "world": "world news"}
+    rows = []
+    for i in range(240):
+        chosen = [t for j, t in enumerate(topics) if (i >> j) & 1] or ["world"]
+        rows.append((" ".join(topics[t] for t in chosen) + " it is", ",".join(chosen)))
+    write_csv(tmp_path / "train.csv", rows[:200])
+    write_csv(tmp_path / "test.csv", rows[200:])
+    out = tmp_path / "out"
+    load_recipe("text_classification").main([
+        "--model", str(tiny_bert), "--train_file", str(tmp_path / "train.csv"), "--test_file", str(tmp_path / "test.csv"),
+        "--multi_label", "--label_separator", ",", "--validation_split", "0.2", "--do_predict",
+        "--metric_for_best_model", "f1_micro", "--output_dir", str(out), *TRAIN_FLAGS])
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["labels"] == ["sports", "tech", "world"]
+    assert results["test_f1_micro"] >= 0.9
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert predictions["label"].tolist() == [r[1] for r in rows[200:]]  # gold labels, joined as given
+    assert (predictions["predicted"] == predictions["label"]).mean() >= 0.8
+    scores = pipeline("text-classification", model=str(out), top_k=None)("game match tech it is")
+    by_label = {s["label"]: s["score"] for s in scores}
+    assert by_label["sports"] > 0.5 and by_label["tech"] > 0.5 and by_label["world"] < 0.5  # sigmoid, not softmax
+
+
+def test_gpt2_as_classifier(tmp_path, tiny_gpt2, sentiment_files):
+    out = tmp_path / "out"
+    load_recipe("sentiment").main([
+        "--model", str(tiny_gpt2), "--train_file", str(sentiment_files / "train.csv"),
+        "--validation_file", str(sentiment_files / "dev.csv"), "--output_dir", str(out), *TRAIN_FLAGS])
+    config = json.loads((out / "config.json").read_text())
+    tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["pad_token_id"] == config["eos_token_id"]
+    assert tokenizer_config["pad_token"] == "<|endoftext|>"
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["eval_accuracy"] >= 0.8
+    labels = [r["label"] for r in pipeline("text-classification", model=str(out))(
+        ["the movie was very lovely", "the actor was very terrible . . ."])]
+    assert labels == ["pos", "neg"]
+
+
+def run_recipe_expecting_error(capsys, argv):
+    recipe = load_recipe("sentiment")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: recipe.main(argv))
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_bad_input_stops_the_recipe_with_file_and_line(tmp_path, capsys, tiny_bert):
+    write_csv(tmp_path / "train.csv", [("fine", "pos"), ("", "neg")])
+    err = run_recipe_expecting_error(capsys, ["--model", str(tiny_bert), "--train_file", str(tmp_path / "train.csv"),
+                                              "--output_dir", str(tmp_path / "o")])
+    assert f"error: {tmp_path / 'train.csv'}, line 3: empty text in column 'text'" in err
+
+
+def test_bad_input_exit_status_from_the_command_line(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\nfine,pos\nodd,pos,extra\n")
+    done = subprocess.run([sys.executable, str(REPO / "recipes" / "sentiment" / "run.py"),
+                           "--train_file", str(tmp_path / "train.csv"), "--output_dir", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert f"{tmp_path / 'train.csv'}, line 3: expected 2 fields, found 3" in done.stderr
+    assert "Traceback" not in done.stderr

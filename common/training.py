@@ -3,16 +3,16 @@
 `RecipeTrainer` changes two things in `transformers.Trainer`:
 - training batches are grouped by length (`train_sampling_strategy="group_by_length"`, our default)
   with the lengths read from the Arrow column in one call, instead of Trainer's row-by-row pass;
-- evaluation and prediction run in batches sorted by length (little padding), and `predict()`
-  returns its rows in the dataset's own order. Stock Trainer with `group_by_length` shuffles the
-  evaluation order too and returns predictions in that shuffled order.
+- evaluation and prediction run in batches sorted by length (little padding), and both
+  `compute_metrics` and `predict()` see the rows in the dataset's own order. (Stock Trainer with
+  `group_by_length` shuffles the evaluation order too, and returns predictions in that order.)
 """
 
 import logging
 
 import numpy as np
 import pyarrow.compute as pc
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, EvalPrediction, Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PredictionOutput
 
@@ -36,6 +36,10 @@ def _reorder(values, order):
 
 
 class RecipeTrainer(Trainer):
+    def __init__(self, *args, compute_metrics=None, **kwargs):
+        self._eval_order = None  # the row order of the last evaluation or prediction
+        super().__init__(*args, compute_metrics=self._in_input_order(compute_metrics), **kwargs)
+
     def _get_train_sampler(self, train_dataset=None):
         train_dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy != "group_by_length" or "input_ids" not in train_dataset.column_names:
@@ -45,19 +49,30 @@ class RecipeTrainer(Trainer):
 
     def _get_eval_sampler(self, eval_dataset):
         if "input_ids" not in eval_dataset.column_names:
+            self._eval_order = None
             return super()._get_eval_sampler(eval_dataset)
-        return longest_first_order(eval_dataset).tolist()
+        self._eval_order = longest_first_order(eval_dataset)
+        return self._eval_order.tolist()
+
+    def _to_input_order(self, values):
+        if self._eval_order is None:
+            return values
+        return _reorder(values, np.argsort(self._eval_order, kind="stable"))
+
+    def _in_input_order(self, compute_metrics):
+        if compute_metrics is None:
+            return None
+
+        def compute_metrics_in_input_order(prediction: EvalPrediction):
+            return compute_metrics(EvalPrediction(predictions=self._to_input_order(prediction.predictions),
+                                                  label_ids=self._to_input_order(prediction.label_ids)))
+
+        return compute_metrics_in_input_order
 
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
         output = super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
-        if "input_ids" not in test_dataset.column_names:
-            return output
-        back_to_input_order = np.argsort(longest_first_order(test_dataset), kind="stable")
-        return PredictionOutput(
-            predictions=_reorder(output.predictions, back_to_input_order),
-            label_ids=_reorder(output.label_ids, back_to_input_order),
-            metrics=output.metrics,
-        )
+        return PredictionOutput(predictions=self._to_input_order(output.predictions),
+                                label_ids=self._to_input_order(output.label_ids), metrics=output.metrics)
 
 
 def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_dataset=None, compute_metrics=None,

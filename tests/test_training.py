@@ -66,10 +66,18 @@ def test_predictions_come_back_in_input_order(tmp_path, tiny_bert):
     _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, varied_texts(50, seed=2))
     model = build_classifier(ModelArguments(str(tiny_bert)), labels, tokenizer).eval()
     args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_eval_batch_size=8, report_to="none")
-    trainer = build_trainer(model, args, tokenizer, compute_metrics=classification_metrics(labels))
+    seen_by_metrics = []
+
+    def record(prediction):
+        seen_by_metrics.append(prediction.label_ids.tolist())
+        return classification_metrics(labels)(prediction)
+
+    trainer = build_trainer(model, args, tokenizer, compute_metrics=record)
     sampler_order = trainer._get_eval_sampler(dataset)
     assert sampler_order != list(range(50))  # batches are length-sorted ...
     output = trainer.predict(dataset)
+    trainer.evaluate(dataset)
+    assert seen_by_metrics == [dataset["labels"]] * 2  # ... compute_metrics sees the input order ...
     with torch.no_grad():  # ... yet row i of the output is row i of the input
         one_by_one = np.concatenate([model(input_ids=torch.tensor([ids])).logits.numpy() for ids in dataset["input_ids"]])
     np.testing.assert_allclose(output.predictions, one_by_one, atol=1e-4)

@@ -38,18 +38,32 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class DataSourceArguments:
+    """Where the data comes from, and how much of it: shared by every recipe."""
+
     benchmark: str | None = field(
-        default=None, metadata={"help": "A benchmark folder under --data_dir: sst2, ag_news or chnsenticorp."}
+        default=None, metadata={"help": "A benchmark folder under --data_dir: sst2, ag_news, chnsenticorp, conll2003."}
     )
     data_dir: str | None = field(
         default=None, metadata={"help": "Folder holding the benchmark data (default: $DATA_DIR, then ../shared/data)."}
     )
     dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub, loaded with load_dataset."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
-    train_file: str | None = field(default=None, metadata={"help": "CSV, TSV, JSON or JSON-lines training file."})
-    validation_file: str | None = field(default=None, metadata={"help": "Validation file (same formats)."})
+    train_file: str | None = field(default=None, metadata={"help": "Training file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation file (same format)."})
     test_file: str | None = field(default=None, metadata={"help": "Test file for --do_predict (labels optional)."})
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Maximum input length in tokens (default: the model's)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation examples."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Keep the first N test examples."})
+
+
+@dataclass
+class DataArguments(DataSourceArguments):
+    """Text classification: CSV, TSV, JSON or JSON-lines files with a text and a label column."""
+
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
     text_pair_column: str | None = field(default=None, metadata={"help": "Column holding the second text of a pair."})
     label_column: str = field(default="label", metadata={"help": "Column holding the label(s)."})
@@ -63,16 +77,26 @@ class DataArguments:
     test_split: float = field(
         default=0.0, metadata={"help": "Fraction of training rows held out as a test set when there is none."}
     )
-    max_seq_length: int | None = field(
-        default=None, metadata={"help": "Longer inputs are truncated, and counted in the log (default: the model's)."}
-    )
     pad_to_max_length: bool = field(
         default=False, metadata={"help": "Pad every input to max_seq_length (slow; the reference scripts' default)."}
     )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training rows."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation rows."})
-    max_predict_samples: int | None = field(default=None, metadata={"help": "Keep the first N test rows."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Tokenize again even if a cached copy exists."})
+
+
+@dataclass
+class TokenDataArguments(DataSourceArguments):
+    """Token classification: CoNLL column files, JSON lines with tokens and tags, or Hub datasets."""
+
+    tag_column: int = field(default=-1, metadata={"help": "CoNLL files: the column holding the tag (default: last)."})
+    tag_scheme: str = field(
+        default="auto", metadata={"help": "Scheme of the input tags, converted to IOB2 on load.", "choices": ["auto", "iob1", "iob2", "bioes"]}
+    )
+    label_all_tokens: bool = field(
+        default=False, metadata={"help": "Train on every subword (continuations get I- tags), not just the first."}
+    )
+    stride: int = field(
+        default=32, metadata={"help": "Long sentences: subwords shared by consecutive windows."}
+    )
 
 
 @dataclass

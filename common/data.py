@@ -47,6 +47,12 @@ class RawData:
     label_names: list[str] | None = None  # fixed label order, when the source defines one
     notes: list[str] = field(default_factory=list)
 
+    def sources(self) -> dict[str, str]:
+        return {name: split.source for name, split in self.splits.items()}
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(split.frame) for name, split in self.splits.items()}
+
 
 # ---------------------------------------------------------------------------------------- files
 

@@ -40,3 +40,25 @@ def classification_metrics(label_list: list[str], multi_label: bool = False):
         return flat
 
     return compute_metrics
+
+
+def flatten_entity_scores(scores: dict) -> dict:
+    """seqeval's nested output -> flat keys: precision, recall, f1, accuracy, and <TYPE>_<metric>."""
+    flat = {name: scores[f"overall_{name}"] for name in ("precision", "recall", "f1", "accuracy")}
+    for kind, values in scores.items():
+        if isinstance(values, dict):
+            flat.update({f"{kind}_{metric}": value for metric, value in values.items()})
+    return flat
+
+
+def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str]):
+    """A `compute_metrics` for token classification, scored on words (not subwords) with seqeval."""
+    module = load_metric("seqeval_scores")
+
+    def compute_metrics(eval_prediction):
+        logits = eval_prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        predicted = features.tags(logits, label_list)
+        return flatten_entity_scores(module.compute(predictions=predicted, references=gold_tags))
+
+    return compute_metrics

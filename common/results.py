@@ -13,20 +13,21 @@ import transformers
 
 from common.data import RawData
 from common.metrics import decisions, probabilities
+from common.tagging import tags_to_spans
 
 logger = logging.getLogger(__name__)
 
 
-def run_facts(model_args, data_args, training_args, raw: RawData, label_list: list[str], max_length: int) -> dict:
-    """The facts needed to read (and re-run) a results file."""
+def run_facts(model_args, data_args, training_args, data, label_list: list[str], max_length: int) -> dict:
+    """The facts needed to read (and re-run) a results file. `data`: RawData or TaggedData."""
     return {
         "model": model_args.model_name_or_path,
-        "data": {name: split.source for name, split in raw.splits.items()},
-        "sizes": {name: len(split.frame) for name, split in raw.splits.items()},
-        "data_notes": raw.notes,
+        "data": data.sources(),
+        "sizes": data.sizes(),
+        "data_notes": data.notes,
         "labels": label_list,
         "max_seq_length": max_length,
-        "padding": "max_length" if data_args.pad_to_max_length else "dynamic",
+        "padding": "max_length" if getattr(data_args, "pad_to_max_length", False) else "dynamic",
         "train_sampling_strategy": training_args.train_sampling_strategy,
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
         "seed": training_args.seed,
@@ -68,4 +69,42 @@ def write_classification_predictions(path, raw: RawData, split: str, logits: np.
     path = Path(path)
     out.to_csv(path, index=False)
     logger.info(f"{len(out):,} predictions written to {path}")
+    return path
+
+
+def write_tagged_predictions(output_dir, split, predicted_tags: list[list[str]]) -> Path:
+    """Word-level predictions in the input's own layout.
+
+    CoNLL input: every line of the input file, with the predicted tag appended to each token line
+    (-DOCSTART- and blank lines kept). JSON-lines or Hub input: one JSON object per sentence with
+    `tokens`, the gold `tags` if known, and `predicted`.
+    """
+    output_dir = Path(output_dir)
+    if split.format == "conll":
+        predicted_at = {line: tag for lines, tags in zip(split.lines, predicted_tags) for line, tag in zip(lines, tags)}
+        path = output_dir / "predictions.conll"
+        with open(split.source, encoding="utf-8") as source, open(path, "w", encoding="utf-8") as out:
+            for number, line in enumerate(source, start=1):
+                line = line.rstrip("\n")
+                out.write(f"{line} {predicted_at[number]}\n" if number in predicted_at else f"{line}\n")
+    else:
+        path = output_dir / "predictions.jsonl"
+        with open(path, "w", encoding="utf-8") as out:
+            for i, (tokens, predicted) in enumerate(zip(split.tokens, predicted_tags)):
+                record = {"tokens": tokens, **({"tags": split.tags[i]} if split.tags else {}), "predicted": predicted}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    logger.info(f"{sum(map(len, predicted_tags)):,} word predictions in {len(predicted_tags):,} sentences written to {path}")
+    return path
+
+
+def write_entities(path, split, predicted_tags: list[list[str]]) -> Path:
+    """One JSON line per predicted entity: sentence id, first and last word (inclusive), type, text."""
+    path = Path(path)
+    with open(path, "w", encoding="utf-8") as out:
+        for sentence, (tokens, tags) in enumerate(zip(split.tokens, predicted_tags)):
+            for kind, start, end in tags_to_spans(tags):
+                record = {"sentence": sentence, "start": start, "end": end, "type": kind,
+                          "text": " ".join(tokens[start:end + 1])}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    logger.info(f"Entities written to {path}")
     return path

@@ -99,8 +99,13 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
     )
 
 
-def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args) -> tuple[dict, PredictionOutput | None]:
-    """Run the stages asked for (--do_train, --do_eval, --do_predict) and collect their metrics."""
+def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args,
+                           test_metrics=None) -> tuple[dict, PredictionOutput | None]:
+    """Run the stages asked for (--do_train, --do_eval, --do_predict) and collect their metrics.
+
+    `test_metrics` replaces the trainer's compute_metrics for the test set, where the metric depends
+    on the split (token classification maps windows back to that split's words).
+    """
     needed = {"train": args.do_train, "validation": args.do_eval, "test": args.do_predict}
     missing = [split for split, wanted in needed.items() if wanted and split not in tokenized]
     if missing:
@@ -113,6 +118,8 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args) -> tup
     if args.do_eval:
         results.update(trainer.evaluate(tokenized["validation"]))
     if args.do_predict:
+        if test_metrics is not None:
+            trainer.compute_metrics = trainer._in_input_order(test_metrics)
         prediction = trainer.predict(tokenized["test"])
         results.update(prediction.metrics)
     for split in ("train", "eval", "test"):

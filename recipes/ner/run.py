@@ -1,0 +1,79 @@
+"""Fine-tune a pretrained encoder for named entity recognition (default config: CoNLL-2003).
+
+    python recipes/ner/run.py --model bert-base-cased --data_dir ../shared/data --output_dir out/ner
+    python recipes/ner/run.py --config recipes/ner/configs/conll2003.yaml --label_all_tokens --do_predict
+    accelerate launch recipes/ner/run.py --model bert-base-cased   (or: torchrun --nproc_per_node 2 ...)
+
+Scores are entity-level (seqeval) and always on words: each word is predicted from its first subword,
+and sentences longer than the model's maximum are split into overlapping windows, never cut.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+from transformers import DataCollatorForTokenClassification, set_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
+
+from common.alignment import encode_tagged_split, require_fast_tokenizer
+from common.config import ModelArguments, RecipeTrainingArguments, TokenDataArguments, parse_args, run_main, setup_logging
+from common.heads import build_token_classifier, load_tokenizer
+from common.metrics import entity_metrics
+from common.results import run_facts, write_all_results, write_entities, write_tagged_predictions
+from common.tagging import label_list_for
+from common.token_data import check_tags_known, load_tagged_data
+from common.tokenization import max_input_length
+from common.training import build_trainer, train_evaluate_predict
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "conll2003.yaml"
+logger = logging.getLogger(__name__)
+
+
+def main(argv=None):
+    model_args, data_args, training_args = parse_args(
+        str(DEFAULT_CONFIG), argv, (ModelArguments, TokenDataArguments, RecipeTrainingArguments))
+    setup_logging(training_args)
+    set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
+
+    # Data: sentences of words with IOB2 tags (other schemes converted on load); the tag set from train
+    data = load_tagged_data(data_args)
+    labels = label_list_for((data.splits.get("train") or data.splits["validation"]).tags)
+    check_tags_known(data, labels)
+    logger.info(f"Tags: {labels}; sentences: " + ", ".join(f"{k} {len(v.tokens):,}" for k, v in data.splits.items()))
+
+    # Model: the pretrained encoder with a fresh per-token head, tag names in its config
+    tokenizer = load_tokenizer(model_args, words_given=True)
+    require_fast_tokenizer(tokenizer, model_args.model_name_or_path)
+    model = build_token_classifier(model_args, labels, tokenizer)
+    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
+    label2id = model.config.label2id
+    features = {name: encode_tagged_split(split.tokens, split.tags, tokenizer, label2id, max_length,
+                                          data_args.stride, data_args.label_all_tokens, name)
+                for name, split in data.splits.items()}
+
+    # Train, evaluate, predict: metrics on the words of each split
+    def metrics_for(split):
+        return entity_metrics(features[split], data.splits[split].tags, labels) if split in data.splits else None
+
+    trainer = build_trainer(model, training_args, tokenizer,
+                            features["train"].dataset if "train" in features else None,
+                            features["validation"].dataset if "validation" in features else None,
+                            metrics_for("validation"), DataCollatorForTokenClassification(tokenizer))
+    datasets = {name: f.dataset for name, f in features.items()}
+    test_labelled = "test" in data.splits and data.splits["test"].tags is not None
+    results, prediction = train_evaluate_predict(trainer, datasets, training_args,
+                                                 metrics_for("test") if test_labelled else None)
+
+    # Outputs: all_results.json; predictions in the test file's own layout, and the entities found
+    if trainer.is_world_process_zero():
+        write_all_results(training_args.output_dir,
+                          {**results, **run_facts(model_args, data_args, training_args, data, labels, max_length)})
+        if prediction is not None:
+            predicted_tags = features["test"].tags(prediction.predictions, labels)
+            write_tagged_predictions(training_args.output_dir, data.splits["test"], predicted_tags)
+            write_entities(Path(training_args.output_dir) / "entities.jsonl", data.splits["test"], predicted_tags)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -20,17 +20,18 @@ export DATA_DIR=${DATA_DIR:-$(cd .. && pwd)/shared/data}
 RUNS=(
     "sentiment sentiment-sst2"
     "text_classification text_classification-ag_news"
+    "ner ner-conll2003 --do_predict"
 )
 
 failed=() done_dirs=()
 for run in "${RUNS[@]}"; do
-    read -r recipe name <<<"$run"
+    read -r recipe name extra <<<"$run"
     out="$OUT_DIR/$name"
     mkdir -p "$out"
     echo "run_all: [$((${#done_dirs[@]} + ${#failed[@]} + 1))/${#RUNS[@]}] $recipe -> $out (log: $out/run.log)"
     start=$SECONDS
     if $PY "recipes/$recipe/run.py" --model "$MODEL_EN" --data_dir "$DATA_DIR" --output_dir "$out" \
-        --disable_tqdm True "$@" >"$out/run.log" 2>&1; then
+        --disable_tqdm True $extra "$@" >"$out/run.log" 2>&1; then
         echo "run_all:   done in $((SECONDS - start)) s"
         done_dirs+=("$out")
     else

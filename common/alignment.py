@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
+import datasets
 import numpy as np
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def word_predictions(windows: list[Window], window_word_ids: list[list[int | Non
 class TaggedFeatures:
     """A split's model inputs (one row per window) and what maps them back to words."""
 
-    dataset: "datasets.Dataset"
+    dataset: datasets.Dataset
     windows: list[Window]
     word_ids: list[list[int | None]]
     sentence_lengths: list[int]
@@ -132,8 +133,6 @@ class TaggedFeatures:
 def encode_tagged_split(sentences: list[list[str]], tags: list[list[str]] | None, tokenizer, label2id: dict,
                         max_length: int, stride: int, label_all_tokens: bool = False, name: str = "") -> TaggedFeatures:
     """Tokenize word-split sentences into windows of at most `max_length` tokens, with aligned labels."""
-    import datasets
-
     # 1. subwords per word, to plan the windows; a word the tokenizer turns into nothing (a lone
     #    control or zero-width character) is read as the unknown token, so it still gets a prediction
     words_per_sentence = [list(s) for s in sentences]

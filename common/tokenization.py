@@ -17,7 +17,7 @@ from common.data import RawData
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when encode() changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when encode() changes, so old caches are not reused
 
 
 def max_input_length(tokenizer, model_config, requested: int | None) -> int:
@@ -47,9 +47,11 @@ def tokenize_splits(raw: RawData, tokenizer, max_length: int, pad_to_max_length:
 
     def encode(batch):
         texts = [batch[c] for c in text_columns]
-        untruncated = tokenizer(*texts, truncation=False, padding=False, verbose=False)
-        encoded = tokenizer(*texts, truncation=True, max_length=max_length, padding=padding)
-        encoded["truncated"] = [len(ids) > max_length for ids in untruncated["input_ids"]]
+        encoded = tokenizer(*texts, truncation=False, padding=False, verbose=False)
+        truncated = [len(ids) > max_length for ids in encoded["input_ids"]]
+        if any(truncated) or padding:  # a second pass only for batches that need cutting or padding
+            encoded = tokenizer(*texts, truncation=True, max_length=max_length, padding=padding)
+        encoded["truncated"] = truncated
         return encoded
 
     tokenized = {}

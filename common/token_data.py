@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.data import DataError, resolve_data_dir
+from common.data import DataError, hub_splits, require_file, resolve_data_dir
 from common.tagging import detect_scheme, parse_tag, to_iob2
 
 logger = logging.getLogger(__name__)
@@ -41,9 +41,7 @@ def read_conll(path, tag_column: int = -1) -> TaggedSplit:
 
     A file whose lines have one column only is read as unlabelled (tokens only).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    path = require_file(path)
     tokens, tags, lines = [], [], []
     sentence, sentence_tags, sentence_lines = [], [], []
     columns_seen = set()
@@ -77,9 +75,7 @@ def read_conll(path, tag_column: int = -1) -> TaggedSplit:
 
 def read_token_jsonl(path, tokens_key: str = "tokens", tags_key: str = "tags") -> TaggedSplit:
     """One JSON object per line with a list of tokens and (optionally) a list of tags of the same length."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    path = require_file(path)
     tokens, tags, lines = [], [], []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
@@ -116,18 +112,13 @@ def load_hub_tagged(name: str, config: str | None, notes: list[str]) -> dict[str
     """A Hub dataset with `tokens` and `ner_tags` (ClassLabel ids, turned into their names)."""
     import datasets
 
-    dataset_dict = datasets.load_dataset(name, config)
-    aliases = {"train": "train", "validation": "validation", "dev": "validation", "valid": "validation", "test": "test"}
     splits = {}
-    for key, dataset in dataset_dict.items():
-        if key not in aliases:
-            notes.append(f"{name}: split '{key}' not used (only train, validation/dev and test are)")
-            continue
+    for split, (key, dataset) in hub_splits(name, config, notes).items():
         feature = dataset.features["ner_tags"].feature
         names = feature.names if isinstance(feature, datasets.ClassLabel) else None
         tags = [[names[t] if names else str(t) for t in row] for row in dataset["ner_tags"]]
         lines = [[i + 1] * len(row) for i, row in enumerate(dataset["tokens"])]
-        splits[aliases[key]] = TaggedSplit(dataset["tokens"], tags, lines, f"{name} [{key}]", "hub")
+        splits[split] = TaggedSplit(dataset["tokens"], tags, lines, f"{name} [{key}]", "hub")
     return splits
 
 

@@ -7,10 +7,9 @@ import pytest
 from conftest import make_bert
 
 from common.alignment import (IGNORE, align_labels, encode_tagged_split, plan_windows, word_predictions)
-from common.config import TokenDataArguments
+from common.config import ModelArguments, TokenDataArguments
 from common.data import DataError
 from common.heads import load_tokenizer
-from common.config import ModelArguments
 from common.metrics import load_metric
 from common.tagging import detect_scheme, label_list_for, spans_to_tags, tags_to_spans, to_iob2
 from common.token_data import load_tagged_data, read_conll, read_token_jsonl

@@ -7,10 +7,9 @@ import pytest
 import torch
 from conftest import write_csv
 
-from common.config import DataArguments, RecipeTrainingArguments
+from common.config import DataArguments, ModelArguments, RecipeTrainingArguments
 from common.data import load_data
 from common.heads import build_classifier, load_tokenizer
-from common.config import ModelArguments
 from common.labels import build_label_list, encode_labels
 from common.metrics import classification_metrics, load_metric
 from common.tokenization import tokenize_splits

@@ -100,6 +100,31 @@ class TokenDataArguments(DataSourceArguments):
 
 
 @dataclass
+class ChineseDataArguments(DataArguments):
+    """The Chinese recipe: text classification (DataArguments) or character-level NER."""
+
+    task: str = field(default="classification", metadata={"help": "What to train.", "choices": ["classification", "ner"]})
+    tag_scheme: str = field(
+        default="auto", metadata={"help": "NER, character-per-line files: scheme of the tags, converted to IOB2.",
+                                  "choices": ["auto", "iob1", "iob2", "bioes"]}
+    )
+    stride: int = field(default=32, metadata={"help": "NER, long texts: tokens shared by consecutive windows."})
+
+
+@dataclass
+class ScratchArguments:
+    """A small model trained from scratch (no download): a character vocabulary from the training texts."""
+
+    scratch_model_type: str | None = field(
+        default=None, metadata={"help": "Build a new model of this type (ernie, bert) instead of loading --model."}
+    )
+    scratch_layers: int = field(default=2, metadata={"help": "Transformer layers of the new model."})
+    scratch_hidden_size: int = field(default=128, metadata={"help": "Hidden size (feed-forward: 4x)."})
+    scratch_heads: int = field(default=2, metadata={"help": "Attention heads."})
+    vocab_min_count: int = field(default=1, metadata={"help": "Keep characters seen at least this often in training."})
+
+
+@dataclass
 class RecipeTrainingArguments(TrainingArguments):
     # Length-grouped batches need far less padding than random ones: the recipes' default.
     train_sampling_strategy: str = field(
@@ -112,6 +137,7 @@ class RecipeTrainingArguments(TrainingArguments):
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after N evaluations without improvement of metric_for_best_model."}
     )
+
 
 
 def bf16_supported() -> bool:
@@ -176,7 +202,22 @@ def parse_args(default_config: str | None = None, argv: list[str] | None = None,
     for a in args:
         if hasattr(a, "data_dir") and a.data_dir is None:
             a.data_dir = os.environ.get("DATA_DIR")
+    given = {"model_name_or_path" if key == "model" else key for key in given} | {"bf16", "use_cpu", "data_dir"}
+    args[-1].recipe_config = resolved_config(args, given)
     return args
+
+
+def resolved_config(args, keys) -> dict:
+    """The final value of every setting given (config file or command line): a config that re-runs the run."""
+    config = {}
+    for a in args:
+        for key in vars(a):
+            if key in keys and not key.startswith("_"):
+                value = getattr(a, key)
+                config[key] = value.value if hasattr(value, "value") else value
+    if config.get("report_to") == []:
+        config["report_to"] = "none"  # TrainingArguments turns "none" into []
+    return config
 
 
 def setup_logging(training_args) -> None:

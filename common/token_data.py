@@ -21,7 +21,8 @@ class TaggedSplit:
     tags: list[list[str]] | None  # None: an unlabelled file
     lines: list[list[int]]  # the file line of every token (JSON lines: the sentence's line)
     source: str
-    format: str  # "conll" or "jsonl" or "hub"
+    format: str  # "conll", "jsonl", "hub", or for characters "cluener" and "char_bio"
+    ids: list | None = None  # record ids where the file has them (CLUENER)
 
 
 @dataclass
@@ -146,20 +147,29 @@ def normalise_tags(split: TaggedSplit, scheme: str, notes: list[str]) -> None:
         notes.append(f"{split.source}: tags read as {scheme.upper()}, {changed:,} converted to IOB2")
 
 
-def load_tagged_data(args) -> TaggedData:
-    """Train/validation/test tagged sentences from files, a Hub dataset or a benchmark folder."""
+BENCHMARK_FILES = {
+    "conll2003": {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"},
+    "cluener2020": {"train": "train.json", "validation": "dev.json", "test": "test.json"},
+}
+
+
+def load_tagged_data(args, reader=None) -> TaggedData:
+    """Train/validation/test tagged sentences from files, a Hub dataset or a benchmark folder.
+
+    `reader(path)` reads one file (default: CoNLL columns or JSON lines with tokens and tags).
+    """
     notes = []
+    reader = reader or (lambda path: read_tagged_file(path, args.tag_column))
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     if any(files.values()):
-        splits = {k: read_tagged_file(v, args.tag_column) for k, v in files.items() if v}
+        splits = {k: reader(v) for k, v in files.items() if v}
     elif args.dataset_name:
         splits = load_hub_tagged(args.dataset_name, args.dataset_config_name, notes)
     elif args.benchmark:
         folder = resolve_data_dir(args.data_dir) / args.benchmark
-        layout = {"conll2003": {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}}
-        if args.benchmark not in layout:
-            raise DataError(f"unknown benchmark '{args.benchmark}' (known: {', '.join(layout)})")
-        splits = {k: read_conll(folder / name, args.tag_column) for k, name in layout[args.benchmark].items()}
+        if args.benchmark not in BENCHMARK_FILES:
+            raise DataError(f"unknown benchmark '{args.benchmark}' (known: {', '.join(BENCHMARK_FILES)})")
+        splits = {k: reader(folder / name) for k, name in BENCHMARK_FILES[args.benchmark].items()}
     else:
         raise DataError("no data given: set --train_file/--validation_file/--test_file, --dataset_name or --benchmark")
     for split in splits.values():
@@ -171,6 +181,7 @@ def load_tagged_data(args) -> TaggedData:
             notes.append(f"{name}: kept the first {limit:,} of {len(split.tokens):,} sentences of {split.source}")
             split.tokens, split.lines = split.tokens[:limit], split.lines[:limit]
             split.tags = split.tags[:limit] if split.tags is not None else None
+            split.ids = split.ids[:limit] if split.ids is not None else None
     for note in notes:
         logger.info(note)
     return TaggedData(splits, notes)

@@ -2,6 +2,7 @@
 
 import logging
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,7 @@ from common.heads import build_classifier, load_tokenizer
 from common.labels import build_label_list, encode_labels
 from common.metrics import classification_metrics, load_metric
 from common.tokenization import tokenize_splits
-from common.training import RecipeTrainer, build_trainer, token_lengths
+from common.training import RecipeTrainer, ShuffledLengthGroupedSampler, build_trainer, token_lengths
 
 
 def tokenized_rows(tmp_path, tiny_bert, texts, max_length=64, labels=None):
@@ -59,6 +60,39 @@ def test_length_grouped_batches_need_far_less_padding(tmp_path, tiny_bert):
 
     grouped, shuffled = padding_of(batches("group_by_length"), lengths), padding_of(batches("random"), lengths)
     assert grouped < shuffled / 4, (grouped, shuffled)
+
+
+def test_length_grouped_batches_come_in_random_order_longest_first():
+    # transformers' LengthGroupedSampler runs each group of 50 batches longest to shortest (a saw-tooth)
+    lengths = np.random.default_rng(0).integers(1, 200, size=3200)
+    torch.manual_seed(0)
+    order = list(ShuffledLengthGroupedSampler(lengths, batch_size=32))
+    assert sorted(order) == list(range(3200))
+    batches = [order[i:i + 32] for i in range(0, 3200, 32)]
+    assert lengths[batches[0]].max() == lengths.max()
+    longest = [lengths[b].max() for b in batches]
+    falls = sum(a > b for a, b in zip(longest, longest[1:]))
+    assert 35 < falls < 65, falls  # random order: about half of the steps go down; a saw-tooth has ~98
+    assert all(lengths[b].max() - lengths[b].min() < 40 for b in batches)  # each batch still of similar lengths
+
+
+def test_token_labels_in_length_grouped_batches_weigh_every_token_the_same(tmp_path, tiny_bert):
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3)
+    rows = [[0, 1, 2, -100], [1, -100], [2, 2, 2, 2, 2, 2], [0]]  # 11 labelled tokens in 4 rows
+    dataset = datasets.Dataset.from_dict({"input_ids": [[5] * len(r) for r in rows], "labels": rows})
+    args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_train_batch_size=2, report_to="none")
+    trainer = RecipeTrainer(model=model, args=args, train_dataset=dataset)
+    trainer._get_train_sampler()
+    assert trainer._tokens_per_step == 11 / 2  # two steps per epoch
+    batch = {"input_ids": torch.tensor([[5, 5, 5, 5]]), "labels": torch.tensor([[0, 1, 2, -100]])}
+    model.train()
+    summed = torch.nn.functional.cross_entropy(model(input_ids=batch["input_ids"]).logits[0], batch["labels"][0],
+                                               ignore_index=-100, reduction="sum")
+    assert trainer.compute_loss(model, batch).item() == pytest.approx(summed.item() / 5.5, rel=1e-5)
+    model.eval()
+    assert trainer.compute_loss(model, batch).item() == pytest.approx(summed.item() / 3, rel=1e-5)  # eval: the mean
 
 
 def test_predictions_come_back_in_input_order(tmp_path, tiny_bert):

@@ -21,6 +21,7 @@ from common.config import ModelArguments, RecipeTrainingArguments, TokenDataArgu
 from common.heads import build_token_classifier, load_tokenizer
 from common.metrics import entity_metrics
 from common.results import run_facts, write_all_results, write_entities, write_tagged_predictions
+from common.run_report import write_run_report
 from common.tagging import label_list_for
 from common.token_data import check_tags_known, load_tagged_data
 from common.tokenization import max_input_length
@@ -62,15 +63,17 @@ def main(argv=None):
                             metrics_for("validation"), DataCollatorForTokenClassification(tokenizer))
     datasets = {name: f.dataset for name, f in features.items()}
     test_labelled = "test" in data.splits and data.splits["test"].tags is not None
-    results, prediction = train_evaluate_predict(trainer, datasets, training_args,
+    results, predictions = train_evaluate_predict(trainer, datasets, training_args,
                                                  metrics_for("test") if test_labelled else None)
 
-    # Outputs: all_results.json; predictions in the test file's own layout, and the entities found
+    # Outputs: all_results.json, model card, plots; predictions in the test file's own layout, and entities
     if trainer.is_world_process_zero():
-        write_all_results(training_args.output_dir,
-                          {**results, **run_facts(model_args, data_args, training_args, data, labels, max_length)})
-        if prediction is not None:
-            predicted_tags = features["test"].tags(prediction.predictions, labels)
+        results.update(run_facts(model_args, data_args, training_args, data, labels, max_length))
+        write_all_results(training_args.output_dir, results)
+        write_run_report(training_args.output_dir, results, training_args, trainer.state.log_history, "ner",
+                         predictions.get("validation"), recipe="ner")
+        if "test" in predictions:
+            predicted_tags = features["test"].tags(predictions["test"].predictions, labels)
             write_tagged_predictions(training_args.output_dir, data.splits["test"], predicted_tags)
             write_entities(Path(training_args.output_dir) / "entities.jsonl", data.splits["test"], predicted_tags)
 

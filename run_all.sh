@@ -61,7 +61,7 @@ full)
 esac
 
 echo "run_all: profile $PROFILE, data $DATA_DIR, outputs $OUT_DIR/"
-failed=() finished=() total=0 start_all=$SECONDS
+failed=() total=0 start_all=$SECONDS
 for run in "${RUNS[@]}"; do
     IFS='|' read -r name recipe config flags <<<"$run"
     [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
@@ -76,17 +76,21 @@ for run in "${RUNS[@]}"; do
         score=$($PY -c "import json,sys; r=json.load(open('$out/all_results.json')); m=r['main_metric']; \
 print(', '.join(f'{s} {m} {r[k]:.4f}' for s, k in (('validation', 'eval_'+m), ('test', 'test_'+m)) if k in r))")
         echo "run_all:     done in $((SECONDS - start)) s: $score"
-        finished+=("$out")
     else
         echo "run_all:     FAILED after $((SECONDS - start)) s; last lines of $out/run.log:" >&2
         tail -n 5 "$out/run.log" >&2
-        failed+=("$name")
-        finished+=("$out")  # listed in the table as failed
+        failed+=("$name")  # listed in the table as failed
     fi
 done
 
 if [ "$total" -eq 0 ]; then echo "run_all: no run named '$ONLY'" >&2; exit 2; fi
-$PY -m common.report "${finished[@]}" --out "$RESULTS_DIR" --title "Results ($PROFILE profile)" \
+# the table holds every run of the profile that has a folder (so --only refreshes one row)
+tabled=()
+for run in "${RUNS[@]}"; do
+    IFS='|' read -r name _ <<<"$run"
+    [ -d "$OUT_DIR/$name" ] && tabled+=("$OUT_DIR/$name")
+done
+$PY -m common.report "${tabled[@]}" --out "$RESULTS_DIR" --title "Results ($PROFILE profile)" \
     --note "Profile \`$PROFILE\`, data from \`$DATA_DIR\`, $(date -u +%Y-%m-%d). Each run's settings: \`run_config.yaml\` in its folder (re-run with \`--config\`); its log: \`run.log\`." \
     >/dev/null
 echo

@@ -109,6 +109,10 @@ class ChineseDataArguments(DataArguments):
                                   "choices": ["auto", "iob1", "iob2", "bioes"]}
     )
     stride: int = field(default=32, metadata={"help": "NER, long texts: tokens shared by consecutive windows."})
+    overlapping_spans: str = field(
+        default="error", metadata={"help": "NER, span files: overlapping spans are an error, or the shorter one is "
+                                           "dropped (and logged).", "choices": ["error", "keep_longest"]}
+    )
 
 
 @dataclass

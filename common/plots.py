@@ -48,7 +48,7 @@ def confusion_matrix(path, gold: np.ndarray, predicted: np.ndarray, label_names:
         for j in range(n):
             axes.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center",
                       color="white" if share[i, j] > 0.5 else "black", fontsize=8)
-    axes.set_title("Confusion matrix (validation, share of each true class)")
+    axes.set_title("Confusion matrix, validation\n(each row: share of a true class)", fontsize=10)
     return _save(figure, path)
 
 

@@ -74,6 +74,9 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
     pipeline_tag, task_name = TASKS[task]
     model = results.get("model", "?")
     from_scratch = "from scratch" in str(model)
+    local = Path(model).is_dir()
+    if local:
+        model = "/".join(Path(model).parts[-2:])  # a local folder, by its last parts
     labels = results.get("labels", [])
     metric = results.get("main_metric") or "accuracy"
     overall = [f"| {split} | {results[f'{prefix}_{name}']:.4f} |" for split, prefix in (("validation", "eval"), ("test", "test"))
@@ -87,7 +90,7 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "---",
         "library_name: transformers",
         f"pipeline_tag: {pipeline_tag}",
-        *([] if from_scratch else [f"base_model: {model}"]),
+        *([] if from_scratch or local else [f"base_model: {model}"]),
         "---",
         "",
         f"# {Path(path).parent.name}",

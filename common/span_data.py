@@ -41,10 +41,22 @@ def spans_of(label: dict, text: str, where: str) -> list[tuple[str, int, int]]:
     return spans
 
 
-def read_span_jsonl(path) -> TaggedSplit:
-    """CLUENER JSON lines: {"text", "label"?, "id"?}; without labels (a test file) the split is unlabelled."""
+def keep_longest(spans: list) -> tuple[list, list]:
+    """Resolve overlaps: keep the longest spans that do not overlap a kept one; also return the dropped ones."""
+    kept, dropped = [], []
+    for span in sorted(spans, key=lambda s: (s[1] - s[2], s[1])):
+        (dropped if any(span[1] <= k[2] and k[1] <= span[2] for k in kept) else kept).append(span)
+    return kept, dropped
+
+
+def read_span_jsonl(path, overlapping_spans: str = "error") -> TaggedSplit:
+    """CLUENER JSON lines: {"text", "label"?, "id"?}; without labels (a test file) the split is unlabelled.
+
+    Overlapping (nested) spans are an error, or with `overlapping_spans="keep_longest"` the shorter
+    one is dropped, and the log says which (CLUENER's training file nests one company in a book title).
+    """
     path = require_file(path)
-    texts, tags, lines, ids = [], [], [], []
+    texts, tags, lines, ids, dropped = [], [], [], [], []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -58,8 +70,12 @@ def read_span_jsonl(path) -> TaggedSplit:
             if not isinstance(text, str) or not text:
                 raise DataError(f"{where}: 'text' must be a non-empty string")
             if "label" in record:
+                spans = spans_of(record["label"], text, where)
+                if overlapping_spans == "keep_longest":
+                    spans, lost = keep_longest(spans)
+                    dropped += [f"line {number} {span}" for span in lost]
                 try:
-                    tags.append(spans_to_tags(spans_of(record["label"], text, where), len(text)))
+                    tags.append(spans_to_tags(spans, len(text)))
                 except ValueError as e:  # overlapping spans, named by spans_to_tags
                     raise DataError(f"{where}: {e}") from None
             else:
@@ -69,6 +85,9 @@ def read_span_jsonl(path) -> TaggedSplit:
             ids.append(record.get("id", len(ids)))
     if not texts:
         raise DataError(f"{path}: no texts (empty file)")
+    if dropped:
+        logger.warning(f"{path}: {len(dropped)} spans inside longer ones dropped (--overlapping_spans keep_longest): "
+                       + ", ".join(dropped[:10]))
     labelled = [t is not None for t in tags]
     if any(labelled) and not all(labelled):
         raise DataError(f"{path}, line {lines[labelled.index(False)][0]}: no 'label' (other lines have one)")
@@ -101,8 +120,10 @@ def read_char_bio(path) -> TaggedSplit:
     return TaggedSplit(texts, tags, lines, str(path), "char_bio")
 
 
-def read_char_file(path) -> TaggedSplit:
-    return read_span_jsonl(path) if Path(path).suffix.lower() in (".json", ".jsonl") else read_char_bio(path)
+def read_char_file(path, overlapping_spans: str = "error") -> TaggedSplit:
+    if Path(path).suffix.lower() in (".json", ".jsonl"):
+        return read_span_jsonl(path, overlapping_spans)
+    return read_char_bio(path)
 
 
 def cluener_label(text: str, tags: list[str]) -> dict:

@@ -204,6 +204,9 @@ def test_ner_recipe_with_a_pretrained_ernie_folder_writes_cluener_predictions_th
     assert scores["overall"]["f1"] == pytest.approx(results["eval_f1"], abs=1e-9)
     assert scores["position"]["f1"] == pytest.approx(results["eval_position_f1"], abs=1e-9)
     assert results["sizes"] == {"train": 600, "validation": 150}
+    card = (out / "README.md").read_text()
+    assert "pipeline_tag: token-classification" in card and "![entity_f1.png](entity_f1.png)" in card
+    assert f"| validation | position | {results['eval_position_precision']:.4f} |" in card
 
 
 @needs_cluener
@@ -234,3 +237,13 @@ def test_small_ernie_from_scratch_learns_chnsenticorp(tmp_path):
 
     classify = pipeline("text-classification", model=str(out))
     assert classify("这家酒店很好")[0]["label"] in ("negative", "positive")
+
+
+def test_overlapping_spans_can_keep_the_longest_and_say_so(tmp_path, caplog):
+    path = write_lines(tmp_path / "nested.json", [{"text": "读《北京大学史》", "label": {
+        "book": {"《北京大学史》": [[1, 7]]}, "organization": {"北京大学": [[2, 5]]}}}])
+    with pytest.raises(DataError, match=r"nested.json, line 1: spans \('book', 1, 7\) and \('organization', 2, 5\) overlap"):
+        read_span_jsonl(path)
+    split = read_span_jsonl(path, overlapping_spans="keep_longest")
+    assert tags_to_spans(split.tags[0]) == [("book", 1, 7)]
+    assert "1 spans inside longer ones dropped" in caplog.text and "line 1 ('organization', 2, 5)" in caplog.text

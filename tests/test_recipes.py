@@ -74,6 +74,27 @@ def test_output_directory_loads_in_pipeline(sentiment_run):
     assert (sentiment_run / "model.safetensors").exists()
 
 
+def test_run_report_files_card_plots_and_a_config_that_reruns(sentiment_run, sentiment_files, tiny_bert):
+    from PIL import Image
+
+    from common.config import parse_args
+
+    card = (sentiment_run / "README.md").read_text()
+    results = json.loads((sentiment_run / "all_results.json").read_text())
+    assert "pipeline_tag: text-classification" in card and "Labels (2): `neg`, `pos`" in card
+    assert f"| validation | {results['eval_accuracy']:.4f} |" in card
+    assert f"| validation | pos | {results['eval_precision_pos']:.4f} |" in card
+    assert "## Intended use and limitations" in card and "python recipes/sentiment/run.py --config run_config.yaml" in card
+    for plot in ("training_curves.png", "confusion_matrix.png"):
+        assert f"![{plot}]({plot})" in card
+        assert Image.open(sentiment_run / plot).size[0] > 300
+    # the saved config parses into the same settings as the run had
+    _, data_args, training_args = parse_args(None, ["--config", str(sentiment_run / "run_config.yaml")])
+    assert training_args.learning_rate == 2e-3 and training_args.num_train_epochs == 6
+    assert data_args.train_file == str(sentiment_files / "train.csv") and training_args.do_predict
+    assert training_args.recipe_config == parse_args(None, ["--config", str(sentiment_run / "run_config.yaml")])[2].recipe_config
+
+
 def test_multi_label_text_classification(tmp_path, tiny_bert):
     import random
 
@@ -146,3 +167,24 @@ def test_bad_input_exit_status_from_the_command_line(tmp_path):
     assert done.returncode == 2
     assert f"{tmp_path / 'train.csv'}, line 3: expected 2 fields, found 3" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_results_table_and_json_with_published_figures(tmp_path, sentiment_run):
+    from common import report
+
+    ner = tmp_path / "ner-conll2003"
+    ner.mkdir()
+    (ner / "all_results.json").write_text(json.dumps({
+        "model": "bert-base-cased", "main_metric": "f1", "eval_f1": 0.95, "test_f1": 0.9123, "train_runtime": 100.4,
+        "train_samples_per_second": 50.04, "hardware": "x86_64, 2 CPU threads",
+        "data": {"test": "/data/conll2003/test.txt"}, "sizes": {"validation": 3250, "test": 3453}}))
+    report.main([str(ner), str(sentiment_run), str(tmp_path / "missing"), "--out", str(tmp_path / "results")])
+    rows = json.loads((tmp_path / "results" / "results.json").read_text())["rows"]
+    assert [(r["run"], r.get("split")) for r in rows] == [
+        ("ner-conll2003", "validation"), ("ner-conll2003", "test"), (sentiment_run.name, "validation"), ("missing", None)]
+    assert rows[1]["score"] == 0.9123 and rows[1]["published"].startswith("0.9259 (bert-base-cased")
+    assert rows[1]["model differs"] == "no" and rows[0]["published"] == ""
+    assert rows[3]["status"].startswith("failed")
+    table = (tmp_path / "results" / "RESULTS.md").read_text()
+    assert "| ner-conll2003 | test | 3453 | bert-base-cased | f1 | 0.9123 |" in table
+    assert f"![{sentiment_run.name} confusion_matrix](" in table

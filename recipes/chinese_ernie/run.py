@@ -88,7 +88,7 @@ def classification(model_args, scratch_args, data_args, training_args):
 
 def ner(model_args, scratch_args, data_args, training_args):
     # Data: texts with character-level IOB2 tags, every span checked against its text on load
-    data = load_tagged_data(data_args, reader=read_char_file)
+    data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans))
     labels = label_list_for((data.splits.get("train") or data.splits["validation"]).tags)
     check_tags_known(data, labels)
     texts = {name: ["".join(chars) for chars in split.tokens] for name, split in data.splits.items()}

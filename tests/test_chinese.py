@@ -247,3 +247,18 @@ def test_overlapping_spans_can_keep_the_longest_and_say_so(tmp_path, caplog):
     split = read_span_jsonl(path, overlapping_spans="keep_longest")
     assert tags_to_spans(split.tags[0]) == [("book", 1, 7)]
     assert "1 spans inside longer ones dropped" in caplog.text and "line 1 ('organization', 2, 5)" in caplog.text
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "chnsenticorp").is_dir(), reason="../shared/data/chnsenticorp is missing")
+def test_classification_with_a_bert_from_scratch_writes_predictions_in_order(tmp_path):
+    out = tmp_path / "out"
+    chinese_recipe.main(["--config", str(REPO / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
+                         "--scratch_model_type", "bert", "--data_dir", str(SHARED_DATA), "--output_dir", str(out),
+                         "--max_train_samples", "300", "--max_eval_samples", "100", "--max_predict_samples", "50",
+                         "--num_train_epochs", "1", "--max_seq_length", "64"])
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["model"].startswith("bert from scratch") and json.loads((out / "config.json").read_text())["model_type"] == "bert"
+    predictions = __import__("pandas").read_csv(out / "predictions.csv")
+    test_texts = (SHARED_DATA / "chnsenticorp" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:51]
+    assert predictions["text"].tolist() == [line.split("\t", 1)[1] for line in test_texts]
+    assert set(predictions["predicted"]) <= {"negative", "positive"}

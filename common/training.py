@@ -36,8 +36,8 @@ class ShuffledLengthGroupedSampler(Sampler):
 
     Like transformers' LengthGroupedSampler, rows are shuffled, cut into groups of 50 batches and sorted
     by length within each group. That sampler then yields each group's batches longest to shortest, a
-    saw-tooth curriculum that costs NER ~1.3 F1 points (CoNLL-2003, one epoch); here the batches are
-    shuffled instead. The batch holding the longest row still comes first, so memory errors show early.
+    saw-tooth through the epoch; here the batches are shuffled instead (alone worth +0.2 test F1 on
+    CoNLL-2003, one epoch). The batch holding the longest row still comes first, so memory errors show early.
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, group_batches: int = 50):
@@ -80,7 +80,7 @@ class RecipeTrainer(Trainer):
         # Length-grouped token labels: a batch of short sentences holds few labelled tokens, and a
         # per-batch mean would weigh each of them several times more than a token of a long sentence.
         # Summing over tokens and dividing by the average per step weighs every token the same, as
-        # random batches do (CoNLL-2003: +0.8 test F1).
+        # random batches do (CoNLL-2003, with the shuffled batch order: test F1 0.788 -> 0.796).
         outputs = model(**inputs)
         logits = outputs["logits"]
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), inputs["labels"].flatten(),

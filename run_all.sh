@@ -46,7 +46,7 @@ quick)
         "text_classification-ag_news|text_classification|ag_news|--model $MODEL_EN --num_train_epochs 1"
         "ner-conll2003|ner|conll2003|--model $MODEL_EN --do_predict"
         "chinese-chnsenticorp|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3"
-        "chinese-cluener|chinese_ernie|cluener_scratch|--num_train_epochs 4"
+        "chinese-cluener|chinese_ernie|cluener_scratch|"
     ) ;;
 full)
     MODEL_ZH=${MODEL_ZH:-nghuyong/ernie-3.0-base-zh}

@@ -78,6 +78,14 @@ def _assign_words(windows: list[Window], ends: np.ndarray) -> None:
         w.own_start, w.own_end = (int(owned[0]), int(owned[-1]) + 1) if len(owned) else (w.start, w.start)
 
 
+def log_windowed(windows: list[Window], count: int, max_length: int, name: str, what: str) -> None:
+    """Say how many sentences (or texts) were too long for one window: never cut without a word."""
+    long = sum(1 for n in Counter(w.sentence for w in windows).values() if n > 1)
+    if long:
+        logger.warning(f"{name}: {long:,} {what} longer than {max_length} tokens were split into overlapping "
+                       f"windows ({len(windows):,} windows for {count:,} {what})")
+
+
 def continuation_label(tag: str) -> str:
     return "I-" + tag[2:] if tag.startswith("B-") else tag
 
@@ -161,11 +169,7 @@ def encode_tagged_split(sentences: list[list[str]], tags: list[list[str]] | None
                              for w, ids in zip(windows, word_ids)]
     features = TaggedFeatures(datasets.Dataset.from_dict(columns), windows, word_ids, [len(s) for s in sentences])
 
-    windows_per_sentence = Counter(w.sentence for w in windows)
-    long_sentences = sum(1 for count in windows_per_sentence.values() if count > 1)
-    if long_sentences:
-        logger.warning(f"{name}: {long_sentences:,} sentences longer than {max_length} tokens were split into "
-                       f"overlapping windows ({len(windows):,} windows for {len(sentences):,} sentences)")
+    log_windowed(windows, len(sentences), max_length, name, "sentences")
     if empty_words:
         logger.warning(f"{name}: {empty_words:,} words that the tokenizer turns into nothing were read as "
                        f"{tokenizer.unk_token!r}")

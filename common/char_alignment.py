@@ -14,13 +14,12 @@ tokenizer's word boundaries, each character predicted from the window where it h
 """
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 
 import datasets
 import numpy as np
 
-from common.alignment import IGNORE, Window, continuation_label, plan_windows
+from common.alignment import IGNORE, Window, continuation_label, log_windowed, plan_windows
 from common.tagging import parse_tag
 
 logger = logging.getLogger(__name__)
@@ -128,10 +127,7 @@ def encode_char_split(texts: list[str], char_tags: list[list[str]] | None, token
     if char_tags is not None:
         columns["labels"] = labels
     features = CharFeatures(datasets.Dataset.from_dict(columns), windows, token_chars, [len(t) for t in texts])
-    long_texts = sum(1 for count in Counter(w.sentence for w in windows).values() if count > 1)
-    if long_texts:
-        logger.warning(f"{name}: {long_texts:,} texts longer than {max_length} tokens were split into overlapping "
-                       f"windows ({len(windows):,} windows for {len(texts):,} texts)")
+    log_windowed(windows, len(texts), max_length, name, "texts")
     if cut_words:
         logger.warning(f"{name}: {cut_words:,} words longer than a window: their last characters take the tag "
                        f"of the last token that fits")

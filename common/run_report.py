@@ -6,7 +6,6 @@ the run), `training_curves.png`, `confusion_matrix.png` (classification) or `ent
 and `README.md`, a model card with the task, data, labels, settings, results and limitations.
 """
 
-import json
 import logging
 from pathlib import Path
 

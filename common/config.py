@@ -141,6 +141,12 @@ class RecipeTrainingArguments(TrainingArguments):
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after N evaluations without improvement of metric_for_best_model."}
     )
+    pack_batches: bool = field(
+        default=False, metadata={"help": "Token classification: put the sentences of each training batch end to end "
+                                         "in shared rows (own positions, 4-D attention mask) instead of padding them. "
+                                         "Checked on the model before training; falls back to padding if it changes "
+                                         "the logits."}
+    )
 
 
 

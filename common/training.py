@@ -5,6 +5,8 @@
   with the lengths read from the Arrow column in one call, instead of Trainer's row-by-row pass;
 - with length-grouped batches and token labels, the loss weighs every labelled token the same
   (a sum over tokens divided by the average number per step), instead of every batch the same;
+- with `pack_batches`, the sentences of each training batch share rows instead of being padded
+  (see common/packing.py): random batches at about the cost of length-grouped ones;
 - evaluation and prediction run in batches sorted by length (little padding), and both
   `compute_metrics` and `predict()` see the rows in the dataset's own order. (Stock Trainer with
   `group_by_length` shuffles the evaluation order too, and returns predictions in that order.)
@@ -19,6 +21,8 @@ import torch
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, EvalPrediction, Trainer
 from torch.utils.data import Sampler
 from transformers.trainer_utils import PredictionOutput
+
+from common.packing import MASK_KINDS, PackedBatchCollator, packing_error
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +90,23 @@ class RecipeTrainer(Trainer):
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), inputs["labels"].flatten(),
                                                  ignore_index=-100, reduction="sum") / self._tokens_per_step
         return (loss, outputs) if return_outputs else loss
+
+    def get_train_dataloader(self):
+        if not self.args.pack_batches:
+            return super().get_train_dataloader()
+        implementation = getattr(self.model.config, "_attn_implementation", None)
+        packed = PackedBatchCollator(self.processing_class.pad_token_id, MASK_KINDS.get(implementation, "bool"))
+        sample = [self.train_dataset[i] for i in range(min(8, len(self.train_dataset)))]
+        problem = packing_error(self.model, sample, packed)
+        if problem:
+            logger.warning(f"pack_batches: not packing, {problem}; batches are padded instead")
+            return super().get_train_dataloader()
+        logger.info("Training batches: packed (each batch's sentences share rows; checked on this model)")
+        padded, self.data_collator = self.data_collator, packed
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = padded  # evaluation and prediction keep padded, length-sorted batches
 
     def _get_train_sampler(self, train_dataset=None):
         train_dataset = train_dataset if train_dataset is not None else self.train_dataset

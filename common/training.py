@@ -7,11 +7,15 @@
   (a sum over tokens divided by the average number per step), instead of every batch the same;
 - with `pack_batches`, the sentences of each training batch share rows instead of being padded
   (see common/packing.py): random batches at about the cost of length-grouped ones;
+- a model whose loss is its own mean (BERT-style heads) is not treated as dividing by Trainer's
+  count of labelled tokens, so its loss is averaged over gradient-accumulation steps and not
+  multiplied by the number of processes (stock Trainer does both wrongly for such models);
 - evaluation and prediction run in batches sorted by length (little padding), and both
   `compute_metrics` and `predict()` see the rows in the dataset's own order. (Stock Trainer with
   `group_by_length` shuffles the evaluation order too, and returns predictions in that order.)
 """
 
+import inspect
 import logging
 
 import numpy as np
@@ -63,6 +67,14 @@ class ShuffledLengthGroupedSampler(Sampler):
         return iter(torch.cat(batches).tolist())
 
 
+def loss_divides_by_item_count(model) -> bool:
+    """Whether the model's loss divides by Trainer's `num_items_in_batch` (it does through `self.loss_function`)."""
+    try:
+        return "self.loss_function" in inspect.getsource(type(model).forward)
+    except (OSError, TypeError):  # no source to read: keep Trainer's assumption
+        return True
+
+
 def _reorder(values, order):
     if values is None:
         return None
@@ -76,6 +88,11 @@ class RecipeTrainer(Trainer):
         self._eval_order = None  # the row order of the last evaluation or prediction
         self._tokens_per_step = None  # labelled tokens per optimizer step, for token-weighted loss
         super().__init__(*args, compute_metrics=self._in_input_order(compute_metrics), **kwargs)
+        # Trainer takes a forward with **kwargs to use num_items_in_batch, and then neither divides the loss by the
+        # gradient-accumulation steps nor undoes the world-size factor it applies for DDP. BERT-style heads take
+        # **kwargs but return their own mean: their loss and gradients came out GA x or N-processes x too large.
+        if self.model_accepts_loss_kwargs and not loss_divides_by_item_count(self.accelerator.unwrap_model(self.model)):
+            self.model_accepts_loss_kwargs = False
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not (model.training and self._tokens_per_step and "labels" in inputs):

@@ -28,6 +28,9 @@ def test_two_processes_with_the_same_global_batch_match_one_process(tmp_path):
                       + ["--master_port", "29533"], tmp_path / "two", 16)  # same global batch: 2 x 16
     assert single["world_size"] == 1 and double["world_size"] == 2
     assert abs(single["eval_accuracy"] - double["eval_accuracy"]) <= 0.01, (single["eval_accuracy"], double["eval_accuracy"])
+    # the losses are means over the same examples, not multiplied by the number of processes
+    assert double["eval_loss"] == pytest.approx(single["eval_loss"], rel=0.15), (single["eval_loss"], double["eval_loss"])
+    assert double["train_loss"] == pytest.approx(single["train_loss"], rel=0.15), (single["train_loss"], double["train_loss"])
     assert log.count("Results written to") == 1  # only the main process writes outputs
     assert log.count("Model card written to") == 1
     assert (tmp_path / "two" / "model.safetensors").is_file() and (tmp_path / "two" / "README.md").is_file()

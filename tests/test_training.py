@@ -171,3 +171,22 @@ def test_early_stopping_is_wired_to_the_flag(tmp_path, tiny_bert):
 
     assert EarlyStoppingCallback in callbacks(early_stopping_patience=2)
     assert EarlyStoppingCallback not in callbacks()
+
+
+def test_a_model_that_takes_its_own_mean_is_averaged_over_accumulation_steps(tmp_path, tiny_bert):
+    from transformers import AutoModelForTokenClassification
+
+    from common.training import loss_divides_by_item_count
+
+    model = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3)
+    assert not loss_divides_by_item_count(model)  # BERT heads: CrossEntropyLoss() mean, **kwargs ignored
+    args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), gradient_accumulation_steps=2, report_to="none")
+    trainer = RecipeTrainer(model=model, args=args)
+    assert trainer.model_accepts_loss_kwargs is False  # stock Trainer: True, from the **kwargs in forward
+    batch = {"input_ids": torch.tensor([[5, 6, 7, 8]]), "labels": torch.tensor([[0, 1, 2, -100]])}
+    trainer.current_gradient_accumulation_steps = 2
+    model.train()
+    mean = model(**batch).loss.item()
+    # the training loop passes the step's labelled-token count; the model ignores it, so the loss must be halved
+    step_loss = trainer.training_step(model, batch, num_items_in_batch=torch.tensor(3))
+    assert step_loss.item() == pytest.approx(mean / 2, rel=1e-5)

@@ -117,6 +117,7 @@ class RecipeTrainer(Trainer):
         problem = packing_error(self.model, sample, packed)
         if problem:
             logger.warning(f"pack_batches: not packing, {problem}; batches are padded instead")
+            self.args.pack_batches = False  # so that all_results.json and the model card say what ran
             return super().get_train_dataloader()
         logger.info("Training batches: packed (each batch's sentences share rows; checked on this model)")
         padded, self.data_collator = self.data_collator, packed

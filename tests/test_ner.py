@@ -224,6 +224,7 @@ def test_ner_recipe_learns_and_scores_entities(ner_run):
     results = json.loads((out / "all_results.json").read_text())
     assert results["labels"] == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
     assert results["eval_f1"] >= 0.9 and results["test_f1"] >= 0.9
+    assert results["padding"] == "packed" and results["train_sampling_strategy"] == "random"  # the config's default
     for key in ("test_precision", "test_recall", "test_accuracy", "test_PER_f1", "test_LOC_number", "eval_PER_recall"):
         assert key in results, key
 

@@ -102,3 +102,4 @@ def test_trainer_falls_back_to_padding_and_says_why(tmp_path, tiny_bert, caplog)
         batch = next(iter(trainer.get_train_dataloader()))
     assert batch["attention_mask"].dim() == 2 and "position_ids" not in batch
     assert "pack_batches: not packing" in caplog.text
+    assert trainer.args.pack_batches is False  # the results report padded batches

@@ -1,11 +1,11 @@
 """Packed training batches for token classification: the sentences of a random batch share rows.
 
 A random batch of short sentences padded to its longest is mostly padding (CoNLL-2003: 32 sentences
-of 23 subwords on average, padded to about 55). Packed, the batch's sentences sit end to end in as few
+of 20 subwords on average padded to about 52, 61% padding). Packed, the batch's sentences sit end to end in as few
 rows as its longest sentence allows, each with positions from 0 and an attention mask that keeps it
 to itself, so every token gets the logits of its sentence alone and the loss is the usual mean over
 the batch's labelled tokens. The batches are the reference scripts' random ones, at about the cost
-of length-grouped batches. `packing_error` checks this on the model itself before training, since
+of length-grouped batches (5% padding left). `packing_error` checks this on the model itself before training, since
 not every architecture takes explicit positions and a 4-D mask as given (RoBERTa counts its
 positions from after the padding index; flash attention takes no 4-D mask).
 """

@@ -7,7 +7,7 @@ to itself, so every token gets the logits of its sentence alone and the loss is 
 the batch's labelled tokens. The batches are the reference scripts' random ones, at about the cost
 of length-grouped batches (5% padding left). `packing_error` checks this on the model itself before training, since
 not every architecture takes explicit positions and a 4-D mask as given (RoBERTa counts its
-positions from after the padding index; flash attention takes no 4-D mask).
+positions from after the padding index, DeBERTa-v2 builds its own mask, flash attention takes none).
 """
 
 import torch

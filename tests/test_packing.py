@@ -5,8 +5,10 @@ import logging
 import datasets
 import pytest
 import torch
-from transformers import (AutoModelForTokenClassification, DataCollatorForTokenClassification, DistilBertConfig,
-                          DistilBertForTokenClassification, RobertaConfig, RobertaForTokenClassification)
+from transformers import (AutoModelForTokenClassification, DataCollatorForTokenClassification, DebertaV2Config,
+                          DebertaV2ForTokenClassification, DistilBertConfig, DistilBertForTokenClassification,
+                          ElectraConfig, ElectraForTokenClassification, ErnieConfig, ErnieForTokenClassification,
+                          RobertaConfig, RobertaForTokenClassification)
 
 from common.config import ModelArguments, RecipeTrainingArguments
 from common.heads import load_tokenizer
@@ -67,9 +69,18 @@ def tiny_roberta():
                 num_attention_heads=2, intermediate_size=64, max_position_embeddings=40, pad_token_id=1)
 
 
+SMALL = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+
+
 def test_packing_is_checked_on_each_architecture():
     distilbert = tiny(DistilBertConfig, DistilBertForTokenClassification, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
     assert packing_error(distilbert, features(), PackedBatchCollator(0)) is None
+    electra = tiny(ElectraConfig, ElectraForTokenClassification, embedding_size=16, **SMALL)
+    assert packing_error(electra, features(), PackedBatchCollator(0)) is None
+    ernie = tiny(ErnieConfig, ErnieForTokenClassification, use_task_id=True, **SMALL)
+    assert packing_error(ernie, features(), PackedBatchCollator(0)) is None
+    deberta = tiny(DebertaV2Config, DebertaV2ForTokenClassification, **SMALL)  # builds its own 2-D mask
+    assert "does not take packed rows" in packing_error(deberta, features(), PackedBatchCollator(0))
     # RoBERTa's positions start after its padding index, so positions from 0 change the logits
     assert "change its logits" in packing_error(tiny_roberta(), features(), PackedBatchCollator(1))
     flash = tiny_roberta()

@@ -67,6 +67,8 @@ class PackedBatchCollator:
 
 def packing_error(model, features: list[dict], collator: PackedBatchCollator, tolerance: float = 1e-3) -> str | None:
     """Why packing would change this model's outputs on these features, or None if it does not."""
+    if any(not isinstance(f.get("labels", []), list) for f in features):
+        return "it is for token labels, and these rows have one label each"
     implementation = getattr(model.config, "_attn_implementation", None)
     if implementation not in MASK_KINDS:
         return f"attention implementation {implementation!r} takes no 4-D mask (only {sorted(MASK_KINDS)})"

@@ -109,7 +109,7 @@ class RecipeTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def get_train_dataloader(self):
-        if not self.args.pack_batches:
+        if not getattr(self.args, "pack_batches", False):
             return super().get_train_dataloader()
         implementation = getattr(self.model.config, "_attn_implementation", None)
         packed = PackedBatchCollator(self.processing_class.pad_token_id, MASK_KINDS.get(implementation, "bool"))

@@ -79,6 +79,8 @@ def test_packing_is_checked_on_each_architecture():
     assert packing_error(electra, features(), PackedBatchCollator(0)) is None
     ernie = tiny(ErnieConfig, ErnieForTokenClassification, use_task_id=True, **SMALL)
     assert packing_error(ernie, features(), PackedBatchCollator(0)) is None
+    one_label_each = [{"input_ids": [2, 7, 3], "labels": 1}]
+    assert "token labels" in packing_error(distilbert, one_label_each, PackedBatchCollator(0))
     deberta = tiny(DebertaV2Config, DebertaV2ForTokenClassification, **SMALL)  # builds its own 2-D mask
     assert "does not take packed rows" in packing_error(deberta, features(), PackedBatchCollator(0))
     # RoBERTa's positions start after its padding index, so positions from 0 change the logits

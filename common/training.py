@@ -22,10 +22,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, EvalPrediction, Trainer
+from transformers import (DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback,
+                          EvalPrediction, Trainer)
 from torch.utils.data import Sampler
 from transformers.trainer_utils import PredictionOutput
 
+from common.metrics import entity_metrics
 from common.packing import MASK_KINDS, PackedBatchCollator, packing_error
 
 logger = logging.getLogger(__name__)
@@ -224,3 +226,24 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
         if split_metrics:
             trainer.log_metrics(split, split_metrics)
     return results, predictions
+
+
+def train_tagger(model, tokenizer, training_args, features: dict, splits: dict, labels: list[str],
+                 validation_predictions: bool = False) -> tuple[RecipeTrainer, dict, dict[str, PredictionOutput]]:
+    """Token classification: a trainer scoring entities on each split's own words (or characters), and its stages.
+
+    `features[name]` holds a split's model windows (`.dataset`) and maps predictions back to the units of
+    `splits[name]` (tagged words or characters); test metrics only where the test split has tags.
+    """
+    def metrics_for(split):
+        return entity_metrics(features[split], splits[split].tags, labels) if split in splits else None
+
+    trainer = build_trainer(model, training_args, tokenizer,
+                            features["train"].dataset if "train" in features else None,
+                            features["validation"].dataset if "validation" in features else None,
+                            metrics_for("validation"), DataCollatorForTokenClassification(tokenizer))
+    test_labelled = "test" in splits and splits["test"].tags is not None
+    results, predictions = train_evaluate_predict(trainer, {name: f.dataset for name, f in features.items()},
+                                                  training_args, metrics_for("test") if test_labelled else None,
+                                                  validation_predictions)
+    return trainer, results, predictions

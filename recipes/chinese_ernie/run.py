@@ -16,8 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,
-                          DataCollatorForTokenClassification, set_seed)
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
@@ -28,7 +27,7 @@ from common.config import (ChineseDataArguments, ModelArguments, RecipeTrainingA
 from common.data import load_data
 from common.heads import build_classifier, build_token_classifier, load_tokenizer
 from common.labels import build_label_list, encode_labels
-from common.metrics import classification_metrics, entity_metrics
+from common.metrics import classification_metrics
 from common.results import run_facts, write_all_results, write_classification_predictions
 from common.run_report import write_run_report
 from common.scratch import character_tokenizer, describe, scratch_model
@@ -36,7 +35,7 @@ from common.span_data import read_char_file, write_cluener_predictions
 from common.tagging import label_list_for
 from common.token_data import check_tags_known, load_tagged_data
 from common.tokenization import max_input_length, tokenize_splits
-from common.training import build_trainer, train_evaluate_predict
+from common.training import build_trainer, train_evaluate_predict, train_tagger
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "chnsenticorp.yaml"
 logger = logging.getLogger(__name__)
@@ -100,17 +99,8 @@ def ner(model_args, scratch_args, data_args, training_args):
                 for name, split in data.splits.items()}
 
     # Train, evaluate, predict: entity scores on characters (exact span and type, as CLUENER counts)
-    def metrics_for(split):
-        return entity_metrics(features[split], data.splits[split].tags, labels) if split in data.splits else None
-
-    trainer = build_trainer(model, training_args, tokenizer,
-                            features["train"].dataset if "train" in features else None,
-                            features["validation"].dataset if "validation" in features else None,
-                            metrics_for("validation"), DataCollatorForTokenClassification(tokenizer))
-    test_labelled = "test" in data.splits and data.splits["test"].tags is not None
-    results, predictions = train_evaluate_predict(trainer, {name: f.dataset for name, f in features.items()},
-                                                  training_args, metrics_for("test") if test_labelled else None,
-                                                  validation_predictions=True)
+    trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels,
+                                                 validation_predictions=True)
 
     # Outputs: all_results.json; each predicted split in CLUENER's JSON format, in input order
     if trainer.is_world_process_zero():

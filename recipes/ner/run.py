@@ -12,20 +12,19 @@ import logging
 import sys
 from pathlib import Path
 
-from transformers import DataCollatorForTokenClassification, set_seed
+from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
 from common.alignment import encode_tagged_split, require_fast_tokenizer
 from common.config import ModelArguments, RecipeTrainingArguments, TokenDataArguments, parse_args, run_main, setup_logging
 from common.heads import build_token_classifier, load_tokenizer
-from common.metrics import entity_metrics
 from common.results import run_facts, write_all_results, write_entities, write_tagged_predictions
 from common.run_report import write_run_report
 from common.tagging import label_list_for
 from common.token_data import check_tags_known, load_tagged_data
 from common.tokenization import max_input_length
-from common.training import build_trainer, train_evaluate_predict
+from common.training import train_tagger
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "conll2003.yaml"
 logger = logging.getLogger(__name__)
@@ -54,17 +53,7 @@ def main(argv=None):
                 for name, split in data.splits.items()}
 
     # Train, evaluate, predict: metrics on the words of each split
-    def metrics_for(split):
-        return entity_metrics(features[split], data.splits[split].tags, labels) if split in data.splits else None
-
-    trainer = build_trainer(model, training_args, tokenizer,
-                            features["train"].dataset if "train" in features else None,
-                            features["validation"].dataset if "validation" in features else None,
-                            metrics_for("validation"), DataCollatorForTokenClassification(tokenizer))
-    datasets = {name: f.dataset for name, f in features.items()}
-    test_labelled = "test" in data.splits and data.splits["test"].tags is not None
-    results, predictions = train_evaluate_predict(trainer, datasets, training_args,
-                                                 metrics_for("test") if test_labelled else None)
+    trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels)
 
     # Outputs: all_results.json, model card, plots; predictions in the test file's own layout, and entities
     if trainer.is_world_process_zero():

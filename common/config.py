@@ -149,7 +149,6 @@ class RecipeTrainingArguments(TrainingArguments):
     )
 
 
-
 def bf16_supported() -> bool:
     """bf16 pays off on GPUs that have it and on CPUs with AVX-512 BF16 or AMX; elsewhere it is emulated and slow."""
     if torch.cuda.is_available():

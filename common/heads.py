@@ -42,12 +42,16 @@ def load_tokenizer(model_args, words_given: bool = False):
     return tokenizer
 
 
+def label_settings(label_list: list[str]) -> dict:
+    """Config fields for a head over `label_list`: names in the saved model, so pipelines show them."""
+    return {"num_labels": len(label_list), "id2label": dict(enumerate(label_list)),
+            "label2id": {label: i for i, label in enumerate(label_list)}}
+
+
 def _load_with_head(auto_class, model_args, label_list: list[str], tokenizer, **config_kwargs):
     config = AutoConfig.from_pretrained(
         model_args.model_name_or_path,
-        num_labels=len(label_list),
-        id2label=dict(enumerate(label_list)),
-        label2id={label: i for i, label in enumerate(label_list)},
+        **label_settings(label_list),
         cache_dir=model_args.cache_dir,
         revision=model_args.model_revision,
         trust_remote_code=model_args.trust_remote_code,

@@ -13,6 +13,8 @@ import numpy as np
 import yaml
 
 from common import plots
+from common.report import model_name
+from common.tagging import entity_types
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +32,7 @@ def write_run_report(output_dir, results: dict, training_args, log_history: list
     written.append(plots.training_curves(output_dir / "training_curves.png", log_history, metric))
     labels = results.get("labels", [])
     if task == "ner":
-        types = sorted({label[2:] for label in labels if label != "O"})
-        written.append(plots.entity_f1_bars(output_dir / "entity_f1.png", results, types))
+        written.append(plots.entity_f1_bars(output_dir / "entity_f1.png", results, entity_types(labels)))
     elif validation_prediction is not None and validation_prediction.label_ids is not None:
         logits = validation_prediction.predictions
         gold = np.asarray(validation_prediction.label_ids)
@@ -55,7 +56,7 @@ def _score_rows(results: dict, labels: list[str], task: str) -> list[str]:
     rows = []
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if task == "ner":
-            for kind in sorted({label[2:] for label in labels if label != "O"}):
+            for kind in entity_types(labels):
                 if f"{prefix}_{kind}_f1" in results:
                     rows.append(f"| {split} | {kind} | {results[f'{prefix}_{kind}_precision']:.4f} | "
                                 f"{results[f'{prefix}_{kind}_recall']:.4f} | {results[f'{prefix}_{kind}_f1']:.4f} | "
@@ -74,8 +75,7 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
     model = results.get("model", "?")
     from_scratch = "from scratch" in str(model)
     local = Path(model).is_dir()
-    if local:
-        model = "/".join(Path(model).parts[-2:])  # a local folder, by its last parts
+    model = model_name(model)
     labels = results.get("labels", [])
     metric = results.get("main_metric") or "accuracy"
     overall = [f"| {split} | {results[f'{prefix}_{name}']:.4f} |" for split, prefix in (("validation", "eval"), ("test", "test"))

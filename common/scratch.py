@@ -13,6 +13,8 @@ from collections import Counter
 
 from transformers import AutoConfig, BertTokenizerFast
 
+from common.heads import label_settings
+
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -60,9 +62,7 @@ def scratch_model(auto_class, scratch_args, label_list: list[str], tokenizer):
         intermediate_size=4 * scratch_args.scratch_hidden_size,
         max_position_embeddings=tokenizer.model_max_length,
         pad_token_id=tokenizer.pad_token_id,
-        num_labels=len(label_list),
-        id2label=dict(enumerate(label_list)),
-        label2id={label: i for i, label in enumerate(label_list)},
+        **label_settings(label_list),
     )
     model = auto_class.from_config(config)
     logger.info(f"New {config.model_type} model from scratch: {config.num_hidden_layers} layers, hidden "

@@ -83,3 +83,8 @@ def label_list_for(tag_sequences) -> list[str]:
     """'O', then B- and I- of every type in alphabetical order; I-X is always there when B-X is."""
     kinds = sorted({parse_tag(tag)[1] for tags in tag_sequences for tag in tags} - {None})
     return ["O"] + [f"{prefix}-{kind}" for kind in kinds for prefix in ("B", "I")]
+
+
+def entity_types(label_list: list[str]) -> list[str]:
+    """The entity types of an IOB2 tag set (B-PER, I-PER, ... -> PER), sorted."""
+    return sorted({parse_tag(label)[1] for label in label_list if label != "O"})

@@ -75,6 +75,7 @@ def load(args, extra: list[str]):
 def phase_train(args, reference: bool) -> dict:
     from transformers import TrainerCallback
 
+    from common.config import precision_name
     from common.training import build_trainer
 
     class SteadyClock(TrainerCallback):
@@ -113,7 +114,7 @@ def phase_train(args, reference: bool) -> dict:
     flops_per_token = 6 * parameters + 6 * 2 * config.num_hidden_layers * config.hidden_size * mean_length
     return {"samples/s": len(timed) * training_args.train_batch_size / elapsed, "non-pad tokens/s": tokens / elapsed,
             "padding": 1 - tokens / positions, "peak MB": peak_rss_mb(),
-            "precision": "bf16" if training_args.bf16 else "fp32", "flops_per_token": flops_per_token}
+            "precision": precision_name(training_args), "flops_per_token": flops_per_token}
 
 
 def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:

@@ -22,6 +22,8 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from common.data import DataError
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class ModelArguments:
@@ -156,6 +158,23 @@ def bf16_supported() -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
+def precision_name(training_args) -> str:
+    """The precision Trainer really trains in: its --bf16/--fp16 flags, else `accelerate launch`'s mixed_precision."""
+    mixed = getattr(training_args, "mixed_precision", None) or ("bf16" if training_args.bf16 else
+                                                                "fp16" if training_args.fp16 else "no")
+    return "fp32" if mixed == "no" else mixed
+
+
+def warn_if_accelerate_starved_threads() -> None:
+    """`accelerate launch` without a GPU sets OMP_NUM_THREADS=1 unless told otherwise: say it costs cores."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores = (os.cpu_count() or 1) // processes
+    if "ACCELERATE_MIXED_PRECISION" in os.environ and not torch.cuda.is_available() and torch.get_num_threads() < cores:
+        logger.warning(f"This process runs {torch.get_num_threads()} CPU thread(s) of the {cores} it could use "
+                       f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, accelerate launch's default without a "
+                       f"GPU): add --num_cpu_threads_per_process {cores} to accelerate launch, or use python/torchrun.")
+
+
 def config_to_flags(config: dict, source: str, known: set[str]) -> list[str]:
     """Turn a config mapping into command-line flags; an unknown key is an error naming the file."""
     flags = []
@@ -241,6 +260,7 @@ def setup_logging(training_args) -> None:
     library_level = training_args.get_process_log_level()
     datasets.utils.logging.set_verbosity(library_level)
     transformers.utils.logging.set_verbosity(library_level)
+    warn_if_accelerate_starved_threads()
 
 
 def run_main(main) -> None:

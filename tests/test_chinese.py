@@ -1,20 +1,20 @@
 """Chinese recipe: character-exact span alignment, CLUENER reading and writing, tiny ERNIE/BERT runs."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, SHARED_DATA
 
-from common.char_alignment import encode_char_split, fill_uncovered
-from common.data import DataError
-from common.scratch import character_tokenizer
-from common.span_data import cluener_label, read_char_bio, read_span_jsonl, span_scores, spans_of
-from common.tagging import label_list_for, spans_to_tags, tags_to_spans
+from common.data.errors import DataError
+from common.data.tag_schemes import label_list_for, spans_to_tags, tags_to_spans
+from recipes.chinese_ernie.characters import encode_char_split, fill_uncovered
+from recipes.chinese_ernie.cluener import cluener_label, read_char_bio, read_span_jsonl, span_scores, spans_of
+from recipes.chinese_ernie.scratch import character_tokenizer
 
-sys.path.insert(0, str(REPO / "recipes" / "chinese_ernie"))
-import run as chinese_recipe  # noqa: E402
+
+@pytest.fixture(scope="module")
+def chinese(recipe):
+    return recipe("chinese_ernie")
 
 # Mixed Han / Latin / digits, spaces, full-width punctuation and letters, an emoji, entities at both ends.
 TEXTS = [
@@ -93,13 +93,7 @@ def test_entity_boundary_inside_a_word_piece_is_counted(tmp_path, caplog):
     assert tags_to_spans(predicted[0]) == [("product", 8, 9)]  # "iphone" was trained as O: only "12" survives
 
 
-def write_lines(path, records):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n"
-                            for r in records), encoding="utf-8")
-    return path
-
-
-def test_cluener_file_read_and_written_back(tmp_path):
+def test_cluener_file_read_and_written_back(tmp_path, write_lines):
     records = [{"text": t, "label": cluener_label(t, spans_to_tags(s, len(t)))} for t, s in TEXTS]
     split = read_span_jsonl(write_lines(tmp_path / "dev.json", records))
     assert [tags_to_spans(t) for t in split.tags] == [s for _, s in TEXTS]
@@ -113,7 +107,7 @@ def test_cluener_file_read_and_written_back(tmp_path):
     ({"name": {"彭小军": [[0, 2]]}, "person": {"小军": [[1, 2]]}}, "line 2: spans ('name', 0, 2) and ('person', 1, 2) overlap"),
     ({"name": {"彭小军": [0, 2]}}, "line 2: name '彭小军': 0 is not [start, end]"),
 ])
-def test_bad_spans_name_file_and_line(tmp_path, label, message):
+def test_bad_spans_name_file_and_line(tmp_path, label, message, write_lines):
     path = write_lines(tmp_path / "bad.json", [{"text": "北京", "label": {}}, {"text": TEXTS[0][0], "label": label}])
     with pytest.raises(DataError, match=str(path).replace("\\", "\\\\") + ", " + _escape(message)):
         read_span_jsonl(path)
@@ -124,7 +118,7 @@ def _escape(text):
     return re.escape(text)
 
 
-def test_invalid_json_line_names_file_and_line(tmp_path):
+def test_invalid_json_line_names_file_and_line(tmp_path, write_lines):
     path = write_lines(tmp_path / "bad.json", [{"text": "北京", "label": {}}, '{"text": "上海", "label": '])
     with pytest.raises(DataError, match=r"bad.json, line 2: invalid JSON"):
         read_span_jsonl(path)
@@ -148,9 +142,9 @@ def test_span_scores_count_exact_span_and_type():
     assert scores["address"]["f1"] == 1.0 and scores["name"]["f1"] == 0.0
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "cluener2020").is_dir(), reason="../shared/data/cluener2020 is missing")
-def test_cluener_dev_spans_to_tags_and_back_reproduce_every_entity():
-    path = SHARED_DATA / "cluener2020" / "dev.json"
+@pytest.mark.needs_data("cluener2020")
+def test_cluener_dev_spans_to_tags_and_back_reproduce_every_entity(shared_data):
+    path = shared_data / "cluener2020" / "dev.json"
     split = read_span_jsonl(path)
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     original = {(i, *span) for i, r in enumerate(records) for span in spans_of(r["label"], r["text"], "dev")}
@@ -161,9 +155,6 @@ def test_cluener_dev_spans_to_tags_and_back_reproduce_every_entity():
         return {kind: {surface: sorted(pairs) for surface, pairs in surfaces.items()} for kind, surfaces in label.items()}
 
     assert [cluener_label(r["text"], tags) for r, tags in zip(records, split.tags)] == [ordered(r["label"]) for r in records]
-
-
-needs_cluener = pytest.mark.skipif(not (SHARED_DATA / "cluener2020").is_dir(), reason="../shared/data/cluener2020 is missing")
 
 
 def make_ernie(folder, texts, use_task_id=True):
@@ -185,16 +176,16 @@ def first_lines(source, path, n):
     return path
 
 
-@needs_cluener
-def test_ner_recipe_with_a_pretrained_ernie_folder_writes_cluener_predictions_that_score_the_same(tmp_path):
-    cluener = SHARED_DATA / "cluener2020"
+@pytest.mark.needs_data("cluener2020")
+def test_ner_recipe_with_a_pretrained_ernie_folder_writes_cluener_predictions_that_score_the_same(tmp_path, shared_data, repo, chinese):
+    cluener = shared_data / "cluener2020"
     train, dev = first_lines(cluener / "train.json", tmp_path / "train.json", 600), first_lines(cluener / "dev.json", tmp_path / "dev.json", 150)
     model = make_ernie(tmp_path / "ernie", [json.loads(line)["text"] for line in train.read_text().splitlines()])
     out = tmp_path / "out"
-    chinese_recipe.main(["--config", str(REPO / "recipes/chinese_ernie/configs/cluener.yaml"), "--model", str(model),
-                         "--train_file", str(train), "--validation_file", str(dev), "--output_dir", str(out),
-                         "--do_predict", "False", "--num_train_epochs", "3", "--learning_rate", "5e-3",
-                         "--max_seq_length", "64", "--per_device_train_batch_size", "16"])
+    chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/cluener.yaml"), "--model", str(model),
+                  "--train_file", str(train), "--validation_file", str(dev), "--output_dir", str(out),
+                  "--do_predict", "False", "--num_train_epochs", "3", "--learning_rate", "5e-3",
+                  "--max_seq_length", "64", "--per_device_train_batch_size", "16"])
     results = json.loads((out / "all_results.json").read_text())
     predictions = [json.loads(line) for line in (out / "validation_predictions.json").read_text().splitlines()]
     gold = [json.loads(line) for line in dev.read_text().splitlines()]
@@ -202,33 +193,34 @@ def test_ner_recipe_with_a_pretrained_ernie_folder_writes_cluener_predictions_th
     scores = span_scores([g["label"] for g in gold], [p["label"] for p in predictions])
     assert results["eval_f1"] > 0.01  # it found some entities (0.038 measured): the point is that both scorers agree
     assert scores["overall"]["f1"] == pytest.approx(results["eval_f1"], abs=1e-9)
-    assert scores["position"]["f1"] == pytest.approx(results["eval_position_f1"], abs=1e-9)
+    assert scores["position"]["f1"] == pytest.approx(results["eval_f1_position"], abs=1e-9)
     assert results["sizes"] == {"train": 600, "validation": 150}
     card = (out / "README.md").read_text()
     assert "pipeline_tag: token-classification" in card and "![entity_f1.png](entity_f1.png)" in card
-    assert f"| validation | position | {results['eval_position_precision']:.4f} |" in card
+    assert f"| validation | position | {results['eval_precision_position']:.4f} |" in card
 
 
-@needs_cluener
-def test_ner_recipe_rejects_an_entity_type_unseen_in_training(tmp_path, capsys):
-    cluener = SHARED_DATA / "cluener2020"
+@pytest.mark.needs_data("cluener2020")
+def test_ner_recipe_rejects_an_entity_type_unseen_in_training(tmp_path, capsys, write_lines, shared_data, repo, chinese):
+    cluener = shared_data / "cluener2020"
     train = first_lines(cluener / "train.json", tmp_path / "train.json", 50)
     dev = write_lines(tmp_path / "dev.json", [{"text": "北京大学", "label": {"school": {"北京大学": [[0, 3]]}}}])
     with pytest.raises(SystemExit) as exit_info:
-        chinese_recipe.run_main(lambda: chinese_recipe.main([
-            "--config", str(REPO / "recipes/chinese_ernie/configs/cluener_scratch.yaml"), "--train_file", str(train),
+        chinese.run_main(lambda: chinese.main([
+            "--config", str(repo / "recipes/chinese_ernie/configs/cluener_scratch.yaml"), "--train_file", str(train),
             "--validation_file", str(dev), "--output_dir", str(tmp_path / "out")]))
     assert exit_info.value.code == 2
     assert "dev.json, line 1: tag 'B-school' is not in the training tags" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "chnsenticorp").is_dir(), reason="../shared/data/chnsenticorp is missing")
-def test_small_ernie_from_scratch_learns_chnsenticorp(tmp_path):
+@pytest.mark.slow
+@pytest.mark.needs_data("chnsenticorp")
+def test_small_ernie_from_scratch_learns_chnsenticorp(tmp_path, shared_data, repo, chinese):
     """Proof that the recipe trains: 2 layers, hidden 128, characters from the training texts, 2 epochs."""
     out = tmp_path / "out"
-    chinese_recipe.main(["--config", str(REPO / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
-                         "--data_dir", str(SHARED_DATA), "--output_dir", str(out), "--num_train_epochs", "2",
-                         "--do_predict", "False"])
+    chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
+                  "--data_dir", str(shared_data), "--output_dir", str(out), "--num_train_epochs", "2",
+                  "--do_predict", "False"])
     results = json.loads((out / "all_results.json").read_text())
     assert results["eval_accuracy"] >= 0.80, results["eval_accuracy"]  # measured: 0.824 (109 s of training)
     assert results["sizes"] == {"train": 9600, "validation": 1200, "test": 1200}
@@ -239,7 +231,7 @@ def test_small_ernie_from_scratch_learns_chnsenticorp(tmp_path):
     assert classify("这家酒店很好")[0]["label"] in ("negative", "positive")
 
 
-def test_overlapping_spans_can_keep_the_longest_and_say_so(tmp_path, caplog):
+def test_overlapping_spans_can_keep_the_longest_and_say_so(tmp_path, caplog, write_lines):
     path = write_lines(tmp_path / "nested.json", [{"text": "读《北京大学史》", "label": {
         "book": {"《北京大学史》": [[1, 7]]}, "organization": {"北京大学": [[2, 5]]}}}])
     with pytest.raises(DataError, match=r"nested.json, line 1: spans \('book', 1, 7\) and \('organization', 2, 5\) overlap"):
@@ -249,16 +241,17 @@ def test_overlapping_spans_can_keep_the_longest_and_say_so(tmp_path, caplog):
     assert "1 spans inside longer ones dropped" in caplog.text and "line 1 ('organization', 2, 5)" in caplog.text
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "chnsenticorp").is_dir(), reason="../shared/data/chnsenticorp is missing")
-def test_classification_with_a_bert_from_scratch_writes_predictions_in_order(tmp_path):
+@pytest.mark.slow
+@pytest.mark.needs_data("chnsenticorp")
+def test_classification_with_a_bert_from_scratch_writes_predictions_in_order(tmp_path, shared_data, repo, chinese):
     out = tmp_path / "out"
-    chinese_recipe.main(["--config", str(REPO / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
-                         "--scratch_model_type", "bert", "--data_dir", str(SHARED_DATA), "--output_dir", str(out),
-                         "--max_train_samples", "300", "--max_eval_samples", "100", "--max_predict_samples", "50",
-                         "--num_train_epochs", "1", "--max_seq_length", "64"])
+    chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
+                  "--scratch_model_type", "bert", "--data_dir", str(shared_data), "--output_dir", str(out),
+                  "--max_train_samples", "300", "--max_eval_samples", "100", "--max_predict_samples", "50",
+                  "--num_train_epochs", "1", "--max_seq_length", "64"])
     results = json.loads((out / "all_results.json").read_text())
     assert results["model"].startswith("bert from scratch") and json.loads((out / "config.json").read_text())["model_type"] == "bert"
     predictions = __import__("pandas").read_csv(out / "predictions.csv")
-    test_texts = (SHARED_DATA / "chnsenticorp" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:51]
+    test_texts = (shared_data / "chnsenticorp" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:51]
     assert predictions["text"].tolist() == [line.split("\t", 1)[1] for line in test_texts]
     assert set(predictions["predicted"]) <= {"negative", "positive"}

@@ -1,6 +1,12 @@
+"""Config files, command-line overrides, the choice between a benchmark's config and the recipe's default."""
+
 import pytest
 
-from common.config import parse_args
+from common.config import parsing
+from common.config.arguments import ModelArguments, RecipeTrainingArguments, TextDataArguments
+from common.config.parsing import parse_args
+
+TYPES = (ModelArguments, TextDataArguments, RecipeTrainingArguments)
 
 
 def write(path, text):
@@ -11,46 +17,75 @@ def write(path, text):
 def test_config_file_values_and_command_line_overrides(tmp_path):
     config = write(tmp_path / "c.yaml", "model: some/model\nlearning_rate: 1.0e-4\nnum_train_epochs: 2\n"
                                         "benchmark: sst2\nreport_to: [none]\nbf16: false\n")
-    model_args, data_args, training_args = parse_args(argv=["--config", config, "--learning_rate", "3e-5",
-                                                            "--output_dir", str(tmp_path / "out")])
+    model_args, data_args, training_args, settings = parse_args(
+        TYPES, ["--config", config, "--learning_rate", "3e-5", "--output_dir", str(tmp_path / "out")])
     assert model_args.model_name_or_path == "some/model"  # `model` is the short form in files too
     assert training_args.learning_rate == 3e-5  # the command line wins
     assert training_args.num_train_epochs == 2.0
     assert data_args.benchmark == "sst2"
     assert training_args.train_sampling_strategy == "group_by_length"  # our default, not Trainer's "random"
+    assert settings.config_file == config
+    assert settings.values["learning_rate"] == 3e-5 and settings.values["model_name_or_path"] == "some/model"
+    assert "warmup_steps" not in settings.values  # only what was given
 
 
 def test_default_config_and_model_short_flag(tmp_path):
     config = write(tmp_path / "default.yaml", "model_name_or_path: from/config\nper_device_train_batch_size: 16\n")
-    model_args, _, training_args = parse_args(config, ["--model", "from/cli", "--bf16", "False"])
+    model_args, _, training_args, _ = parse_args(TYPES, ["--model", "from/cli", "--bf16", "False"],
+                                                 default_config=config)
     assert model_args.model_name_or_path == "from/cli"
     assert training_args.per_device_train_batch_size == 16
     assert training_args.bf16 is False
 
 
+def test_a_benchmark_config_applies_only_to_its_benchmark(tmp_path):
+    benchmark = write(tmp_path / "ag_news.yaml", "benchmark: ag_news\ntest_split: 0.1\nnum_train_epochs: 2\n")
+    default = write(tmp_path / "default.yaml", "num_train_epochs: 3\n")
+
+    def chosen(*argv):
+        *_, settings = parse_args(TYPES, list(argv), benchmark_config=benchmark, default_config=default)
+        return settings.config_file
+
+    assert chosen() == benchmark  # no data named: the recipe's benchmark
+    assert chosen("--benchmark", "ag_news") == chosen("--benchmark=ag_news") == benchmark
+    assert chosen("--train_file", "mine.csv") == default  # the user's own data: no benchmark settings
+    assert chosen("--dataset_name", "stanfordnlp/imdb") == default
+    assert chosen("--benchmark", "sst2") == default  # another benchmark: not AG News's settings either
+    assert chosen("--config", benchmark, "--train_file", "mine.csv") == benchmark  # asked for explicitly
+    _, data_args, training_args, _ = parse_args(TYPES, ["--train_file", "mine.csv"], benchmark, default)
+    assert data_args.test_split == 0.0 and training_args.num_train_epochs == 3
+
+
+@pytest.mark.parametrize("name", ["sentiment", "text_classification", "ner", "chinese_ernie"])
+def test_every_config_of_a_recipe_parses_into_its_arguments(name, recipe):
+    module = recipe(name)
+    configs = sorted(module.CONFIGS.glob("*.yaml"))
+    assert module.CONFIGS / "default.yaml" in configs
+    for config in configs:  # an unknown key would stop here, naming the file
+        parse_args(module.ARGUMENTS, ["--config", str(config)])
+
+
 def test_json_config(tmp_path):
     config = write(tmp_path / "c.json", '{"text_column": "sentence", "max_seq_length": 64}')
-    _, data_args, _ = parse_args(argv=["--config", config])
+    _, data_args, _, _ = parse_args(TYPES, ["--config", config])
     assert (data_args.text_column, data_args.max_seq_length) == ("sentence", 64)
 
 
 def test_unknown_config_key_names_the_file(tmp_path):
     config = write(tmp_path / "bad.yaml", "learning_rat: 0.1\n")
     with pytest.raises(SystemExit, match=r"bad.yaml: unknown setting 'learning_rat'"):
-        parse_args(argv=["--config", config])
+        parse_args(TYPES, ["--config", config])
 
 
 def test_missing_config_file(tmp_path):
     with pytest.raises(SystemExit, match="config file not found"):
-        parse_args(argv=["--config", str(tmp_path / "nope.yaml")])
+        parse_args(TYPES, ["--config", str(tmp_path / "nope.yaml")])
 
 
-def test_bf16_follows_hardware_unless_given(tmp_path, monkeypatch):
-    import common.config as config_module
-
-    monkeypatch.setattr(config_module, "bf16_supported", lambda: False)
-    assert parse_args(argv=[])[2].bf16 is False
-    monkeypatch.setattr(config_module, "bf16_supported", lambda: True)
-    training_args = parse_args(argv=[])[2]
+def test_bf16_follows_hardware_unless_given(monkeypatch):
+    monkeypatch.setattr(parsing, "bf16_supported", lambda: False)
+    assert parse_args(TYPES, [])[2].bf16 is False
+    monkeypatch.setattr(parsing, "bf16_supported", lambda: True)
+    training_args = parse_args(TYPES, [])[2]
     assert training_args.bf16 is True and training_args.use_cpu is True  # bf16 on a CPU needs use_cpu
-    assert parse_args(argv=["--bf16", "False"])[2].bf16 is False  # an explicit choice is kept
+    assert parse_args(TYPES, ["--bf16", "False"])[2].bf16 is False  # an explicit choice is kept

@@ -4,21 +4,23 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, write_csv
 
-from common.config import DataArguments
-from common.data import DataError, clean_ag_news, load_data, read_table
-from common.labels import build_label_list, encode_labels
+from common.config.arguments import TextDataArguments
+from common.data.benchmarks import clean_ag_news
+from common.data.errors import DataError
+from common.data.labels import build_label_list, encode_labels
+from common.data.tables import read_table
+from common.data.text import load_text_data
 
 
 def args(**kw):
-    return DataArguments(validation_split=kw.pop("validation_split", 0.0), **kw)
+    return TextDataArguments(validation_split=kw.pop("validation_split", 0.0), **kw)
 
 
 # ---------------------------------------------------------------------------- formats
 
 
-def test_csv_tsv_json_and_jsonl_read_alike(tmp_path):
+def test_csv_tsv_json_and_jsonl_read_alike(tmp_path, write_csv):
     rows = [("a good film", "pos"), ('said "awful"', "neg")]
     write_csv(tmp_path / "d.csv", rows)
     (tmp_path / "d.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
@@ -33,7 +35,7 @@ def test_csv_tsv_json_and_jsonl_read_alike(tmp_path):
 def test_dataframe_input(tmp_path):
     frames = {"train": pd.DataFrame({"text": ["x y", "z w", "a b", "c d"], "label": ["p", "q", "p", "q"]}),
               "validation": pd.DataFrame({"text": ["e f"], "label": ["q"]})}
-    raw = load_data(args(), seed=0, frames=frames)
+    raw = load_text_data(args(), seed=0, frames=frames)
     assert len(raw.splits["train"].frame) == 4 and raw.splits["validation"].source == "DataFrame 'validation'"
 
 
@@ -42,7 +44,7 @@ def test_dataframe_input(tmp_path):
 
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match=r"nope.csv: file not found"):
-        load_data(args(train_file=str(tmp_path / "nope.csv")), seed=0)
+        load_text_data(args(train_file=str(tmp_path / "nope.csv")), seed=0)
 
 
 @pytest.mark.parametrize("content", ["", "text,label\n"])
@@ -50,34 +52,34 @@ def test_empty_file(tmp_path, content):
     path = tmp_path / "empty.csv"
     path.write_text(content)
     with pytest.raises(DataError, match=r"empty.csv: (file is empty|no data rows)"):
-        load_data(args(train_file=str(path)), seed=0)
+        load_text_data(args(train_file=str(path)), seed=0)
 
 
 @pytest.mark.parametrize("column", ["text", "label"])
-def test_missing_column_lists_columns_found(tmp_path, column):
+def test_missing_column_lists_columns_found(tmp_path, column, write_csv):
     header = ("sentence", "label", "id") if column == "text" else ("text", "polarity", "id")
     path = write_csv(tmp_path / "d.csv", [("a", "b", "c")], header=header)
     with pytest.raises(DataError, match=rf"d.csv: no column '{column}' \(columns found: {', '.join(header)}\)"):
-        load_data(args(train_file=str(path)), seed=0)
+        load_text_data(args(train_file=str(path)), seed=0)
 
 
-def test_empty_text_names_the_line(tmp_path):
+def test_empty_text_names_the_line(tmp_path, write_csv):
     path = write_csv(tmp_path / "d.csv", [("fine", "pos"), ("   ", "neg")])
     with pytest.raises(DataError, match=r"d.csv, line 3: empty text in column 'text'"):
-        load_data(args(train_file=str(path)), seed=0)
+        load_text_data(args(train_file=str(path)), seed=0)
 
 
-def test_missing_label_names_the_line(tmp_path):
+def test_missing_label_names_the_line(tmp_path, write_csv):
     path = write_csv(tmp_path / "d.csv", [("fine", "pos"), ("bad", "neg"), ("odd", "")])
     with pytest.raises(DataError, match=r"d.csv, line 4: missing label in column 'label'"):
-        load_data(args(train_file=str(path)), seed=0)
+        load_text_data(args(train_file=str(path)), seed=0)
 
 
 def test_missing_label_in_json(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": null}\n')
     with pytest.raises(DataError, match=r"d.jsonl, line 2: missing label"):
-        load_data(args(train_file=str(path)), seed=0)
+        load_text_data(args(train_file=str(path)), seed=0)
 
 
 @pytest.mark.parametrize("bad_row, found", [('"four","fields","here",x', 4), ('"one field"', 1)])
@@ -95,10 +97,10 @@ def test_invalid_json_line(tmp_path):
         read_table(path)
 
 
-def test_unknown_label_in_validation(tmp_path):
+def test_unknown_label_in_validation(tmp_path, write_csv):
     train = write_csv(tmp_path / "train.csv", [("a", "pos"), ("b", "neg")])
     dev = write_csv(tmp_path / "dev.csv", [("c", "pos"), ("d", "neutral")])
-    raw = load_data(args(train_file=str(train), validation_file=str(dev)), seed=0)
+    raw = load_text_data(args(train_file=str(train), validation_file=str(dev)), seed=0)
     labels = build_label_list(raw)
     with pytest.raises(DataError, match=r"dev.csv, line 3: label 'neutral' is not in the training labels \(neg, pos\)"):
         encode_labels(raw, labels)
@@ -107,44 +109,44 @@ def test_unknown_label_in_validation(tmp_path):
 # ---------------------------------------------------------------------------- labels and splits
 
 
-def test_label_order_is_stable_and_numeric_aware(tmp_path):
+def test_label_order_is_stable_and_numeric_aware(tmp_path, write_csv):
     train = write_csv(tmp_path / "t.csv", [("a", "10"), ("b", "2"), ("c", "1"), ("d", "2")])
-    raw = load_data(args(train_file=str(train)), seed=0)
+    raw = load_text_data(args(train_file=str(train)), seed=0)
     assert build_label_list(raw) == ["1", "2", "10"]
     train = write_csv(tmp_path / "t.csv", [("a", "sports"), ("b", "business"), ("c", "world")])
-    raw = load_data(args(train_file=str(train)), seed=0)
+    raw = load_text_data(args(train_file=str(train)), seed=0)
     labels = build_label_list(raw)
     encode_labels(raw, labels)
     assert labels == ["business", "sports", "world"]
     assert raw.splits["train"].frame["labels"].tolist() == [1, 0, 2]
 
 
-def test_multi_label_targets_from_strings_and_lists(tmp_path):
+def test_multi_label_targets_from_strings_and_lists(tmp_path, write_csv):
     train = write_csv(tmp_path / "t.csv", [("a", "tech|world"), ("b", "sports"), ("c", "")])
-    raw = load_data(args(train_file=str(train), multi_label=True, label_separator="|"), seed=0)
+    raw = load_text_data(args(train_file=str(train), multi_label=True, label_separator="|"), seed=0)
     labels = build_label_list(raw, multi_label=True, separator="|")
     assert labels == ["sports", "tech", "world"]
     jsonl = tmp_path / "v.jsonl"
     jsonl.write_text('{"text": "d", "label": ["world", "sports"]}\n{"text": "e", "label": []}\n')
-    raw.splits["validation"] = load_data(args(train_file=str(jsonl), multi_label=True), seed=0).splits["train"]
+    raw.splits["validation"] = load_text_data(args(train_file=str(jsonl), multi_label=True), seed=0).splits["train"]
     encode_labels(raw, labels, multi_label=True, separator="|")
     assert raw.splits["train"].frame["labels"].tolist() == [[0, 1, 1], [1, 0, 0], [0, 0, 0]]
     assert raw.splits["validation"].frame["labels"].tolist() == [[1, 0, 1], [0, 0, 0]]
 
 
-def test_stratified_seeded_split_keeps_file_order(tmp_path):
+def test_stratified_seeded_split_keeps_file_order(tmp_path, write_csv, shared_data):
     rows = [(f"text {i}", "rare" if i % 5 == 0 else "common") for i in range(200)]
     train = write_csv(tmp_path / "t.csv", rows)
-    raw = load_data(args(train_file=str(train), validation_split=0.1, test_split=0.1), seed=3)
+    raw = load_text_data(args(train_file=str(train), validation_split=0.1, test_split=0.1), seed=3)
     frames = {k: v.frame for k, v in raw.splits.items()}
     assert {k: len(v) for k, v in frames.items()} == {"train": 160, "validation": 20, "test": 20}
     for frame in frames.values():  # each split keeps the 1-in-5 share of the rare label
         assert (frame["label"] == "rare").mean() == 0.2
         assert frame["_line"].is_monotonic_increasing
     assert set().union(*(set(f["text"]) for f in frames.values())) == {r[0] for r in rows}  # nothing lost
-    again = load_data(args(train_file=str(train), validation_split=0.1, test_split=0.1), seed=3)
+    again = load_text_data(args(train_file=str(train), validation_split=0.1, test_split=0.1), seed=3)
     assert again.splits["validation"].frame["text"].tolist() == frames["validation"]["text"].tolist()
-    other = load_data(args(train_file=str(train), validation_split=0.1, test_split=0.1), seed=4)
+    other = load_text_data(args(train_file=str(train), validation_split=0.1, test_split=0.1), seed=4)
     assert other.splits["validation"].frame["text"].tolist() != frames["validation"]["text"].tolist()
     assert any("stratified by label" in note and "train 160, validation 20, test 20" in note for note in raw.notes)
 
@@ -152,12 +154,11 @@ def test_stratified_seeded_split_keeps_file_order(tmp_path):
 # ---------------------------------------------------------------------------- benchmark folders
 
 
-needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present")
 
 
-@needs_shared
-def test_sst2_benchmark_folder():
-    raw = load_data(args(benchmark="sst2", data_dir=str(SHARED_DATA)), seed=42)
+@pytest.mark.needs_data("sst2")
+def test_sst2_benchmark_folder(shared_data):
+    raw = load_text_data(args(benchmark="sst2", data_dir=str(shared_data)), seed=42)
     sizes = {k: len(v.frame) for k, v in raw.splits.items()}
     assert sizes == {"train": 67349, "validation": 872, "test": 1821}
     assert raw.label_names == ["negative", "positive"]
@@ -165,9 +166,9 @@ def test_sst2_benchmark_folder():
     assert "label" not in raw.splits["test"].frame
 
 
-@needs_shared
-def test_ag_news_is_split_80_10_10_with_readable_text():
-    raw = load_data(args(benchmark="ag_news", data_dir=str(SHARED_DATA), validation_split=0.1, test_split=0.1),
+@pytest.mark.needs_data("ag_news")
+def test_ag_news_is_split_80_10_10_with_readable_text(shared_data):
+    raw = load_text_data(args(benchmark="ag_news", data_dir=str(shared_data), validation_split=0.1, test_split=0.1),
                     seed=42)
     sizes = {k: len(v.frame) for k, v in raw.splits.items()}
     assert sizes == {"train": 6080, "validation": 760, "test": 760}
@@ -193,7 +194,7 @@ def test_dataset_folder_through_load_dataset_keeps_class_names(tmp_path):
     for split, rows in {"train": [("yay", 1), ("meh", 0), ("wow", 1)], "test": [("ok", -1)]}.items():
         table = {"text": [r[0] for r in rows], "label": [r[1] for r in rows]}
         datasets.Dataset.from_dict(table, features=features).to_parquet(str(tmp_path / f"{split}.parquet"))
-    raw = load_data(args(dataset_name=str(tmp_path)), seed=0)
+    raw = load_text_data(args(dataset_name=str(tmp_path)), seed=0)
     assert raw.label_names == ["sad", "happy"]
     assert raw.splits["train"].frame["label"].tolist() == ["happy", "sad", "happy"]
     assert raw.splits["test"].frame["label"].isna().all()  # -1: unlabelled, not a class
@@ -206,6 +207,6 @@ def test_hub_splits_other_than_train_validation_test_are_left_out_and_said(monke
     splits = {name: datasets.Dataset.from_dict({"text": ["a", "b"], "label": ["x", "y"]})
               for name in ("train", "dev", "unsupervised")}
     monkeypatch.setattr(datasets, "load_dataset", lambda name, config: datasets.DatasetDict(splits))
-    raw = load_data(args(dataset_name="some/dataset"), seed=0)
+    raw = load_text_data(args(dataset_name="some/dataset"), seed=0)
     assert set(raw.splits) == {"train", "validation"}  # "dev" is the validation split
     assert "some/dataset: split 'unsupervised' not used (only train, validation/dev and test are)" in raw.notes

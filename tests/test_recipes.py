@@ -1,23 +1,15 @@
 """The recipes end to end with tiny random models: outputs written, read back and loaded by pipeline()."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
-from conftest import REPO, sentiment_rows, write_csv
+import yaml
 from transformers import pipeline
 
-from common.config import run_main
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / name / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from common.config.process import run_main
 
 
 TRAIN_FLAGS = ["--num_train_epochs", "6", "--learning_rate", "2e-3", "--per_device_train_batch_size", "16",
@@ -25,7 +17,7 @@ TRAIN_FLAGS = ["--num_train_epochs", "6", "--learning_rate", "2e-3", "--per_devi
 
 
 @pytest.fixture(scope="module")
-def sentiment_files(tmp_path_factory):
+def sentiment_files(tmp_path_factory, write_csv, sentiment_rows):
     folder = tmp_path_factory.mktemp("sentiment-data")
     rows = sentiment_rows(400, seed=1)
     write_csv(folder / "train.csv", rows[:320])
@@ -35,9 +27,9 @@ def sentiment_files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sentiment_run(tmp_path_factory, sentiment_files, tiny_bert):
+def sentiment_run(tmp_path_factory, sentiment_files, tiny_bert, recipe):
     out = tmp_path_factory.mktemp("sentiment-out")
-    load_recipe("sentiment").main([
+    recipe("sentiment").main([
         "--model", str(tiny_bert), "--train_file", str(sentiment_files / "train.csv"),
         "--validation_file", str(sentiment_files / "dev.csv"), "--test_file", str(sentiment_files / "test.csv"),
         "--do_predict", "--output_dir", str(out), *TRAIN_FLAGS])
@@ -74,10 +66,10 @@ def test_output_directory_loads_in_pipeline(sentiment_run):
     assert (sentiment_run / "model.safetensors").exists()
 
 
-def test_run_report_files_card_plots_and_a_config_that_reruns(sentiment_run, sentiment_files, tiny_bert):
+def test_run_report_files_card_plots_and_a_config_that_reruns(sentiment_run, sentiment_files, recipe):
     from PIL import Image
 
-    from common.config import parse_args
+    from common.config.parsing import parse_args
 
     card = (sentiment_run / "README.md").read_text()
     results = json.loads((sentiment_run / "all_results.json").read_text())
@@ -89,13 +81,18 @@ def test_run_report_files_card_plots_and_a_config_that_reruns(sentiment_run, sen
         assert f"![{plot}]({plot})" in card
         assert Image.open(sentiment_run / plot).size[0] > 300
     # the saved config parses into the same settings as the run had
-    _, data_args, training_args = parse_args(None, ["--config", str(sentiment_run / "run_config.yaml")])
+    arguments = recipe("sentiment").ARGUMENTS
+    _, data_args, training_args, settings = parse_args(arguments, ["--config", str(sentiment_run / "run_config.yaml")])
     assert training_args.learning_rate == 2e-3 and training_args.num_train_epochs == 6
     assert data_args.train_file == str(sentiment_files / "train.csv") and training_args.do_predict
-    assert training_args.recipe_config == parse_args(None, ["--config", str(sentiment_run / "run_config.yaml")])[2].recipe_config
+    assert settings.values == yaml.safe_load((sentiment_run / "run_config.yaml").read_text())
+    # the run named its own data, so it took the recipe's default.yaml, not SST-2's settings
+    assert "configs/default.yaml, then the command line" in (sentiment_run / "run_config.yaml").read_text()
+    assert "benchmark" not in settings.values and settings.values["num_train_epochs"] == 6
 
 
-def test_multi_label_text_classification(tmp_path, tiny_bert):
+@pytest.mark.slow  # 40 epochs
+def test_multi_label_text_classification(tmp_path, tiny_bert, write_csv, recipe):
     import random
 
     rng = random.Random(0)
@@ -109,7 +106,7 @@ def test_multi_label_text_classification(tmp_path, tiny_bert):
     write_csv(tmp_path / "train.csv", rows[:320])
     write_csv(tmp_path / "test.csv", rows[320:])
     out = tmp_path / "out"
-    load_recipe("text_classification").main([
+    recipe("text_classification").main([
         "--model", str(tiny_bert), "--train_file", str(tmp_path / "train.csv"), "--test_file", str(tmp_path / "test.csv"),
         "--multi_label", "--label_separator", ",", "--validation_split", "0.2", "--do_predict",
         "--metric_for_best_model", "f1_micro", "--output_dir", str(out), *TRAIN_FLAGS, "--num_train_epochs", "40",
@@ -128,9 +125,9 @@ def test_multi_label_text_classification(tmp_path, tiny_bert):
     assert by_label["world"] < min(by_label["sports"], by_label["tech"])
 
 
-def test_gpt2_as_classifier(tmp_path, tiny_gpt2, sentiment_files):
+def test_gpt2_as_classifier(tmp_path, tiny_gpt2, sentiment_files, recipe):
     out = tmp_path / "out"
-    load_recipe("sentiment").main([
+    recipe("sentiment").main([
         "--model", str(tiny_gpt2), "--train_file", str(sentiment_files / "train.csv"),
         "--validation_file", str(sentiment_files / "dev.csv"), "--output_dir", str(out), *TRAIN_FLAGS])
     config = json.loads((out / "config.json").read_text())
@@ -144,24 +141,19 @@ def test_gpt2_as_classifier(tmp_path, tiny_gpt2, sentiment_files):
     assert labels == ["pos", "neg"]
 
 
-def run_recipe_expecting_error(capsys, argv):
-    recipe = load_recipe("sentiment")
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(lambda: recipe.main(argv))
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err
-
-
-def test_bad_input_stops_the_recipe_with_file_and_line(tmp_path, capsys, tiny_bert):
+def test_bad_input_stops_the_recipe_with_file_and_line(tmp_path, capsys, tiny_bert, write_csv, recipe):
     write_csv(tmp_path / "train.csv", [("fine", "pos"), ("", "neg")])
-    err = run_recipe_expecting_error(capsys, ["--model", str(tiny_bert), "--train_file", str(tmp_path / "train.csv"),
-                                              "--output_dir", str(tmp_path / "o")])
+    argv = ["--model", str(tiny_bert), "--train_file", str(tmp_path / "train.csv"), "--output_dir", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: recipe("sentiment").main(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
     assert f"error: {tmp_path / 'train.csv'}, line 3: empty text in column 'text'" in err
 
 
-def test_bad_input_exit_status_from_the_command_line(tmp_path):
+def test_bad_input_exit_status_from_the_command_line(tmp_path, repo):
     (tmp_path / "train.csv").write_text("text,label\nfine,pos\nodd,pos,extra\n")
-    done = subprocess.run([sys.executable, str(REPO / "recipes" / "sentiment" / "run.py"),
+    done = subprocess.run([sys.executable, str(repo / "recipes" / "sentiment" / "run.py"),
                            "--train_file", str(tmp_path / "train.csv"), "--output_dir", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
@@ -170,7 +162,7 @@ def test_bad_input_exit_status_from_the_command_line(tmp_path):
 
 
 def test_results_table_and_json_with_published_figures(tmp_path, sentiment_run):
-    from common import report
+    from common.outputs import results_table
 
     ner = tmp_path / "ner-conll2003"
     ner.mkdir()
@@ -178,7 +170,7 @@ def test_results_table_and_json_with_published_figures(tmp_path, sentiment_run):
         "model": "bert-base-cased", "main_metric": "f1", "eval_f1": 0.95, "test_f1": 0.9123, "train_runtime": 100.4,
         "train_samples_per_second": 50.04, "hardware": "x86_64, 2 CPU threads",
         "data": {"test": "/data/conll2003/test.txt"}, "sizes": {"validation": 3250, "test": 3453}}))
-    report.main([str(ner), str(sentiment_run), str(tmp_path / "missing"), "--out", str(tmp_path / "results")])
+    results_table.main([str(ner), str(sentiment_run), str(tmp_path / "missing"), "--out", str(tmp_path / "results")])
     rows = json.loads((tmp_path / "results" / "results.json").read_text())["rows"]
     assert [(r["run"], r.get("split")) for r in rows] == [
         ("ner-conll2003", "validation"), ("ner-conll2003", "test"), (sentiment_run.name, "validation"), ("missing", None)]

@@ -6,24 +6,32 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import write_csv
 
-from common.config import DataArguments, ModelArguments, RecipeTrainingArguments
-from common.data import load_data
-from common.heads import build_classifier, load_tokenizer
-from common.labels import build_label_list, encode_labels
-from common.metrics import classification_metrics, load_metric
-from common.tokenization import tokenize_splits
-from common.training import RecipeTrainer, ShuffledLengthGroupedSampler, build_trainer, token_lengths
+from common.config.arguments import ModelArguments, RecipeTrainingArguments, TextDataArguments
+from common.data.labels import build_label_list, encode_labels
+from common.data.text import load_text_data
+from common.evaluation.metrics import classification_metrics, load_metric
+from common.models.heads import build_classifier
+from common.models.tokenizer import load_tokenizer
+from common.tokens.text import tokenize_splits
+from common.training.samplers import ShuffledLengthGroupedSampler, token_lengths
+from common.training.stages import build_trainer
+from common.training.trainer import RecipeTrainer, loss_divides_by_item_count
 
 
-def tokenized_rows(tmp_path, tiny_bert, texts, max_length=64, labels=None):
-    rows = [(t, (labels or ["a", "b"])[i % 2]) for i, t in enumerate(texts)]
-    raw = load_data(DataArguments(train_file=str(write_csv(tmp_path / "t.csv", rows)), validation_split=0), seed=0)
-    label_list = build_label_list(raw)
-    encode_labels(raw, label_list)
-    tokenizer = load_tokenizer(ModelArguments(model_name_or_path=str(tiny_bert)))
-    return raw, label_list, tokenizer, tokenize_splits(raw, tokenizer, max_length)["train"]
+@pytest.fixture
+def tokenized_rows(tmp_path, tiny_bert, write_csv):
+    """tokenized_rows(texts, max_length=64, labels=None): labelled rows read, encoded and tokenized as a recipe does."""
+    def tokenize(texts, max_length=64, labels=None):
+        rows = [(t, (labels or ["a", "b"])[i % 2]) for i, t in enumerate(texts)]
+        raw = load_text_data(TextDataArguments(train_file=str(write_csv(tmp_path / "t.csv", rows)), validation_split=0),
+                             seed=0)
+        label_list = build_label_list(raw)
+        encode_labels(raw, label_list)
+        tokenizer = load_tokenizer(ModelArguments(model_name_or_path=str(tiny_bert)))
+        return raw, label_list, tokenizer, tokenize_splits(raw, tokenizer, max_length)["train"]
+
+    return tokenize
 
 
 def varied_texts(n, seed=0):
@@ -31,8 +39,8 @@ def varied_texts(n, seed=0):
     return [" ".join(["good"] * int(k)) for k in rng.integers(1, 40, size=n)]
 
 
-def test_dynamic_padding_pads_to_the_longest_in_the_batch(tmp_path, tiny_bert):
-    _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, ["good", "very very good film", "bad"])
+def test_dynamic_padding_pads_to_the_longest_in_the_batch(tmp_path, tiny_bert, tokenized_rows):
+    _, labels, tokenizer, dataset = tokenized_rows(["good", "very very good film", "bad"])
     assert [len(ids) for ids in dataset["input_ids"]] == [3, 6, 3]  # nothing padded at tokenization
     trainer = build_trainer(build_classifier(ModelArguments(str(tiny_bert)), labels, tokenizer),
                             RecipeTrainingArguments(output_dir=str(tmp_path / "o"), report_to="none"), tokenizer)
@@ -45,8 +53,8 @@ def padding_of(batches, lengths):
     return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
 
 
-def test_length_grouped_batches_need_far_less_padding(tmp_path, tiny_bert):
-    _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, varied_texts(512))
+def test_length_grouped_batches_need_far_less_padding(tmp_path, tiny_bert, tokenized_rows):
+    _, labels, tokenizer, dataset = tokenized_rows(varied_texts(512))
     model = build_classifier(ModelArguments(str(tiny_bert)), labels, tokenizer)
     lengths = token_lengths(dataset).tolist()
     assert lengths == [len(ids) for ids in dataset["input_ids"]]
@@ -84,8 +92,8 @@ def test_token_labels_in_length_grouped_batches_weigh_every_token_the_same(tmp_p
     dataset = datasets.Dataset.from_dict({"input_ids": [[5] * len(r) for r in rows], "labels": rows})
     args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_train_batch_size=2, report_to="none")
     trainer = RecipeTrainer(model=model, args=args, train_dataset=dataset)
-    trainer._get_train_sampler()
-    assert trainer._tokens_per_step == 11 / 2  # two steps per epoch
+    assert trainer.tokens_per_step == 11 / 2  # two steps per epoch
+    assert trainer.loss_is_scaled_for_ga is True  # the loss already covers a whole optimizer step
     batch = {"input_ids": torch.tensor([[5, 5, 5, 5]]), "labels": torch.tensor([[0, 1, 2, -100]])}
     model.train()
     summed = torch.nn.functional.cross_entropy(model(input_ids=batch["input_ids"]).logits[0], batch["labels"][0],
@@ -95,8 +103,8 @@ def test_token_labels_in_length_grouped_batches_weigh_every_token_the_same(tmp_p
     assert trainer.compute_loss(model, batch).item() == pytest.approx(summed.item() / 3, rel=1e-5)  # eval: the mean
 
 
-def test_predictions_come_back_in_input_order(tmp_path, tiny_bert):
-    _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, varied_texts(50, seed=2))
+def test_predictions_come_back_in_input_order(tmp_path, tiny_bert, tokenized_rows):
+    _, labels, tokenizer, dataset = tokenized_rows(varied_texts(50, seed=2))
     model = build_classifier(ModelArguments(str(tiny_bert)), labels, tokenizer).eval()
     args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_eval_batch_size=8, report_to="none")
     seen_by_metrics = []
@@ -144,10 +152,10 @@ def test_compute_metrics_names_classes():
     assert scores["recall_pos"] == 0.5 and scores["support_neg"] == 1
 
 
-def test_truncation_is_counted_and_tokenization_is_cached(tmp_path, tiny_bert, caplog):
+def test_truncation_is_counted_and_tokenization_is_cached(tmp_path, tiny_bert, caplog, tokenized_rows):
     texts = ["good"] * 5 + ["good " * 30, "bad " * 40]
-    with caplog.at_level(logging.WARNING, logger="common.tokenization"):
-        raw, _, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, texts, max_length=16)
+    with caplog.at_level(logging.WARNING, logger="common.tokens.text"):
+        raw, _, tokenizer, dataset = tokenized_rows(texts, max_length=16)
     assert max(len(ids) for ids in dataset["input_ids"]) == 16
     assert "2 of 7 texts were longer than 16 tokens and were truncated" in caplog.text
     assert "lines 7, 8" in caplog.text  # file lines of the two long rows (header is line 1)
@@ -157,10 +165,10 @@ def test_truncation_is_counted_and_tokenization_is_cached(tmp_path, tiny_bert, c
     assert other.cache_files[0]["filename"] != dataset.cache_files[0]["filename"]
 
 
-def test_early_stopping_is_wired_to_the_flag(tmp_path, tiny_bert):
+def test_early_stopping_is_wired_to_the_flag(tmp_path, tiny_bert, tokenized_rows):
     from transformers import EarlyStoppingCallback
 
-    _, labels, tokenizer, dataset = tokenized_rows(tmp_path, tiny_bert, ["good", "bad"])
+    _, labels, tokenizer, dataset = tokenized_rows(["good", "bad"])
 
     def callbacks(**kw):
         args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", eval_strategy="epoch",
@@ -175,8 +183,6 @@ def test_early_stopping_is_wired_to_the_flag(tmp_path, tiny_bert):
 
 def test_a_model_that_takes_its_own_mean_is_averaged_over_accumulation_steps(tmp_path, tiny_bert):
     from transformers import AutoModelForTokenClassification
-
-    from common.training import loss_divides_by_item_count
 
     model = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3)
     assert not loss_divides_by_item_count(model)  # BERT heads: CrossEntropyLoss() mean, **kwargs ignored

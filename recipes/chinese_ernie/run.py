@@ -2,43 +2,63 @@
 
     python recipes/chinese_ernie/run.py --config recipes/chinese_ernie/configs/chnsenticorp.yaml --output_dir out/c
     python recipes/chinese_ernie/run.py --config recipes/chinese_ernie/configs/cluener.yaml --model hfl/chinese-macbert-base
-    python recipes/chinese_ernie/run.py --config recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml   (offline)
+    python recipes/chinese_ernie/run.py --config recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml  # offline
+    python recipes/chinese_ernie/run.py --task ner --train_file train.json --validation_file dev.json --metric_for_best_model f1
 
 `task: classification` trains on texts with a label (ChnSentiCorp); `task: ner` on texts with entity
 spans (CLUENER2020 JSON lines, or character-per-line BIO files). NER is exact on characters: labels go
 through the tokenizer's offsets, so every character gets one tag and entities come back at their
 original offsets, whatever the tokenizer does to spaces, Latin words, digits or case.
 With `scratch_model_type`, a small model is built from a config with a character vocabulary taken from
-the training texts, instead of loading a pretrained one.
+the training texts, instead of loading a pretrained one. Settings: configs/chnsenticorp.yaml, or
+configs/default.yaml when the command line names other data (or --config FILE), then the command line.
 """
 
 import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.char_alignment import encode_char_split
-from common.alignment import require_fast_tokenizer
-from common.config import (ChineseDataArguments, ModelArguments, RecipeTrainingArguments, ScratchArguments, parse_args,
-                           run_main, setup_logging)
-from common.data import load_data
-from common.heads import build_classifier, build_token_classifier, load_tokenizer
-from common.labels import build_label_list, encode_labels
-from common.metrics import classification_metrics
-from common.results import run_facts, write_all_results, write_classification_predictions
-from common.run_report import write_run_report
-from common.scratch import character_tokenizer, describe, scratch_model
-from common.span_data import read_char_file, write_cluener_predictions
-from common.tagging import label_list_for
-from common.token_data import check_tags_known, load_tagged_data
-from common.tokenization import max_input_length, tokenize_splits
-from common.training import build_trainer, train_evaluate_predict, train_tagger
+from common.config.arguments import ModelArguments, RecipeTrainingArguments, TaggingArguments, TextDataArguments
+from common.config.parsing import parse_args
+from common.config.process import run_main, setup_logging
+from common.data.labels import build_label_list, encode_labels
+from common.data.tag_schemes import label_list_for
+from common.data.tagged import check_tags_known, load_tagged_data
+from common.data.text import load_text_data
+from common.evaluation.metrics import classification_metrics
+from common.models.heads import build_classifier, build_token_classifier
+from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
+from common.outputs.all_results import run_facts, write_all_results
+from common.outputs.predictions import write_classification_predictions
+from common.outputs.run_report import write_run_report
+from common.tokens.text import max_input_length, tokenize_splits
+from common.training.stages import build_trainer, train_evaluate_predict, train_tagger
+from recipes.chinese_ernie.characters import encode_char_split
+from recipes.chinese_ernie.cluener import read_char_file, write_cluener_predictions
+from recipes.chinese_ernie.scratch import ScratchArguments, character_tokenizer, describe, scratch_model
 
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "chnsenticorp.yaml"
+CONFIGS = Path(__file__).parent / "configs"
+BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ChineseDataArguments(TaggingArguments, TextDataArguments):
+    """Text classification (TextDataArguments) or character-level NER (TaggingArguments, and the span files' rules)."""
+
+    task: str = field(default="classification", metadata={"help": "What to train.", "choices": ["classification", "ner"]})
+    overlapping_spans: str = field(
+        default="error", metadata={"help": "NER, span files: overlapping spans are an error, or the shorter one is "
+                                           "dropped (and logged).", "choices": ["error", "keep_longest"]}
+    )
+
+
+ARGUMENTS = (ModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments)
 
 
 def tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, token_level: bool):
@@ -54,15 +74,15 @@ def tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts
     return tokenizer, build_classifier(model_args, labels, tokenizer)
 
 
-def facts(model_args, scratch_args, data_args, training_args, data, labels, max_length) -> dict:
-    facts = run_facts(model_args, data_args, training_args, data, labels, max_length)
+def facts(model_args, scratch_args, data_args, trainer, data, labels, max_length) -> dict:
+    facts = run_facts(model_args, data_args, trainer, data, labels, max_length)
     return {**facts, "task": data_args.task,
             **({"model": describe(scratch_args)} if scratch_args.scratch_model_type else {})}
 
 
-def classification(model_args, scratch_args, data_args, training_args):
+def classification(model_args, scratch_args, data_args, training_args, settings):
     # Data: rows checked, labels mapped to ids (ChnSentiCorp has train, dev and test files)
-    raw = load_data(data_args, seed=training_args.seed)
+    raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw)
     encode_labels(raw, labels)
     train_texts = raw.splits["train"].frame[data_args.text_column] if "train" in raw.splits else []
@@ -76,16 +96,16 @@ def classification(model_args, scratch_args, data_args, training_args):
     results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
 
     if trainer.is_world_process_zero():
-        results.update(facts(model_args, scratch_args, data_args, training_args, raw, labels, max_length))
+        results.update(facts(model_args, scratch_args, data_args, trainer, raw, labels, max_length))
         write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, training_args, trainer.state.log_history, "classification",
+        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
                          predictions.get("validation"), recipe="chinese_ernie")
         if "test" in predictions:
             write_classification_predictions(Path(training_args.output_dir) / "predictions.csv", raw, "test",
                                              predictions["test"].predictions, labels)
 
 
-def ner(model_args, scratch_args, data_args, training_args):
+def ner(model_args, scratch_args, data_args, training_args, settings):
     # Data: texts with character-level IOB2 tags, every span checked against its text on load
     data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans))
     labels = label_list_for((data.splits.get("train") or data.splits["validation"]).tags)
@@ -104,9 +124,9 @@ def ner(model_args, scratch_args, data_args, training_args):
 
     # Outputs: all_results.json; each predicted split in CLUENER's JSON format, in input order
     if trainer.is_world_process_zero():
-        results.update(facts(model_args, scratch_args, data_args, training_args, data, labels, max_length))
+        results.update(facts(model_args, scratch_args, data_args, trainer, data, labels, max_length))
         write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, training_args, trainer.state.log_history, "ner",
+        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "ner",
                          predictions.get("validation"), recipe="chinese_ernie")
         for split, prediction in predictions.items():
             predicted_tags = features[split].tags(prediction.predictions, labels)
@@ -115,12 +135,13 @@ def ner(model_args, scratch_args, data_args, training_args):
 
 
 def main(argv=None):
-    model_args, scratch_args, data_args, training_args = parse_args(
-        str(DEFAULT_CONFIG), argv, (ModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments))
+    model_args, scratch_args, data_args, training_args, settings = parse_args(
+        ARGUMENTS, argv,
+        benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     set_seed(training_args.seed)  # before the model is built, so the new weights are reproducible
     task = ner if data_args.task == "ner" else classification
-    task(model_args, scratch_args, data_args, training_args)
+    task(model_args, scratch_args, data_args, training_args, settings)
 
 
 if __name__ == "__main__":

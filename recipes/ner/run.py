@@ -1,8 +1,9 @@
-"""Fine-tune a pretrained encoder for named entity recognition (default config: CoNLL-2003).
+"""Fine-tune a pretrained encoder for named entity recognition (benchmark: CoNLL-2003).
 
     python recipes/ner/run.py --model bert-base-cased --data_dir ../shared/data --output_dir out/ner
-    python recipes/ner/run.py --config recipes/ner/configs/conll2003.yaml --label_all_tokens --do_predict
-    accelerate launch recipes/ner/run.py --model bert-base-cased   (or: torchrun --nproc_per_node 2 ...)
+    python recipes/ner/run.py --train_file train.txt --validation_file dev.txt --tag_scheme bioes --output_dir out/mine
+    accelerate launch recipes/ner/run.py --model bert-base-cased
+    torchrun --nproc_per_node 2 recipes/ner/run.py --model bert-base-cased --output_dir out/ddp
 
 Scores are entity-level (seqeval) and always on words: each word is predicted from its first subword,
 and sentences longer than the model's maximum are split into overlapping windows, never cut.
@@ -16,23 +17,30 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.alignment import encode_tagged_split, require_fast_tokenizer
-from common.config import ModelArguments, RecipeTrainingArguments, TokenDataArguments, parse_args, run_main, setup_logging
-from common.heads import build_token_classifier, load_tokenizer
-from common.results import run_facts, write_all_results, write_entities, write_tagged_predictions
-from common.run_report import write_run_report
-from common.tagging import label_list_for
-from common.token_data import check_tags_known, load_tagged_data
-from common.tokenization import max_input_length
-from common.training import train_tagger
+from common.config.arguments import ModelArguments, RecipeTrainingArguments, TokenDataArguments
+from common.config.parsing import parse_args
+from common.config.process import run_main, setup_logging
+from common.data.tag_schemes import label_list_for
+from common.data.tagged import check_tags_known, load_tagged_data
+from common.models.heads import build_token_classifier
+from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
+from common.outputs.all_results import run_facts, write_all_results
+from common.outputs.predictions import write_entities, write_tagged_predictions
+from common.outputs.run_report import write_run_report
+from common.tokens.text import max_input_length
+from common.tokens.word_labels import encode_tagged_split
+from common.training.stages import train_tagger
 
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "conll2003.yaml"
+ARGUMENTS = (ModelArguments, TokenDataArguments, RecipeTrainingArguments)
+CONFIGS = Path(__file__).parent / "configs"
+BENCHMARK_CONFIG = CONFIGS / "conll2003.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    model_args, data_args, training_args = parse_args(
-        str(DEFAULT_CONFIG), argv, (ModelArguments, TokenDataArguments, RecipeTrainingArguments))
+    model_args, data_args, training_args, settings = parse_args(
+        ARGUMENTS, argv,
+        benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
 
@@ -57,9 +65,9 @@ def main(argv=None):
 
     # Outputs: all_results.json, model card, plots; predictions in the test file's own layout, and entities
     if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, training_args, data, labels, max_length))
+        results.update(run_facts(model_args, data_args, trainer, data, labels, max_length))
         write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, training_args, trainer.state.log_history, "ner",
+        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "ner",
                          predictions.get("validation"), recipe="ner")
         if "test" in predictions:
             predicted_tags = features["test"].tags(predictions["test"].predictions, labels)

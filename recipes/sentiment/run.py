@@ -1,10 +1,12 @@
-"""Fine-tune a pretrained model for sentiment classification (default config: SST-2).
+"""Fine-tune a pretrained model for sentiment classification (benchmark: SST-2).
 
     python recipes/sentiment/run.py --model bert-base-uncased --data_dir ../shared/data --output_dir out
-    python recipes/sentiment/run.py --config recipes/sentiment/configs/sst2.yaml --learning_rate 3e-5
-    torchrun --nproc_per_node 2 recipes/sentiment/run.py ...   (or: accelerate launch recipes/sentiment/run.py ...)
+    python recipes/sentiment/run.py --train_file train.csv --validation_file dev.csv --output_dir out/mine
+    torchrun --nproc_per_node 2 recipes/sentiment/run.py --model bert-base-uncased --output_dir out/ddp
+    accelerate launch recipes/sentiment/run.py --model bert-base-uncased --output_dir out
 
-Settings come from the YAML config, then the command line; every TrainingArguments flag works.
+Settings: configs/sst2.yaml, or configs/default.yaml when the command line names other data (or
+--config FILE), then the command line; every TrainingArguments flag works.
 """
 
 import logging
@@ -15,27 +17,35 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.config import parse_args, run_main, setup_logging
-from common.data import load_data
-from common.heads import build_classifier, load_tokenizer
-from common.labels import build_label_list, encode_labels
-from common.metrics import classification_metrics
-from common.results import run_facts, write_all_results, write_classification_predictions
-from common.run_report import write_run_report
-from common.tokenization import max_input_length, tokenize_splits
-from common.training import build_trainer, train_evaluate_predict
+from common.config.arguments import ModelArguments, RecipeTrainingArguments, TextDataArguments
+from common.config.parsing import parse_args
+from common.config.process import run_main, setup_logging
+from common.data.labels import build_label_list, encode_labels
+from common.data.text import load_text_data
+from common.evaluation.metrics import classification_metrics
+from common.models.heads import build_classifier
+from common.models.tokenizer import load_tokenizer
+from common.outputs.all_results import run_facts, write_all_results
+from common.outputs.predictions import write_classification_predictions
+from common.outputs.run_report import write_run_report
+from common.tokens.text import max_input_length, tokenize_splits
+from common.training.stages import build_trainer, train_evaluate_predict
 
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sst2.yaml"
+ARGUMENTS = (ModelArguments, TextDataArguments, RecipeTrainingArguments)
+CONFIGS = Path(__file__).parent / "configs"
+BENCHMARK_CONFIG = CONFIGS / "sst2.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    model_args, data_args, training_args = parse_args(str(DEFAULT_CONFIG), argv)
+    model_args, data_args, training_args, settings = parse_args(
+        ARGUMENTS, argv,
+        benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
 
     # Data: rows checked, a validation set split off if there is none, labels mapped to ids
-    raw = load_data(data_args, seed=training_args.seed)
+    raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw)
     encode_labels(raw, labels)
     logger.info(f"Labels: {labels}; rows: " + ", ".join(f"{k} {len(v.frame):,}" for k, v in raw.splits.items()))
@@ -54,9 +64,9 @@ def main(argv=None):
 
     # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
     if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, training_args, raw, labels, max_length))
+        results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length))
         write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, training_args, trainer.state.log_history, "classification",
+        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
                          predictions.get("validation"), recipe="sentiment")
         if "test" in predictions:
             write_classification_predictions(Path(training_args.output_dir) / "predictions.csv", raw, "test",

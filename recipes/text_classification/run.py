@@ -1,10 +1,12 @@
-"""Fine-tune a pretrained model for topic classification, single- or multi-label (default config: AG News).
+"""Fine-tune a pretrained model for topic classification, single- or multi-label (benchmark: AG News).
 
     python recipes/text_classification/run.py --model bert-base-uncased --data_dir ../shared/data --output_dir out
-    python recipes/text_classification/run.py --config recipes/text_classification/configs/ag_news.yaml --learning_rate 3e-5
-    torchrun --nproc_per_node 2 recipes/text_classification/run.py ...   (or: accelerate launch recipes/text_classification/run.py ...)
+    python recipes/text_classification/run.py --train_file train.csv --multi_label --label_separator "|" --output_dir out/mine
+    torchrun --nproc_per_node 2 recipes/text_classification/run.py --model bert-base-uncased --output_dir out/ddp
+    accelerate launch recipes/text_classification/run.py --model bert-base-uncased --output_dir out
 
-Settings come from the YAML config, then the command line; every TrainingArguments flag works.
+Settings: configs/ag_news.yaml, or configs/default.yaml when the command line names other data (or
+--config FILE), then the command line; every TrainingArguments flag works.
 """
 
 import logging
@@ -15,27 +17,35 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.config import parse_args, run_main, setup_logging
-from common.data import load_data
-from common.heads import build_classifier, load_tokenizer
-from common.labels import build_label_list, encode_labels
-from common.metrics import classification_metrics
-from common.results import run_facts, write_all_results, write_classification_predictions
-from common.run_report import write_run_report
-from common.tokenization import max_input_length, tokenize_splits
-from common.training import build_trainer, train_evaluate_predict
+from common.config.arguments import ModelArguments, RecipeTrainingArguments, TextDataArguments
+from common.config.parsing import parse_args
+from common.config.process import run_main, setup_logging
+from common.data.labels import build_label_list, encode_labels
+from common.data.text import load_text_data
+from common.evaluation.metrics import classification_metrics
+from common.models.heads import build_classifier
+from common.models.tokenizer import load_tokenizer
+from common.outputs.all_results import run_facts, write_all_results
+from common.outputs.predictions import write_classification_predictions
+from common.outputs.run_report import write_run_report
+from common.tokens.text import max_input_length, tokenize_splits
+from common.training.stages import build_trainer, train_evaluate_predict
 
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "ag_news.yaml"
+ARGUMENTS = (ModelArguments, TextDataArguments, RecipeTrainingArguments)
+CONFIGS = Path(__file__).parent / "configs"
+BENCHMARK_CONFIG = CONFIGS / "ag_news.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    model_args, data_args, training_args = parse_args(str(DEFAULT_CONFIG), argv)
+    model_args, data_args, training_args, settings = parse_args(
+        ARGUMENTS, argv,
+        benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
 
     # Data: rows checked, a validation set split off if there is none, labels mapped to ids
-    raw = load_data(data_args, seed=training_args.seed)
+    raw = load_text_data(data_args, seed=training_args.seed)
     multi_label, separator = data_args.multi_label, data_args.label_separator
     labels = build_label_list(raw, multi_label, separator)
     encode_labels(raw, labels, multi_label, separator)
@@ -55,9 +65,9 @@ def main(argv=None):
 
     # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
     if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, training_args, raw, labels, max_length))
+        results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length))
         write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, training_args, trainer.state.log_history, "classification",
+        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
                          predictions.get("validation"), recipe="text_classification")
         if "test" in predictions:
             write_classification_predictions(Path(training_args.output_dir) / "predictions.csv", raw, "test",

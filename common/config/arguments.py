@@ -1,0 +1,115 @@
+"""The argument dataclasses of every recipe, named and documented as in the reference `run_glue.py`/`run_ner.py`.
+
+A recipe parses `ModelArguments`, one data dataclass (`TextDataArguments` or `TokenDataArguments`, or
+its own built from these parts) and `RecipeTrainingArguments` (every flag of `TrainingArguments`).
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+TAG_SCHEMES = ["auto", "iob1", "iob2", "bioes"]
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="bert-base-uncased",
+        metadata={"aliases": ["--model"], "help": "Hub model id or local folder (short form: --model)."},
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are stored."})
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run model code from the Hub. Off by default: only enable for code you trust."}
+    )
+
+
+@dataclass
+class DataSourceArguments:
+    """Where the data comes from, and how much of it: shared by every recipe."""
+
+    benchmark: str | None = field(
+        default=None, metadata={"help": "A benchmark folder under --data_dir: sst2, ag_news, chnsenticorp, conll2003."}
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Folder holding the benchmark data (default: $DATA_DIR, then ../shared/data)."}
+    )
+    dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub, loaded with load_dataset."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
+    train_file: str | None = field(default=None, metadata={"help": "Training file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation file (same format)."})
+    test_file: str | None = field(default=None, metadata={"help": "Test file for --do_predict (labels optional)."})
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Maximum input length in tokens (default: the model's)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation examples."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Keep the first N test examples."})
+
+
+@dataclass
+class TextDataArguments(DataSourceArguments):
+    """Text classification: CSV, TSV, JSON or JSON-lines files with a text and a label column."""
+
+    text_column: str = field(default="text", metadata={"help": "Column holding the text."})
+    text_pair_column: str | None = field(default=None, metadata={"help": "Column holding the second text of a pair."})
+    label_column: str = field(default="label", metadata={"help": "Column holding the label(s)."})
+    multi_label: bool = field(default=False, metadata={"help": "Each row may carry several labels."})
+    label_separator: str | None = field(
+        default=None, metadata={"help": "Multi-label only: labels joined in one string, e.g. ',' for 'sports,tech'."}
+    )
+    validation_split: float = field(
+        default=0.1, metadata={"help": "Fraction of training rows held out (stratified) when there is no validation set."}
+    )
+    test_split: float = field(
+        default=0.0, metadata={"help": "Fraction of training rows held out as a test set when there is none."}
+    )
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Pad every input to max_seq_length (slow; the reference scripts' default)."}
+    )
+    overwrite_cache: bool = field(default=False, metadata={"help": "Tokenize again even if a cached copy exists."})
+
+
+@dataclass
+class TaggingArguments:
+    """Entity tags, on words or on characters: the input's tag scheme and how long inputs are windowed."""
+
+    tag_scheme: str = field(
+        default="auto", metadata={"help": "Scheme of the input tags, converted to IOB2 on load.", "choices": TAG_SCHEMES}
+    )
+    stride: int = field(
+        default=32, metadata={"help": "Long sentences: tokens shared by consecutive windows."}
+    )
+
+
+@dataclass
+class TokenDataArguments(TaggingArguments, DataSourceArguments):
+    """Token classification: CoNLL column files, JSON lines with tokens and tags, or Hub datasets."""
+
+    tag_column: int = field(default=-1, metadata={"help": "CoNLL files: the column holding the tag (default: last)."})
+    label_all_tokens: bool = field(
+        default=False, metadata={"help": "Train on every subword (continuations get I- tags), not just the first."}
+    )
+
+
+@dataclass
+class RecipeTrainingArguments(TrainingArguments):
+    # Length-grouped batches need far less padding than random ones: the recipes' default.
+    train_sampling_strategy: str = field(
+        default="group_by_length", metadata=TrainingArguments.__dataclass_fields__["train_sampling_strategy"].metadata
+    )
+    # Pinned host memory only helps copies to a GPU; without one it just warns.
+    dataloader_pin_memory: bool = field(
+        default=torch.cuda.is_available(), metadata=TrainingArguments.__dataclass_fields__["dataloader_pin_memory"].metadata
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after N evaluations without improvement of metric_for_best_model."}
+    )
+    pack_batches: bool = field(
+        default=False, metadata={"help": "Token classification: put the sentences of each training batch end to end "
+                                         "in shared rows (own positions, 4-D attention mask) instead of padding them. "
+                                         "Checked on the model before training; falls back to padding if it changes "
+                                         "the logits."}
+    )

@@ -1,0 +1,130 @@
+"""From a config file and the command line to the recipe's argument dataclasses.
+
+Values come from a YAML or JSON config file and are overridden by the command line: the file's
+entries are turned into flags placed before the user's, and argparse keeps the last value given, so
+type conversion and validation are argparse's own. Which file: `--config FILE` if given; else the
+recipe's benchmark config, unless the command line names other data, in which case the recipe's
+`default.yaml` (so a benchmark's settings, such as AG News's held-out test split, never reach a
+user's own files unasked).
+"""
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from transformers import HfArgumentParser
+
+from common.config.hardware import bf16_supported
+
+# Command-line flags that name the data to use instead of a config's benchmark
+DATA_FLAGS = ("train_file", "validation_file", "test_file", "dataset_name", "benchmark")
+
+
+@dataclass
+class Settings:
+    """Every setting given to a run (config file or command line) with its final value, and the file read."""
+
+    values: dict
+    config_file: str | None
+
+
+def config_to_flags(config: dict, source: str, known: set[str]) -> list[str]:
+    """Turn a config mapping into command-line flags; an unknown key is an error naming the file."""
+    flags = []
+    for key, value in config.items():
+        key = "model_name_or_path" if key == "model" else key
+        if key not in known:
+            raise SystemExit(f"{source}: unknown setting '{key}' (not a model, data or training argument)")
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = json.dumps(value)
+        values = value if isinstance(value, list) else [value]
+        flags += [f"--{key}", *(str(v) for v in values)]
+    return flags
+
+
+def read_config_file(path) -> dict:
+    if not Path(path).is_file():
+        raise SystemExit(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f) if str(path).endswith(".json") else yaml.safe_load(f)
+    if not isinstance(config, dict):
+        raise SystemExit(f"{path}: a config file must hold a mapping of setting: value")
+    return config
+
+
+def flags_given(argv: list[str]) -> dict[str, str | None]:
+    """{setting: the value after it} for every `--flag value` or `--flag=value` in argv; `--model` is the short form."""
+    given = {}
+    for i, arg in enumerate(argv):
+        if arg.startswith("--"):
+            key, _, value = arg[2:].partition("=")
+            following = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None
+            given["model_name_or_path" if key == "model" else key] = value or following
+    return given
+
+
+def choose_config(argv: list[str], benchmark_config, default_config) -> str | None:
+    """`--config FILE` (taken out of argv); else the benchmark config, unless the command line names other data."""
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise SystemExit("--config needs a file name")
+        path = argv[i + 1]
+        del argv[i : i + 2]
+        return path
+    if benchmark_config is None:
+        return str(default_config) if default_config else None
+    named = {key: value for key, value in flags_given(argv).items() if key in DATA_FLAGS}
+    own_benchmark = read_config_file(benchmark_config).get("benchmark")
+    if default_config and any(key != "benchmark" or value != own_benchmark for key, value in named.items()):
+        return str(default_config)
+    return str(benchmark_config)
+
+
+def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=None, default_config=None):
+    """Parse (config file + command line) into `dataclass_types`; returns the dataclasses, then `Settings`.
+
+    bf16 is switched on where the hardware runs it natively, unless set explicitly; without a GPU,
+    `use_cpu` is set.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(dataclass_types)
+    known = {action.dest for action in parser._actions}
+
+    config_path = choose_config(argv, benchmark_config, default_config)
+    config = read_config_file(config_path) if config_path else {}
+    flags = config_to_flags(config, config_path, known)
+
+    given = {"model_name_or_path" if key == "model" else key for key in config} | set(flags_given(argv))
+    if "bf16" not in given and "fp16" not in given and bf16_supported():
+        flags += ["--bf16", "True"]
+    if "use_cpu" not in given and not torch.cuda.is_available() and not torch.backends.mps.is_available():
+        # Say it: Trainer then runs bf16 on CPU, and under torchrun sets up CPU DDP (gloo) instead of
+        # starting a process group it does not use.
+        flags += ["--use_cpu", "True"]
+
+    args = parser.parse_args_into_dataclasses(args=flags + argv)
+    for a in args:
+        if hasattr(a, "data_dir") and a.data_dir is None:
+            a.data_dir = os.environ.get("DATA_DIR")
+    settings = Settings(final_values(args, given | {"bf16", "use_cpu", "data_dir"}), config_path)
+    return (*args, settings)
+
+
+def final_values(args, keys) -> dict:
+    """The final value of every setting in `keys`: a config that re-runs the run."""
+    values = {}
+    for a in args:
+        for key in vars(a):
+            if key in keys and not key.startswith("_"):
+                value = getattr(a, key)
+                values[key] = value.value if hasattr(value, "value") else value
+    if values.get("report_to") == []:
+        values["report_to"] = "none"  # TrainingArguments turns "none" into []
+    return values

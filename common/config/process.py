@@ -1,0 +1,43 @@
+"""Per-process set-up of a recipe run: logging, a warning about idle CPU cores, and the exit on bad input."""
+
+import logging
+import os
+import sys
+
+import datasets
+import torch
+import transformers
+
+from common.data.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+def warn_if_accelerate_starved_threads() -> None:
+    """`accelerate launch` without a GPU sets OMP_NUM_THREADS=1 unless told otherwise: say it costs cores."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores = (os.cpu_count() or 1) // processes
+    if "ACCELERATE_MIXED_PRECISION" in os.environ and not torch.cuda.is_available() and torch.get_num_threads() < cores:
+        logger.warning(f"This process runs {torch.get_num_threads()} CPU thread(s) of the {cores} it could use "
+                       f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, accelerate launch's default without a "
+                       f"GPU): add --num_cpu_threads_per_process {cores} to accelerate launch, or use python/torchrun.")
+
+
+def setup_logging(training_args) -> None:
+    """Our messages at INFO on the main process (WARNING on the others); the libraries at --log_level."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        handlers=[logging.StreamHandler(sys.stderr)],
+                        level=logging.INFO if training_args.should_log else logging.WARNING, force=True)
+    library_level = training_args.get_process_log_level()
+    datasets.utils.logging.set_verbosity(library_level)
+    transformers.utils.logging.set_verbosity(library_level)
+    warn_if_accelerate_starved_threads()
+
+
+def run_main(main) -> None:
+    """Run a recipe's main(); bad input ends it with the message alone and exit status 2."""
+    try:
+        main()
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

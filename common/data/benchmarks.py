@@ -1,0 +1,98 @@
+"""The benchmark folders under `--data_dir` (default ../shared/data), read in place: one loader per layout.
+
+Text classification: `sst2` (GLUE TSV), `ag_news` (headerless CSV, class names in classes.txt, HTML
+escapes undone), `chnsenticorp` (ERNIE's TSV). Tagged sentences: `conll2003`, `cluener2020` (file names
+in TAGGED_BENCHMARK_FILES, read by the recipe's reader).
+"""
+
+import html
+import os
+import re
+from pathlib import Path
+
+from common.data.errors import DataError
+from common.data.tables import Split, TextData, check_file, read_table
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_data_dir(data_dir: str | None) -> Path:
+    for candidate in (data_dir, os.environ.get("DATA_DIR"), REPO_ROOT.parent / "shared" / "data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate).resolve()
+    raise DataError(f"data directory not found: {data_dir or os.environ.get('DATA_DIR') or '../shared/data'} "
+                    "(set --data_dir or DATA_DIR)")
+
+
+def _with_label_names(split: Split, names: dict[str, str]) -> Split:
+    unknown = ~split.frame["label"].isin(list(names))
+    if unknown.any():
+        i = unknown.idxmax()
+        raise DataError(f"{split.where(i)}: label {split.frame.at[i, 'label']!r} is not one of {sorted(names)}")
+    split.frame["label"] = split.frame["label"].map(names)
+    return split
+
+
+def load_sst2(folder: Path) -> TextData:
+    """GLUE SST-2: `sentence<TAB>label` (0 negative, 1 positive); the test file has no labels."""
+    names = {"0": "negative", "1": "positive"}
+    splits = {}
+    for split, file in (("train", "train.tsv"), ("validation", "dev.tsv"), ("test", "test.tsv")):
+        if (folder / file).exists():
+            s = read_table(folder / file)
+            s.frame = s.frame.rename(columns={"sentence": "text"})
+            splits[split] = _with_label_names(s, names) if "label" in s.frame else s
+    return TextData(splits, "text", "label", label_names=list(names.values()))
+
+
+def load_chnsenticorp(folder: Path) -> TextData:
+    """ChnSentiCorp as released with ERNIE: `label<TAB>text_a`, all three splits labelled."""
+    names = {"0": "negative", "1": "positive"}
+    splits = {}
+    for split, file in (("train", "train.tsv"), ("validation", "dev.tsv"), ("test", "test.tsv")):
+        s = read_table(folder / file)
+        s.frame = s.frame.rename(columns={"text_a": "text"})
+        splits[split] = _with_label_names(s, names)
+    return TextData(splits, "text", "label", label_names=list(names.values()))
+
+
+def clean_ag_news(text: str) -> str:
+    """AG News keeps '\\' for line breaks and HTML entities with the '&' turned into a space (' #36;')."""
+    text = text.replace("\\", " ")
+    def entity(match):
+        decoded = html.unescape(f"&{match.group(1)};")
+        return match.group(0) if decoded.startswith("&") and len(decoded) > 1 else decoded
+
+    text = re.sub(r" (#\d+|[a-z]+);", entity, text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def load_ag_news(folder: Path) -> TextData:
+    """AG News: headerless `class,title,description`; classes 1-4 named in classes.txt.
+
+    Only the 7,600-row test file is shipped here, so it is the training pool that the recipe splits.
+    Any of train.csv / test.csv present is used as such.
+    """
+    class_names = check_file(folder / "classes.txt").read_text(encoding="utf-8").split()
+    names = {str(i): name for i, name in enumerate(class_names, start=1)}
+    files = {"train": folder / "train.csv", "test": folder / "test.csv"}
+    splits = {}
+    for split, path in files.items():
+        if path.exists():
+            s = read_table(path, header=False, names=["label", "title", "description"])
+            s.frame["text"] = (s.frame["title"] + ". " + s.frame["description"]).map(clean_ag_news)
+            splits[split] = _with_label_names(s, names)
+    notes = []
+    if "train" not in splits:
+        splits = {"train": splits["test"]}
+        notes.append(f"{files['test']} is the only AG News file: it is split into train/validation/test")
+    return TextData(splits, "text", "label", label_names=class_names, notes=notes)
+
+
+BENCHMARKS = {"sst2": load_sst2, "ag_news": load_ag_news, "chnsenticorp": load_chnsenticorp}
+
+
+TAGGED_BENCHMARK_FILES = {
+    "conll2003": {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"},
+    "cluener2020": {"train": "train.json", "validation": "dev.json", "test": "test.json"},
+}

@@ -1,0 +1,87 @@
+"""Label sets and label encoding for single- and multi-label classification.
+
+The label set comes from the training data (or the source's own names, such as a `ClassLabel`) in a
+stable order: numbers numerically, other names alphabetically. It is what the model config's
+`id2label`/`label2id` hold, so a saved model shows names, not ids.
+"""
+
+import numpy as np
+import pandas as pd
+
+from common.data.errors import DataError
+from common.data.tables import Split, TextData
+
+
+def natural_key(label: str):
+    """Sort '2' before '10', and numbers before names."""
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def row_labels(value, multi_label: bool, separator: str | None) -> list[str]:
+    """The label(s) of one row as strings: a list, a separator-joined string, or a single value."""
+    if not multi_label:
+        return [str(value).strip()]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v).strip() for v in value]
+    if separator is None:
+        raise ValueError("multi-label values must be lists, or strings joined by --label_separator")
+    return [v.strip() for v in str(value).split(separator) if v.strip()]
+
+
+def _labels_of(split: Split, column: str, multi_label: bool, separator: str | None) -> pd.Series:
+    def parse(index):
+        try:
+            return row_labels(split.frame.at[index, column], multi_label, separator)
+        except ValueError as e:
+            raise DataError(f"{split.where(index)}: {e}") from None
+
+    return pd.Series({i: parse(i) for i in split.frame.index}, dtype=object)
+
+
+def build_label_list(raw: TextData, multi_label: bool = False, separator: str | None = None) -> list[str]:
+    """The label set, in a stable order, from the source's names or else the training rows."""
+    seen = set()
+    source = raw.splits.get("train") or raw.splits.get("validation")
+    if source is not None:
+        for labels in _labels_of(source, raw.label_column, multi_label, separator):
+            seen.update(labels)
+    if raw.label_names is not None:
+        unknown = seen - set(raw.label_names)
+        if unknown:
+            raise DataError(f"{source.source}: labels {sorted(unknown)} are not among {raw.label_names}")
+        return list(raw.label_names)
+    if not seen:
+        raise DataError("no labels found: give training data, or a validation set with labels")
+    return sorted(seen, key=natural_key)
+
+
+def encode_labels(raw: TextData, label_list: list[str], multi_label: bool = False,
+                  separator: str | None = None) -> None:
+    """Add a `labels` column to every labelled split: class ids, or multi-hot float vectors.
+
+    A label that the label set does not hold is an error naming the file, line and label.
+    """
+    label2id = {name: i for i, name in enumerate(label_list)}
+    for split in raw.splits.values():
+        frame = split.frame
+        if raw.label_column not in frame or frame[raw.label_column].isna().all():
+            continue
+        if not multi_label and (frame[raw.label_column].astype(str).str.strip() == "").all():
+            continue  # an unlabelled test set
+        parsed = _labels_of(split, raw.label_column, multi_label, separator)
+        for index, labels in parsed.items():
+            unknown = [label for label in labels if label not in label2id]
+            if unknown:
+                raise DataError(f"{split.where(index)}: label {unknown[0]!r} is not in the training labels "
+                                f"({', '.join(label_list)})")
+        if multi_label:
+            def multi_hot(labels):
+                vector = np.zeros(len(label_list), dtype=np.float32)
+                vector[[label2id[label] for label in labels]] = 1.0
+                return vector.tolist()
+            frame["labels"] = parsed.map(multi_hot)
+        else:
+            frame["labels"] = parsed.map(lambda labels: label2id[labels[0]])

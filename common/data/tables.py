@@ -1,0 +1,123 @@
+"""Tabular files (CSV, TSV, JSON, JSON lines) and DataFrames read into a `Split` that remembers each row's line,
+and `TextData`, the splits of one labelled-text dataset.
+
+Every row keeps its file line (or DataFrame row) in a `_line` column, so that any error can name it.
+"""
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from common.data.errors import DataError
+
+
+@dataclass
+class Split:
+    """One split's rows, and where they came from (for messages and the results file)."""
+
+    frame: pd.DataFrame
+    source: str
+    unit: str = "line"  # how `_line` counts: file lines, or rows of a DataFrame / Hub dataset
+
+    def where(self, index) -> str:
+        return f"{self.source}, {self.unit} {self.frame.at[index, '_line']}"
+
+
+@dataclass
+class TextData:
+    splits: dict[str, Split]
+    text_column: str
+    label_column: str
+    text_pair_column: str | None = None
+    label_names: list[str] | None = None  # fixed label order, when the source defines one
+    notes: list[str] = field(default_factory=list)
+
+    def sources(self) -> dict[str, str]:
+        return {name: split.source for name, split in self.splits.items()}
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(split.frame) for name, split in self.splits.items()}
+
+
+def require_file(path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    return path
+
+
+def check_file(path) -> Path:
+    path = require_file(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    return path
+
+
+def read_table(path, header: bool = True, names: list[str] | None = None, sep: str | None = None) -> Split:
+    """Read a CSV, TSV, JSON or JSON-lines file into a Split, checking every row's shape."""
+    path = check_file(path)
+    suffix = path.suffix.lower()
+    if suffix in (".json", ".jsonl"):
+        return _read_json(path)
+    if sep is None:
+        sep = "\t" if suffix in (".tsv", ".tab") else ","
+    # The csv module (not pandas) reads the rows: pandas pads a short row with empty fields, which
+    # would hide it, and csv.reader knows each record's real line even when quoted fields span lines.
+    with open(path, newline="", encoding="utf-8") as f:
+        # GLUE-style TSV files are not quoted and hold bare '"' characters
+        reader = csv.reader(f, delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
+        rows, lines = [], []
+        for row in reader:
+            if row:  # blank lines separate nothing here
+                rows.append(row)
+                lines.append(reader.line_num)
+    if header:
+        names, rows, lines = rows[0], rows[1:], lines[1:]
+    if not rows:
+        raise DataError(f"{path}: no data rows" + (" (only a header)" if header else ""))
+    n_fields = len(names)
+    for row, line in zip(rows, lines):
+        if len(row) != n_fields:
+            raise DataError(f"{path}, line {line}: expected {n_fields} fields, found {len(row)}")
+    frame = pd.DataFrame(rows, columns=names)
+    frame["_line"] = lines
+    return Split(frame, str(path))
+
+
+def _read_json(path: Path) -> Split:
+    """A JSON array of objects, or JSON lines (one object per line; blank lines allowed)."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}, line {e.lineno}: invalid JSON: {e.msg}") from None
+        lines = list(range(1, len(records) + 1))
+        unit = "record"
+    else:
+        records, lines, unit = [], [], "line"
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, line {number}: invalid JSON: {e.msg}") from None
+            lines.append(number)
+    for record, number in zip(records, lines):
+        if not isinstance(record, dict):
+            raise DataError(f"{path}, {unit} {number}: expected a JSON object, found {type(record).__name__}")
+    if not records:
+        raise DataError(f"{path}: no records")
+    frame = pd.DataFrame.from_records(records)
+    frame["_line"] = lines
+    return Split(frame, str(path), unit)
+
+
+def from_dataframe(frame: pd.DataFrame, name: str) -> Split:
+    frame = frame.reset_index(drop=True).copy()
+    frame["_line"] = range(1, len(frame) + 1)
+    return Split(frame, name, "row")

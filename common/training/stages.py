@@ -1,0 +1,94 @@
+"""The stages of a recipe run: a RecipeTrainer set up for the task, then train, evaluate and predict as asked.
+
+Batches are padded per batch to their own longest row; early stopping on metric_for_best_model when
+`--early_stopping_patience` is given; token classification scores entities on each split's own words.
+"""
+
+import logging
+
+from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback
+from transformers.trainer_utils import PredictionOutput
+
+from common.config.hardware import precision_name
+from common.evaluation.metrics import entity_metrics
+from common.training.trainer import RecipeTrainer
+
+logger = logging.getLogger(__name__)
+
+
+def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_dataset=None, compute_metrics=None,
+                  data_collator=None) -> RecipeTrainer:
+    """A RecipeTrainer with per-batch padding and, if asked, early stopping on metric_for_best_model."""
+    if data_collator is None:
+        # Multiples of 8 let GPU tensor cores work on half precision; on CPU they only add padding.
+        multiple = 8 if (training_args.bf16 or training_args.fp16) and not training_args.use_cpu else None
+        data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
+    callbacks = []
+    if training_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
+    logger.info(f"Training batches: {training_args.train_sampling_strategy}; precision: {precision_name(training_args)}")
+    return RecipeTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        data_collator=data_collator,
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+    )
+
+
+def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_metrics=None,
+                           validation_predictions: bool = False) -> tuple[dict, dict[str, PredictionOutput]]:
+    """Run the stages asked for (--do_train, --do_eval, --do_predict); their metrics and predictions.
+
+    `test_metrics` replaces the trainer's compute_metrics for the test set, where the metric depends
+    on the split (token classification maps windows back to that split's words). The predictions
+    are the test set's, and with `validation_predictions` the validation set's too (same metrics).
+    """
+    needed = {"train": args.do_train, "validation": args.do_eval, "test": args.do_predict}
+    missing = [split for split, wanted in needed.items() if wanted and split not in tokenized]
+    if missing:
+        raise ValueError(f"no {' or '.join(missing)} data for the stages asked for (found: {', '.join(tokenized)})")
+    results, predictions = {}, {}
+    if args.do_train:
+        results.update(trainer.train(resume_from_checkpoint=args.resume_from_checkpoint).metrics)
+        trainer.save_model()  # the best checkpoint if load_best_model_at_end, with tokenizer and label names
+        trainer.save_state()
+    if args.do_eval and validation_predictions:
+        predictions["validation"] = trainer.predict(tokenized["validation"], metric_key_prefix="eval")
+        results.update(predictions["validation"].metrics)
+    elif args.do_eval:
+        results.update(trainer.evaluate(tokenized["validation"]))
+    if args.do_predict:
+        if test_metrics is not None:
+            trainer.use_metrics(test_metrics)
+        predictions["test"] = trainer.predict(tokenized["test"])
+        results.update(predictions["test"].metrics)
+    for split in ("train", "eval", "test"):
+        split_metrics = {k: v for k, v in results.items() if k.startswith(split + "_")}
+        if split_metrics:
+            trainer.log_metrics(split, split_metrics)
+    return results, predictions
+
+
+def train_tagger(model, tokenizer, training_args, features: dict, splits: dict, labels: list[str],
+                 validation_predictions: bool = False) -> tuple[RecipeTrainer, dict, dict[str, PredictionOutput]]:
+    """Token classification: a trainer scoring entities on each split's own words (or characters), and its stages.
+
+    `features[name]` holds a split's model windows (`.dataset`) and maps predictions back to the units of
+    `splits[name]` (tagged words or characters); test metrics only where the test split has tags.
+    """
+    def metrics_for(split):
+        return entity_metrics(features[split], splits[split].tags, labels) if split in splits else None
+
+    trainer = build_trainer(model, training_args, tokenizer,
+                            features["train"].dataset if "train" in features else None,
+                            features["validation"].dataset if "validation" in features else None,
+                            metrics_for("validation"), DataCollatorForTokenClassification(tokenizer))
+    test_labelled = "test" in splits and splits["test"].tags is not None
+    results, predictions = train_evaluate_predict(trainer, {name: f.dataset for name, f in features.items()},
+                                                  training_args, metrics_for("test") if test_labelled else None,
+                                                  validation_predictions)
+    return trainer, results, predictions

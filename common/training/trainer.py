@@ -1,0 +1,163 @@
+"""`RecipeTrainer`: transformers' Trainer with one small override per concern.
+
+- Length-grouped training batches (`train_sampling_strategy="group_by_length"`, our default), in
+  random order: `_get_train_sampler`.
+- Token labels in length-grouped batches weigh every labelled token the same (a sum over tokens
+  divided by the average number per optimizer step) instead of every batch the same: `compute_loss`.
+- A model whose loss is its own mean (BERT-style heads) is not taken to divide by Trainer's count of
+  labelled tokens, so its loss is averaged over gradient-accumulation steps and not multiplied by the
+  number of processes (stock Trainer does both wrongly for such models): `own_mean_loss`, before
+  Trainer's set-up reads it.
+- With `pack_batches`, the sentences of each training batch share rows instead of being padded
+  (common/training/packing.py): `get_train_dataloader`.
+- Evaluation and prediction run in batches sorted by length, and both `compute_metrics` and
+  `predict()` see the rows in the dataset's own order: `_get_eval_sampler`, `use_metrics`, `predict`.
+  (Stock Trainer with `group_by_length` shuffles the evaluation order, and returns predictions in it.)
+"""
+
+import inspect
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from transformers import EvalPrediction, Trainer
+from transformers.trainer_utils import PredictionOutput
+
+from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
+from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
+
+logger = logging.getLogger(__name__)
+
+# What RecipeTrainer relies on below Trainer's public API, and what for. tests/test_trainer_internals.py
+# checks that each is still there and still used by Trainer, and names the one an upgrade broke.
+TRAINER_INTERNALS = {
+    "_get_train_sampler": "method get_train_dataloader calls for the training order (overridden: length-grouped)",
+    "_get_eval_sampler": "method get_eval_dataloader and get_test_dataloader call for the order (overridden: "
+                         "longest first)",
+    "loss_is_scaled_for_ga": "class attribute training_step reads: True when compute_loss already divides by the "
+                             "optimizer step's size",
+    "accepts_loss_kwargs": "model attribute Trainer.__init__ reads instead of forward's **kwargs (set False for "
+                           "heads that return their own mean)",
+}
+
+
+def loss_divides_by_item_count(model) -> bool:
+    """Whether the model's loss divides by Trainer's `num_items_in_batch` (it does through `self.loss_function`)."""
+    try:
+        return "self.loss_function" in inspect.getsource(type(model).forward)
+    except (OSError, TypeError):  # no source to read: keep Trainer's assumption
+        return True
+
+
+def own_mean_loss(model) -> None:
+    """Tell Trainer that a head taking **kwargs still returns its own mean, unless the model says otherwise.
+
+    Trainer takes a forward with **kwargs to use num_items_in_batch, and then neither divides the loss by
+    the gradient-accumulation steps nor undoes the world-size factor it applies for DDP: BERT-style
+    heads' loss and gradients came out GA x or N-processes x too large.
+    """
+    if model is not None and not hasattr(model, "accepts_loss_kwargs") and not loss_divides_by_item_count(model):
+        model.accepts_loss_kwargs = False
+
+
+def labelled_tokens_per_step(dataset, args) -> float | None:
+    """Labelled tokens per optimizer step, if the rows carry token labels (lists of class ids)."""
+    if dataset is None or "labels" not in dataset.column_names:
+        return None
+    label_type = dataset.data.schema.field("labels").type
+    if not (pa.types.is_list(label_type) and pa.types.is_integer(label_type.value_type)):
+        return None  # one label per row (multi-label rows are lists of floats)
+    labelled = int((pc.list_flatten(dataset.with_format("arrow")["labels"]).to_numpy() != -100).sum())
+    return labelled / (len(dataset) / args.train_batch_size / args.gradient_accumulation_steps)
+
+
+def _reorder(values, order):
+    if values is None:
+        return None
+    if isinstance(values, tuple):
+        return tuple(_reorder(v, order) for v in values)
+    return values[order]
+
+
+class RecipeTrainer(Trainer):
+    def __init__(self, model=None, *args, compute_metrics=None, **kwargs):
+        own_mean_loss(model)
+        super().__init__(model, *args, **kwargs)
+        self._eval_order = None  # the row order of the last evaluation or prediction
+        self.use_metrics(compute_metrics)
+        self.packs_batches = False  # set when a training dataloader really packs
+        self.tokens_per_step = None
+        if self.args.train_sampling_strategy == "group_by_length":
+            self.tokens_per_step = labelled_tokens_per_step(self.train_dataset, self.args)
+        if self.tokens_per_step:
+            self.loss_is_scaled_for_ga = True  # divided by the labelled tokens of a whole optimizer step
+
+    # --- length-grouped training batches
+    def _get_train_sampler(self, train_dataset=None):
+        train_dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or "input_ids" not in train_dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        # One batch per dataloader step; under DDP each process takes whole batches in turn.
+        return ShuffledLengthGroupedSampler(token_lengths(train_dataset), self.args.train_batch_size)
+
+    # --- token-weighted loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not (model.training and self.tokens_per_step and "labels" in inputs):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        # Length-grouped token labels: a batch of short sentences holds few labelled tokens, and a
+        # per-batch mean would weigh each of them several times more than a token of a long sentence.
+        # Summing over tokens and dividing by the average per step weighs every token the same, as
+        # random batches do (CoNLL-2003, with the shuffled batch order: test F1 0.788 -> 0.796).
+        outputs = model(**inputs)
+        logits = outputs["logits"]
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), inputs["labels"].flatten(),
+                                                 ignore_index=-100, reduction="sum") / self.tokens_per_step
+        return (loss, outputs) if return_outputs else loss
+
+    # --- packed training batches
+    def get_train_dataloader(self):
+        if not getattr(self.args, "pack_batches", False):  # plain TrainingArguments have no such flag
+            return super().get_train_dataloader()
+        implementation = getattr(self.model.config, "_attn_implementation", None)
+        packed = PackedBatchCollator(self.processing_class.pad_token_id, MASK_KINDS.get(implementation, "bool"))
+        sample = [self.train_dataset[i] for i in range(min(8, len(self.train_dataset)))]
+        problem = packing_error(self.model, sample, packed)
+        if problem:
+            logger.warning(f"pack_batches: not packing, {problem}; batches are padded instead")
+            return super().get_train_dataloader()
+        logger.info("Training batches: packed (each batch's sentences share rows; checked on this model)")
+        self.packs_batches = True
+        padded, self.data_collator = self.data_collator, packed
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = padded  # evaluation and prediction keep padded, length-sorted batches
+
+    # --- evaluation in length-sorted batches, results in input order
+    def _get_eval_sampler(self, eval_dataset):
+        if "input_ids" not in eval_dataset.column_names:
+            self._eval_order = None
+            return super()._get_eval_sampler(eval_dataset)
+        self._eval_order = longest_first_order(eval_dataset)
+        return self._eval_order.tolist()
+
+    def _to_input_order(self, values):
+        if self._eval_order is None:
+            return values
+        return _reorder(values, np.argsort(self._eval_order, kind="stable"))
+
+    def use_metrics(self, compute_metrics) -> None:
+        """Score evaluations with `compute_metrics`, which sees predictions in the dataset's order."""
+        def compute_metrics_in_input_order(prediction: EvalPrediction):
+            return compute_metrics(EvalPrediction(predictions=self._to_input_order(prediction.predictions),
+                                                  label_ids=self._to_input_order(prediction.label_ids)))
+
+        self.compute_metrics = compute_metrics_in_input_order if compute_metrics is not None else None
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
+        output = super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        return PredictionOutput(predictions=self._to_input_order(output.predictions),
+                                label_ids=self._to_input_order(output.label_ids), metrics=output.metrics)

@@ -1,0 +1,68 @@
+"""What RecipeTrainer relies on below transformers.Trainer's public API is still there and still used.
+
+`common.training.trainer.TRAINER_INTERNALS` lists each such hook and why; this test checks every one
+of them against the installed transformers and names the ones an upgrade removed or stopped using.
+"""
+
+import datasets
+import pytest
+import torch
+from transformers import AutoModelForTokenClassification, Trainer
+
+from common.config.arguments import RecipeTrainingArguments
+from common.training.trainer import TRAINER_INTERNALS, RecipeTrainer
+
+
+@pytest.fixture
+def token_trainer(tmp_path, tiny_bert):
+    """A RecipeTrainer over four token-labelled rows, with gradient accumulation over two steps."""
+    def build(**kwargs):
+        model = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3)
+        rows = [[0, 1, 2, -100], [1, -100], [2, 2, 2, 2, 2, 2], [0]]
+        dataset = datasets.Dataset.from_dict({"input_ids": [[5] * len(r) for r in rows], "labels": rows})
+        args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_train_batch_size=2,
+                                       gradient_accumulation_steps=2, report_to="none", use_cpu=True, **kwargs)
+        return RecipeTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=dataset)
+
+    return build
+
+
+def calls_through(trainer, hook: str, use) -> bool:
+    """Whether `use(trainer)` (a public Trainer method) still calls our override of `hook`."""
+    called, override = [], getattr(trainer, hook)
+    setattr(trainer, hook, lambda *a, **k: called.append(hook) or override(*a, **k))
+    use(trainer)
+    return bool(called)
+
+
+def step_loss(trainer, scaled_for_ga: bool) -> float:
+    batch = {"input_ids": torch.tensor([[5, 6, 7, 8]]), "labels": torch.tensor([[0, 1, 2, -100]])}
+    trainer.loss_is_scaled_for_ga = scaled_for_ga
+    trainer.current_gradient_accumulation_steps = 2
+    trainer.model.train()
+    return trainer.training_step(trainer.model, batch).item()
+
+
+def model_flag_read(tiny_bert, value: bool) -> bool:
+    model = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3)
+    model.accepts_loss_kwargs = value
+    args = RecipeTrainingArguments(output_dir="unused", report_to="none", use_cpu=True)
+    return Trainer(model=model, args=args).model_accepts_loss_kwargs is value
+
+
+def test_every_trainer_internal_we_rely_on_is_still_there(token_trainer, tiny_bert):
+    checks = {
+        "_get_train_sampler": lambda: hasattr(Trainer, "_get_train_sampler") and calls_through(
+            token_trainer(), "_get_train_sampler", lambda t: t.get_train_dataloader()),
+        "_get_eval_sampler": lambda: hasattr(Trainer, "_get_eval_sampler") and all(calls_through(
+            token_trainer(), "_get_eval_sampler", use) for use in (lambda t: t.get_eval_dataloader(),
+                                                                   lambda t: t.get_test_dataloader(t.eval_dataset))),
+        # read by training_step: True leaves the loss as it is, False divides it by the accumulation steps
+        "loss_is_scaled_for_ga": lambda: hasattr(Trainer, "loss_is_scaled_for_ga") and step_loss(
+            token_trainer(train_sampling_strategy="random"), True) == pytest.approx(
+            2 * step_loss(token_trainer(train_sampling_strategy="random"), False), rel=1e-5),
+        "accepts_loss_kwargs": lambda: model_flag_read(tiny_bert, False) and model_flag_read(tiny_bert, True),
+    }
+    assert set(checks) == set(TRAINER_INTERNALS), "every entry of TRAINER_INTERNALS needs a check here"
+    broken = [f"{name} ({TRAINER_INTERNALS[name]})" for name, check in checks.items() if not check()]
+    assert not broken, "transformers.Trainer no longer provides or uses: " + "; ".join(broken)

@@ -61,9 +61,10 @@ def load(args, extra: list[str]):
 
     model_args, data_args, training_args, _ = parse_args(
         (ModelArguments, TextDataArguments, RecipeTrainingArguments),
-        ["--config", str(REPO / RECIPE_CONFIGS[args.recipe]),"--model", args.model, "--data_dir", args.data_dir, "--output_dir", args.work, "--report_to", "none",
-         "--disable_tqdm", "True", "--eval_strategy", "no", "--save_strategy", "no", "--do_eval", "False",
-         "--load_best_model_at_end", "False", "--logging_strategy", "no", *extra])
+        ["--config", str(REPO / RECIPE_CONFIGS[args.recipe]), "--model", args.model, "--data_dir", args.data_dir,
+         "--output_dir", args.work, "--report_to", "none", "--disable_tqdm", "True", "--eval_strategy", "no",
+         "--save_strategy", "no", "--do_eval", "False", "--load_best_model_at_end", "False", "--logging_strategy", "no",
+         *extra])
     raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw)
     encode_labels(raw, labels)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, set_seed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 
 from common.config.arguments import ModelArguments, RecipeTrainingArguments, TaggingArguments, TextDataArguments
 from common.config.parsing import parse_args

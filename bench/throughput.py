@@ -57,7 +57,7 @@ def load(args, extra: list[str]):
     from common.data.text import load_text_data
     from common.models.heads import build_classifier
     from common.models.tokenizer import load_tokenizer
-    from common.tokens.text import max_input_length, tokenize_splits
+    from common.tokens.tokenization import max_input_length, tokenize_splits
 
     model_args, data_args, training_args, _ = parse_args(
         (ModelArguments, TextDataArguments, RecipeTrainingArguments),

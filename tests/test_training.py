@@ -13,7 +13,7 @@ from common.data.text import load_text_data
 from common.evaluation.metrics import classification_metrics, load_metric
 from common.models.heads import build_classifier
 from common.models.tokenizer import load_tokenizer
-from common.tokens.text import tokenize_splits
+from common.tokens.tokenization import tokenize_splits
 from common.training.samplers import ShuffledLengthGroupedSampler, token_lengths
 from common.training.stages import build_trainer
 from common.training.trainer import RecipeTrainer, loss_divides_by_item_count
@@ -154,7 +154,7 @@ def test_compute_metrics_names_classes():
 
 def test_truncation_is_counted_and_tokenization_is_cached(tmp_path, tiny_bert, caplog, tokenized_rows):
     texts = ["good"] * 5 + ["good " * 30, "bad " * 40]
-    with caplog.at_level(logging.WARNING, logger="common.tokens.text"):
+    with caplog.at_level(logging.WARNING, logger="common.tokens.tokenization"):
         raw, _, tokenizer, dataset = tokenized_rows(texts, max_length=16)
     assert max(len(ids) for ids in dataset["input_ids"]) == 16
     assert "2 of 7 texts were longer than 16 tokens and were truncated" in caplog.text

@@ -36,7 +36,7 @@ from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
-from common.tokens.text import max_input_length, tokenize_splits
+from common.tokens.tokenization import max_input_length, tokenize_splits
 from common.training.stages import build_trainer, train_evaluate_predict, train_tagger
 from recipes.chinese_ernie.characters import encode_char_split
 from recipes.chinese_ernie.cluener import read_char_file, write_cluener_predictions

@@ -27,7 +27,7 @@ from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.predictions import write_entities, write_tagged_predictions
 from common.outputs.run_report import write_run_report
-from common.tokens.text import max_input_length
+from common.tokens.tokenization import max_input_length
 from common.tokens.word_labels import encode_tagged_split
 from common.training.stages import train_tagger
 

@@ -6,6 +6,7 @@ message naming its file and line, and every subset or split taken is logged.
 """
 
 import logging
+
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> TextData:
-    """Load the splits named by DataArguments (or given as DataFrames), before any checking."""
+    """Load the splits named by TextDataArguments (or given as DataFrames), before any checking."""
     if frames:
         splits = {k: from_dataframe(v, f"DataFrame '{k}'") for k, v in frames.items()}
         return TextData(splits, args.text_column, args.label_column, args.text_pair_column)
@@ -121,7 +122,7 @@ def take_first(raw: TextData, limits: dict[str, int | None]) -> None:
 
 
 def load_text_data(args, seed: int, frames: dict[str, pd.DataFrame] | None = None) -> TextData:
-    """Load, check and split the data named by DataArguments. Every note is also logged."""
+    """Load, check and split the data named by TextDataArguments. Every note is also logged."""
     raw = load_raw_data(args, frames)
     if "train" not in raw.splits and "validation" not in raw.splits and "test" not in raw.splits:
         raise DataError(f"no train, validation or test split found (found: {', '.join(raw.splits)})")

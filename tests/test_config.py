@@ -4,6 +4,7 @@ import pytest
 
 from common.config import parsing
 from common.config.arguments import ModelArguments, RecipeTrainingArguments, TextDataArguments
+from common.config.errors import OptionError
 from common.config.parsing import parse_args
 
 TYPES = (ModelArguments, TextDataArguments, RecipeTrainingArguments)
@@ -73,12 +74,12 @@ def test_json_config(tmp_path):
 
 def test_unknown_config_key_names_the_file(tmp_path):
     config = write(tmp_path / "bad.yaml", "learning_rat: 0.1\n")
-    with pytest.raises(SystemExit, match=r"bad.yaml: unknown setting 'learning_rat'"):
+    with pytest.raises(OptionError, match=r"bad.yaml: unknown setting 'learning_rat'"):
         parse_args(TYPES, ["--config", config])
 
 
 def test_missing_config_file(tmp_path):
-    with pytest.raises(SystemExit, match="config file not found"):
+    with pytest.raises(OptionError, match="config file not found"):
         parse_args(TYPES, ["--config", str(tmp_path / "nope.yaml")])
 
 
@@ -89,3 +90,20 @@ def test_bf16_follows_hardware_unless_given(monkeypatch):
     training_args = parse_args(TYPES, [])[2]
     assert training_args.bf16 is True and training_args.use_cpu is True  # bf16 on a CPU needs use_cpu
     assert parse_args(TYPES, ["--bf16", "False"])[2].bf16 is False  # an explicit choice is kept
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--learning_speed", "3e-5"], r"command line: Some specified arguments are not used.*--learning_speed"),
+    (["--validation_split", "1.5"], r"--validation_split 1.5 must be at least 0 and below 1"),
+    (["--validation_split", "0.5", "--test_split", "0.5"], r"leave no training rows"),
+    (["--load_best_model_at_end", "True", "--eval_strategy", "epoch", "--save_strategy", "steps"], r"save_strategy"),
+])
+def test_bad_options_are_option_errors_naming_the_option(argv, message):
+    with pytest.raises(OptionError, match=message):
+        parse_args(TYPES, argv)
+
+
+def test_an_output_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(OptionError, match=r"--output_dir .*out is a file, not a folder"):
+        parse_args(TYPES, ["--output_dir", str(tmp_path / "out")])

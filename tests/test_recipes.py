@@ -180,3 +180,40 @@ def test_results_table_and_json_with_published_figures(tmp_path, sentiment_run):
     table = (tmp_path / "results" / "RESULTS.md").read_text()
     assert "| ner-conll2003 | test | 3453 | bert-base-cased | f1 | 0.9123 |" in table
     assert f"![{sentiment_run.name} confusion_matrix](" in table
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--learning_speed", "1"], "Some specified arguments are not used by the HfArgumentParser: ['--learning_speed', '1']"),
+    (["--validation_split", "0"], "--eval_strategy epoch needs validation data and there is none: give "
+                                  "--validation_file"),
+    (["--validation_split", "0", "--eval_strategy", "no", "--load_best_model_at_end", "False"],
+     "--do_eval needs validation data and there is none (splits found: train): give --validation_file, or set "
+     "--do_eval False"),
+    (["--resume_from_checkpoint", "True"], "--resume_from_checkpoint True: no checkpoint-* folder in"),
+])
+def test_option_mistakes_end_in_one_line_and_exit_status_2(tmp_path, capsys, tiny_bert, sentiment_files, recipe,
+                                                            flags, message):
+    argv = ["--model", str(tiny_bert), "--train_file", str(sentiment_files / "train.csv"), "--output_dir",
+            str(tmp_path / "o"), *TRAIN_FLAGS, *flags]
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: recipe("sentiment").main(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_resume_from_checkpoint_true_takes_the_last_checkpoint(tmp_path, tiny_bert, sentiment_files, recipe, capsys):
+    out = tmp_path / "out"
+    argv = ["--model", str(tiny_bert), "--train_file", str(sentiment_files / "train.csv"), "--validation_file",
+            str(sentiment_files / "dev.csv"), "--output_dir", str(out), *TRAIN_FLAGS]
+    recipe("sentiment").main([*argv, "--num_train_epochs", "1"])  # 320 rows / 16: a checkpoint at step 20
+    first = json.loads((out / "trainer_state.json").read_text())
+    assert first["global_step"] == 20
+    capsys.readouterr()
+    recipe("sentiment").main([*argv, "--num_train_epochs", "2", "--resume_from_checkpoint", "True"])
+    assert f"Resuming from {out / 'checkpoint-20'}, the last checkpoint in {out}" in capsys.readouterr().err
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 40
+    # steps 1-20 are the first run's (its 1-epoch learning-rate schedule), not a new 2-epoch run's
+    losses = [e for e in state["log_history"] if "loss" in e]
+    assert losses[:2] == [e for e in first["log_history"] if "loss" in e] and [e["step"] for e in losses] == [10, 20, 30, 40]

@@ -5,6 +5,7 @@ its own built from these parts) and `RecipeTrainingArguments` (every flag of `Tr
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import TrainingArguments
@@ -71,6 +72,14 @@ class TextDataArguments(DataSourceArguments):
     )
     overwrite_cache: bool = field(default=False, metadata={"help": "Tokenize again even if a cached copy exists."})
 
+    def __post_init__(self):
+        for name in ("validation_split", "test_split"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"--{name} {getattr(self, name)} must be at least 0 and below 1")
+        if self.validation_split + self.test_split >= 1:
+            raise ValueError(f"--validation_split {self.validation_split} and --test_split {self.test_split} leave "
+                             "no training rows")
+
 
 @dataclass
 class TaggingArguments:
@@ -113,3 +122,8 @@ class RecipeTrainingArguments(TrainingArguments):
                                          "Checked on the model before training; falls back to padding if it changes "
                                          "the logits."}
     )
+
+    def __post_init__(self):
+        if self.output_dir is not None and Path(self.output_dir).is_file():
+            raise ValueError(f"--output_dir {self.output_dir} is a file, not a folder")
+        super().__post_init__()

@@ -18,6 +18,7 @@ import torch
 import yaml
 from transformers import HfArgumentParser
 
+from common.config.errors import OptionError
 from common.config.hardware import bf16_supported
 
 # Command-line flags that name the data to use instead of a config's benchmark
@@ -38,7 +39,7 @@ def config_to_flags(config: dict, source: str, known: set[str]) -> list[str]:
     for key, value in config.items():
         key = "model_name_or_path" if key == "model" else key
         if key not in known:
-            raise SystemExit(f"{source}: unknown setting '{key}' (not a model, data or training argument)")
+            raise OptionError(f"{source}: unknown setting '{key}' (not a model, data or training argument)")
         if value is None:
             continue
         if isinstance(value, dict):
@@ -50,11 +51,11 @@ def config_to_flags(config: dict, source: str, known: set[str]) -> list[str]:
 
 def read_config_file(path) -> dict:
     if not Path(path).is_file():
-        raise SystemExit(f"config file not found: {path}")
+        raise OptionError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
         config = json.load(f) if str(path).endswith(".json") else yaml.safe_load(f)
     if not isinstance(config, dict):
-        raise SystemExit(f"{path}: a config file must hold a mapping of setting: value")
+        raise OptionError(f"{path}: a config file must hold a mapping of setting: value")
     return config
 
 
@@ -74,7 +75,7 @@ def choose_config(argv: list[str], benchmark_config, default_config) -> str | No
     if "--config" in argv:
         i = argv.index("--config")
         if i + 1 >= len(argv):
-            raise SystemExit("--config needs a file name")
+            raise OptionError("--config needs a file name")
         path = argv[i + 1]
         del argv[i : i + 2]
         return path
@@ -109,7 +110,10 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
         # starting a process group it does not use.
         flags += ["--use_cpu", "True"]
 
-    args = parser.parse_args_into_dataclasses(args=flags + argv)
+    try:
+        args = parser.parse_args_into_dataclasses(args=flags + argv)
+    except ValueError as error:  # an unknown flag, or a combination TrainingArguments or our checks refuse
+        raise OptionError(f"{config_path or 'command line'}: {error}") from None
     for a in args:
         if hasattr(a, "data_dir") and a.data_dir is None:
             a.data_dir = os.environ.get("DATA_DIR")

@@ -8,6 +8,7 @@ import datasets
 import torch
 import transformers
 
+from common.config.errors import OptionError
 from common.data.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -35,9 +36,9 @@ def setup_logging(training_args) -> None:
 
 
 def run_main(main) -> None:
-    """Run a recipe's main(); bad input ends it with the message alone and exit status 2."""
+    """Run a recipe's main(); bad data or settings end it with the message alone and exit status 2."""
     try:
         main()
-    except DataError as e:
+    except (DataError, OptionError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -5,10 +5,12 @@ Batches are padded per batch to their own longest row; early stopping on metric_
 """
 
 import logging
+from pathlib import Path
 
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback
-from transformers.trainer_utils import PredictionOutput
+from transformers.trainer_utils import PredictionOutput, get_last_checkpoint
 
+from common.config.errors import OptionError
 from common.config.hardware import precision_name
 from common.evaluation.metrics import entity_metrics
 from common.training.trainer import RecipeTrainer
@@ -23,6 +25,9 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
         # Multiples of 8 let GPU tensor cores work on half precision; on CPU they only add padding.
         multiple = 8 if (training_args.bf16 or training_args.fp16) and not training_args.use_cpu else None
         data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
+    if eval_dataset is None and training_args.eval_strategy != "no":
+        raise OptionError(f"--eval_strategy {training_args.eval_strategy.value} needs validation data and there is "
+                          "none: give --validation_file (or a --validation_split above 0), or set --eval_strategy no")
     callbacks = []
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
@@ -39,6 +44,17 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
     )
 
 
+def checkpoint_to_resume(args) -> str | None:
+    """--resume_from_checkpoint: a checkpoint folder, or True for the last one in --output_dir (as run_glue.py does)."""
+    if str(args.resume_from_checkpoint).lower() != "true":
+        return args.resume_from_checkpoint
+    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    if last is None:
+        raise OptionError(f"--resume_from_checkpoint True: no checkpoint-* folder in {args.output_dir} to resume from")
+    logger.info(f"Resuming from {last}, the last checkpoint in {args.output_dir}")
+    return last
+
+
 def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_metrics=None,
                            validation_predictions: bool = False) -> tuple[dict, dict[str, PredictionOutput]]:
     """Run the stages asked for (--do_train, --do_eval, --do_predict); their metrics and predictions.
@@ -47,13 +63,16 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
     on the split (token classification maps windows back to that split's words). The predictions
     are the test set's, and with `validation_predictions` the validation set's too (same metrics).
     """
-    needed = {"train": args.do_train, "validation": args.do_eval, "test": args.do_predict}
-    missing = [split for split, wanted in needed.items() if wanted and split not in tokenized]
-    if missing:
-        raise ValueError(f"no {' or '.join(missing)} data for the stages asked for (found: {', '.join(tokenized)})")
+    needed = {"train": ("--do_train", "--train_file"), "validation": ("--do_eval", "--validation_file"),
+              "test": ("--do_predict", "--test_file")}
+    found = ", ".join(tokenized) or "none"
+    for split, (stage, file_flag) in needed.items():
+        if getattr(args, stage[2:]) and split not in tokenized:
+            raise OptionError(f"{stage} needs {split} data and there is none (splits found: {found}): give "
+                              f"{file_flag}, or set {stage} False")
     results, predictions = {}, {}
     if args.do_train:
-        results.update(trainer.train(resume_from_checkpoint=args.resume_from_checkpoint).metrics)
+        results.update(trainer.train(resume_from_checkpoint=checkpoint_to_resume(args)).metrics)
         trainer.save_model()  # the best checkpoint if load_best_model_at_end, with tokenizer and label names
         trainer.save_state()
     if args.do_eval and validation_predictions:

@@ -249,3 +249,10 @@ def test_ner_output_loads_in_token_classification_pipeline(ner_run):
     tagger = pipeline("token-classification", model=str(out), aggregation_strategy="simple")
     found = {(e["entity_group"], e["word"]) for e in tagger("ann visited paris and met john smith")}
     assert ("PER", "ann") in found and ("LOC", "paris") in found and ("PER", "john smith") in found
+
+
+def test_a_conll_file_not_in_utf8_names_its_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes("Paris NNP B-LOC\n\nZürich NNP B-LOC\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"train.txt, line 3: not UTF-8 text \(byte 0xfc\)"):
+        read_conll(path)

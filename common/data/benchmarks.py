@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from common.data.errors import DataError
-from common.data.tables import Split, TextData, check_file, read_table
+from common.data.tables import Split, TextData, check_file, open_text, read_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def load_ag_news(folder: Path) -> TextData:
     Only the 7,600-row test file is shipped here, so it is the training pool that the recipe splits.
     Any of train.csv / test.csv present is used as such.
     """
-    class_names = check_file(folder / "classes.txt").read_text(encoding="utf-8").split()
+    class_names = open_text(check_file(folder / "classes.txt")).read().split()
     names = {str(i): name for i, name in enumerate(class_names, start=1)}
     files = {"train": folder / "train.csv", "test": folder / "test.csv"}
     splits = {}

@@ -5,6 +5,7 @@ Every row keeps its file line (or DataFrame row) in a `_line` column, so that an
 """
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,18 @@ class TextData:
         return {name: len(split.frame) for name, split in self.splits.items()}
 
 
+def open_text(path, newline: str | None = None) -> io.StringIO:
+    """A UTF-8 file as text, read like open(); bytes that are not UTF-8 are a DataError naming the file and line."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {raw[e.start]:#04x}); convert the file to UTF-8, "
+                        "e.g. iconv -f GBK -t UTF-8 (or -f LATIN1)") from None
+    return io.StringIO(text, newline=newline)
+
+
 def require_file(path) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -66,7 +79,7 @@ def read_table(path, header: bool = True, names: list[str] | None = None, sep: s
         sep = "\t" if suffix in (".tsv", ".tab") else ","
     # The csv module (not pandas) reads the rows: pandas pads a short row with empty fields, which
     # would hide it, and csv.reader knows each record's real line even when quoted fields span lines.
-    with open(path, newline="", encoding="utf-8") as f:
+    with open_text(path, newline="") as f:
         # GLUE-style TSV files are not quoted and hold bare '"' characters
         reader = csv.reader(f, delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
         rows, lines = [], []
@@ -89,7 +102,7 @@ def read_table(path, header: bool = True, names: list[str] | None = None, sep: s
 
 def _read_json(path: Path) -> Split:
     """A JSON array of objects, or JSON lines (one object per line; blank lines allowed)."""
-    text = path.read_text(encoding="utf-8")
+    text = open_text(path).read()
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)

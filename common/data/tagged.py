@@ -12,7 +12,7 @@ from pathlib import Path
 from common.data.benchmarks import TAGGED_BENCHMARK_FILES, resolve_data_dir
 from common.data.errors import DataError
 from common.data.hub import hub_splits
-from common.data.tables import require_file
+from common.data.tables import open_text, require_file
 from common.data.tag_schemes import detect_scheme, parse_tag, to_iob2
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def read_conll(path, tag_column: int = -1) -> TaggedSplit:
     tokens, tags, lines = [], [], []
     sentence, sentence_tags, sentence_lines = [], [], []
     columns_seen = set()
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             fields = line.split()
             if not fields or fields[0] == "-DOCSTART-":
@@ -81,7 +81,7 @@ def read_token_jsonl(path, tokens_key: str = "tokens", tags_key: str = "tags") -
     """One JSON object per line with a list of tokens and (optionally) a list of tags of the same length."""
     path = require_file(path)
     tokens, tags, lines = [], [], []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue

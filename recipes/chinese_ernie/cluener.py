@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from common.data.errors import DataError
-from common.data.tables import require_file
+from common.data.tables import open_text, require_file
 from common.data.tag_schemes import spans_to_tags, tags_to_spans
 from common.data.tagged import TaggedSplit
 
@@ -58,7 +58,7 @@ def read_span_jsonl(path, overlapping_spans: str = "error") -> TaggedSplit:
     """
     path = require_file(path)
     texts, tags, lines, ids, dropped = [], [], [], [], []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -100,7 +100,7 @@ def read_char_bio(path) -> TaggedSplit:
     path = require_file(path)
     texts, tags, lines = [], [], []
     chars, char_tags, char_lines = [], [], []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():

@@ -216,7 +216,7 @@ def test_hub_splits_other_than_train_validation_test_are_left_out_and_said(monke
 def test_a_file_not_in_utf8_names_its_line_and_the_fix(tmp_path, encoding, text):
     path = tmp_path / "train.csv"
     path.write_bytes(f"text,label\nfine film,pos\n{text},pos\n".encode(encoding))
-    with pytest.raises(DataError, match=rf"train.csv, line 3: not UTF-8 text \(byte 0x..\); convert the file to UTF-8"):
+    with pytest.raises(DataError, match=r"train.csv, line 3: not UTF-8 text \(byte 0x..\); convert the file to UTF-8"):
         load_text_data(args(train_file=str(path)), seed=0)
     path.write_bytes(f"text,label\nfine film,pos\n{text},pos\n".encode("utf-8"))  # the same file in UTF-8 reads
     assert load_text_data(args(train_file=str(path)), seed=0).splits["train"].frame["text"].tolist()[1] == text

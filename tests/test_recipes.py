@@ -189,7 +189,7 @@ def test_results_table_and_json_with_published_figures(tmp_path, sentiment_run):
     (["--validation_split", "0", "--eval_strategy", "no", "--load_best_model_at_end", "False"],
      "--do_eval needs validation data and there is none (splits found: train): give --validation_file, or set "
      "--do_eval False"),
-    (["--resume_from_checkpoint", "True"], "--resume_from_checkpoint True: no checkpoint-* folder in"),
+    (["--resume_from_checkpoint", "True"], "--resume_from_checkpoint True: no complete checkpoint-* folder in"),
 ])
 def test_option_mistakes_end_in_one_line_and_exit_status_2(tmp_path, capsys, tiny_bert, sentiment_files, recipe,
                                                             flags, message):
@@ -211,7 +211,7 @@ def test_resume_from_checkpoint_true_takes_the_last_checkpoint(tmp_path, tiny_be
     assert first["global_step"] == 20
     capsys.readouterr()
     recipe("sentiment").main([*argv, "--num_train_epochs", "2", "--resume_from_checkpoint", "True"])
-    assert f"Resuming from {out / 'checkpoint-20'}, the last checkpoint in {out}" in capsys.readouterr().err
+    assert f"Resuming from {out / 'checkpoint-20'}, the last complete checkpoint in {out}" in capsys.readouterr().err
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 40
     # steps 1-20 are the first run's (its 1-epoch learning-rate schedule), not a new 2-epoch run's

@@ -16,9 +16,9 @@ from common.training.trainer import TRAINER_INTERNALS, RecipeTrainer
 @pytest.fixture
 def token_trainer(tmp_path, tiny_bert):
     """A RecipeTrainer over four token-labelled rows, with gradient accumulation over two steps."""
-    def build(**kwargs):
+    def build(rows=((0, 1, 2, -100), (1, -100), (2, 2, 2, 2, 2, 2), (0,)), **kwargs):
         model = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3)
-        rows = [[0, 1, 2, -100], [1, -100], [2, 2, 2, 2, 2, 2], [0]]
+        rows = [list(r) for r in rows]
         dataset = datasets.Dataset.from_dict({"input_ids": [[5] * len(r) for r in rows], "labels": rows})
         args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_train_batch_size=2,
                                        gradient_accumulation_steps=2, report_to="none", use_cpu=True, **kwargs)
@@ -50,6 +50,18 @@ def model_flag_read(tiny_bert, value: bool) -> bool:
     return Trainer(model=model, args=args).model_accepts_loss_kwargs is value
 
 
+def loss_sum_saved(token_trainer) -> bool:
+    """The loss sum in the last checkpoint's run_loss.json equals train_loss x steps (losses logged and not)."""
+    import json
+    from pathlib import Path
+
+    rows = [(0, 1, 2, -100), (1, -100, 0, 0), (2, 2, 2, 2), (0, 1, 1, 1)]  # one length: collated without padding
+    trainer = token_trainer(rows, max_steps=3, save_strategy="steps", save_steps=3, logging_steps=2)
+    output = trainer.train()
+    saved = json.loads((Path(trainer.args.output_dir) / "checkpoint-3" / "run_loss.json").read_text())
+    return saved["global_step"] == 3 and saved["loss_sum"] == pytest.approx(3 * output.training_loss, rel=1e-6)
+
+
 def holds(check) -> bool:
     try:
         return bool(check())
@@ -69,6 +81,10 @@ def test_every_trainer_internal_we_rely_on_is_still_there(token_trainer, tiny_be
             token_trainer(train_sampling_strategy="random"), True) == pytest.approx(
             2 * step_loss(token_trainer(train_sampling_strategy="random"), False), rel=1e-5),
         "accepts_loss_kwargs": lambda: model_flag_read(tiny_bert, False) and model_flag_read(tiny_bert, True),
+        "_save_checkpoint": lambda: hasattr(Trainer, "_save_checkpoint") and calls_through(
+            token_trainer(((0, 1), (1, 2)), max_steps=1, save_strategy="steps", save_steps=1), "_save_checkpoint",
+            lambda t: t.train()),
+        "_total_loss_scalar": lambda: loss_sum_saved(token_trainer),
     }
     assert set(checks) == set(TRAINER_INTERNALS), "every entry of TRAINER_INTERNALS needs a check here"
     broken = [f"{name} ({TRAINER_INTERNALS[name]})" for name, check in checks.items() if not holds(check)]

@@ -116,6 +116,10 @@ class RecipeTrainingArguments(TrainingArguments):
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after N evaluations without improvement of metric_for_best_model."}
     )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Train into an --output_dir that holds an earlier run's files, removing them "
+                                         "first (without it such a run stops, unless it resumes from a checkpoint)."}
+    )
     pack_batches: bool = field(
         default=False, metadata={"help": "Token classification: put the sentences of each training batch end to end "
                                          "in shared rows (own positions, 4-D attention mask) instead of padding them. "

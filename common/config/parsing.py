@@ -113,7 +113,8 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
     try:
         args = parser.parse_args_into_dataclasses(args=flags + argv)
     except ValueError as error:  # an unknown flag, or a combination TrainingArguments or our checks refuse
-        raise OptionError(f"{config_path or 'command line'}: {error}") from None
+        source = f"the settings of {config_path} and the command line" if config_path else "the command line"
+        raise OptionError(f"{error} (in {source})") from None
     for a in args:
         if hasattr(a, "data_dir") and a.data_dir is None:
             a.data_dir = os.environ.get("DATA_DIR")

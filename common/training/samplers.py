@@ -22,22 +22,30 @@ class ShuffledLengthGroupedSampler(Sampler):
     by length within each group. That sampler then yields each group's batches longest to shortest, a
     saw-tooth through the epoch; here the batches are shuffled instead (alone worth +0.2 test F1 on
     CoNLL-2003, one epoch). The batch holding the longest row still comes first, so memory errors show early.
+
+    The order depends on `seed` and the epoch alone (Trainer calls `set_epoch`), not on the global random
+    state: a run resumed from a checkpoint sees the same batches as an uninterrupted one, and every
+    process of a distributed run the same order.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, group_batches: int = 50):
-        self.lengths, self.batch_size = torch.tensor(lengths), batch_size
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, group_batches: int = 50):
+        self.lengths, self.batch_size, self.seed, self.epoch = torch.tensor(lengths), batch_size, seed, 0
         self.group_size = batch_size * max(1, min(group_batches, len(lengths) // (batch_size * 4)))
 
     def __len__(self):
         return len(self.lengths)
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __iter__(self):
-        rows = torch.randperm(len(self.lengths))
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        rows = torch.randperm(len(self.lengths), generator=generator)
         batches = []
         for group in rows.split(self.group_size):
             by_length = group[torch.argsort(self.lengths[group], descending=True, stable=True)]
             batches.extend(by_length.split(self.batch_size))
-        batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         longest = next(i for i, batch in enumerate(batches) if batch[0] == rows[torch.argmax(self.lengths[rows])])
         batches[0], batches[longest] = batches[longest], batches[0]
         return iter(torch.cat(batches).tolist())

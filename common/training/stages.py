@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback
-from transformers.trainer_utils import PredictionOutput, get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, PredictionOutput
 
 from common.config.errors import OptionError
 from common.config.hardware import precision_name
@@ -44,15 +45,32 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
     )
 
 
+def complete_checkpoints(output_dir) -> list[Path]:
+    """The checkpoint-N folders of `output_dir`, by step; complete ones only (Trainer writes trainer_state.json last)."""
+    folders = sorted((p for p in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+                      if p.is_dir() and p.name.split("-")[-1].isdigit()), key=lambda p: int(p.name.split("-")[-1]))
+    for folder in folders:
+        if not (folder / TRAINER_STATE_NAME).is_file():
+            logger.warning(f"{folder} is incomplete (no {TRAINER_STATE_NAME}: the run stopped while saving it); "
+                           "not resuming from it")
+    return [folder for folder in folders if (folder / TRAINER_STATE_NAME).is_file()]
+
+
 def checkpoint_to_resume(args) -> str | None:
-    """--resume_from_checkpoint: a checkpoint folder, or True for the last one in --output_dir (as run_glue.py does)."""
+    """--resume_from_checkpoint: a checkpoint folder, or True for the last complete one in --output_dir."""
+    if args.resume_from_checkpoint is None:
+        return None
     if str(args.resume_from_checkpoint).lower() != "true":
+        if not (Path(args.resume_from_checkpoint) / TRAINER_STATE_NAME).is_file():
+            raise OptionError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: not a complete checkpoint "
+                              f"folder (no {TRAINER_STATE_NAME} in it)")
         return args.resume_from_checkpoint
-    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
-    if last is None:
-        raise OptionError(f"--resume_from_checkpoint True: no checkpoint-* folder in {args.output_dir} to resume from")
-    logger.info(f"Resuming from {last}, the last checkpoint in {args.output_dir}")
-    return last
+    checkpoints = complete_checkpoints(args.output_dir) if Path(args.output_dir).is_dir() else []
+    if not checkpoints:
+        raise OptionError(f"--resume_from_checkpoint True: no complete checkpoint-* folder in {args.output_dir} "
+                          "to resume from")
+    logger.info(f"Resuming from {checkpoints[-1]}, the last complete checkpoint in {args.output_dir}")
+    return str(checkpoints[-1])
 
 
 def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_metrics=None,

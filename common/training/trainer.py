@@ -10,20 +10,24 @@
   Trainer's set-up reads it.
 - With `pack_batches`, the sentences of each training batch share rows instead of being padded
   (common/training/packing.py): `get_train_dataloader`.
+- A run resumed from a checkpoint reports `train_loss` over the whole run, not only the steps after
+  the checkpoint: each checkpoint keeps the loss summed so far (`run_loss.json`): `_save_checkpoint`, `train`.
 - Evaluation and prediction run in batches sorted by length, and both `compute_metrics` and
   `predict()` see the rows in the dataset's own order: `_get_eval_sampler`, `use_metrics`, `predict`.
   (Stock Trainer with `group_by_length` shuffles the evaluation order, and returns predictions in it.)
 """
 
 import inspect
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from transformers import EvalPrediction, Trainer
-from transformers.trainer_utils import PredictionOutput
+from transformers.trainer_utils import PredictionOutput, TrainOutput
 
 from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
 from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
@@ -40,7 +44,11 @@ TRAINER_INTERNALS = {
                              "optimizer step's size",
     "accepts_loss_kwargs": "model attribute Trainer.__init__ reads instead of forward's **kwargs (set False for "
                            "heads that return their own mean)",
+    "_save_checkpoint": "method the training loop calls to write checkpoint-N (extended: writes run_loss.json)",
+    "_total_loss_scalar": "attribute holding the sum of the logged step losses; with `_tr_loss` (the losses since "
+                          "the last log) the loss summed over this train() call",
 }
+RUN_LOSS_FILE = "run_loss.json"  # in each checkpoint: the training loss summed over every step up to it
 
 
 def loss_divides_by_item_count(model) -> bool:
@@ -100,7 +108,35 @@ class RecipeTrainer(Trainer):
         if self.args.train_sampling_strategy != "group_by_length" or "input_ids" not in train_dataset.column_names:
             return super()._get_train_sampler(train_dataset)
         # One batch per dataloader step; under DDP each process takes whole batches in turn.
-        return ShuffledLengthGroupedSampler(token_lengths(train_dataset), self.args.train_batch_size)
+        return ShuffledLengthGroupedSampler(token_lengths(train_dataset), self.args.train_batch_size,
+                                            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+
+    # --- train_loss over the whole run when resumed
+    def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
+        self._loss_sum_before, steps_before = 0.0, 0
+        if isinstance(resume_from_checkpoint, str):
+            saved = Path(resume_from_checkpoint) / RUN_LOSS_FILE
+            if saved.is_file():
+                record = json.loads(saved.read_text())
+                self._loss_sum_before, steps_before = record["loss_sum"], record["global_step"]
+            else:
+                logger.warning(f"{resume_from_checkpoint} has no {RUN_LOSS_FILE}: train_loss will cover only the "
+                               "steps after it")
+        output = super().train(resume_from_checkpoint, trial, **kwargs)
+        if steps_before and output.global_step:
+            loss = (self._loss_sum_before + output.training_loss * (output.global_step - steps_before)) / output.global_step
+            output = TrainOutput(output.global_step, loss, {**output.metrics, "train_loss": loss})
+        return output
+
+    def _save_checkpoint(self, model, trial):
+        if self.args.should_save:  # written first: Trainer writes trainer_state.json last, the mark of a whole checkpoint
+            # Logged losses are in _total_loss_scalar; those since the last log are still in _tr_loss.
+            loss_sum = getattr(self, "_loss_sum_before", 0.0) + self._total_loss_scalar + self._tr_loss.item()
+            folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / RUN_LOSS_FILE).write_text(json.dumps({"global_step": self.state.global_step,
+                                                            "loss_sum": loss_sum}))
+        super()._save_checkpoint(model, trial)
 
     # --- token-weighted loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -34,6 +34,7 @@ from common.evaluation.metrics import classification_metrics
 from common.models.heads import build_classifier, build_token_classifier
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
+from common.outputs.output_dir import claim_output_dir
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenize_splits
@@ -139,6 +140,7 @@ def main(argv=None):
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
+    claim_output_dir(training_args)  # this run's alone: locked, and an earlier run's files only go when asked
     set_seed(training_args.seed)  # before the model is built, so the new weights are reproducible
     task = ner if data_args.task == "ner" else classification
     task(model_args, scratch_args, data_args, training_args, settings)

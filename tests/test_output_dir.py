@@ -1,0 +1,75 @@
+"""Output folders: one run at a time, an earlier run's files replaced only when asked, other files never touched."""
+
+import fcntl
+import json
+
+import pytest
+
+from common.config.errors import OptionError
+from common.outputs.output_dir import LOCK_FILE
+
+TRAIN_FLAGS = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
+               "--disable_tqdm", "True", "--bf16", "False"]
+
+
+@pytest.fixture
+def sentiment(tmp_path, tiny_bert, write_csv, sentiment_rows, recipe):
+    """sentiment(out, *flags): a one-epoch sentiment run into `out` (the test file predicted)."""
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(96))
+    test = write_csv(tmp_path / "test.csv", sentiment_rows(8, seed=1))
+
+    def run(out, *flags):
+        recipe("sentiment").main(["--model", str(tiny_bert), "--train_file", str(train), "--test_file", str(test),
+                                  "--output_dir", str(out), *TRAIN_FLAGS, *flags])
+
+    return run
+
+
+def test_training_into_an_earlier_runs_folder_stops_and_keeps_its_files(tmp_path, sentiment):
+    out = tmp_path / "out"
+    sentiment(out, "--do_predict")
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(OptionError, match=r"already holds files .*--overwrite_output_dir True.*"
+                                          r"--resume_from_checkpoint True"):
+        sentiment(out)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_overwrite_removes_everything_of_the_earlier_run(tmp_path, sentiment):
+    out = tmp_path / "out"
+    sentiment(out, "--do_predict", "--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "5",
+              "--load_best_model_at_end", "False")
+    assert (out / "predictions.csv").exists() and list(out.glob("checkpoint-*"))
+    sentiment(out, "--overwrite_output_dir", "True", "--save_strategy", "no", "--load_best_model_at_end", "False")
+    assert not (out / "predictions.csv").exists()  # this run predicted nothing: no prediction file may remain
+    assert not list(out.glob("checkpoint-*"))  # nor the earlier run's checkpoints
+    results = json.loads((out / "all_results.json").read_text())
+    assert "test_runtime" not in results
+
+
+def test_a_folder_no_recipe_wrote_is_never_emptied(tmp_path, sentiment):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(OptionError, match=r"holds files that no recipe run wrote \(thesis.tex\)"):
+        sentiment(out, "--overwrite_output_dir", "True")
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_second_run_into_a_busy_folder_stops(tmp_path, sentiment):
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_FILE, "a+") as held:  # another run holds the folder
+        held.write("pid 12345 on elsewhere, started 2026-01-01 00:00:00\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OptionError, match=r"is in use by another run \(pid 12345 on elsewhere"):
+            sentiment(out)
+    assert not (out / "model.safetensors").exists()
+
+
+def test_evaluation_alone_may_write_beside_the_trained_model(tmp_path, sentiment, tiny_bert):
+    out = tmp_path / "out"
+    sentiment(out)
+    sentiment(out, "--do_train", "False", "--do_eval", "False", "--do_predict", "--model", str(out))
+    assert (out / "predictions.csv").exists() and (out / "model.safetensors").exists()

@@ -1,0 +1,95 @@
+"""Resume after a crash is exact: a run killed with SIGKILL after a checkpoint and resumed ends with the
+weights and train_loss of a run that was never interrupted (real subprocesses, tiny models with dropout)."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from tests.test_ner import synthetic_conll
+
+STEPS_PER_CHECKPOINT = 10
+KILL_AFTER = 30  # inside the second epoch of each run below (27 and 20 steps per epoch): the harder case
+
+
+def with_dropout(model: Path, folder: Path) -> Path:
+    """A copy of the tiny model with dropout on, so that resuming must also restore the random state."""
+    shutil.copytree(model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def command(repo: Path, recipe: str, flags: list[str], out: Path) -> list[str]:
+    return [sys.executable, str(repo / "recipes" / recipe / "run.py"), *flags, "--output_dir", str(out),
+            "--save_strategy", "steps", "--save_steps", str(STEPS_PER_CHECKPOINT), "--save_total_limit", "2",
+            "--eval_strategy", "no", "--load_best_model_at_end", "False", "--logging_steps", "7",
+            "--disable_tqdm", "True", "--report_to", "none"]
+
+
+def run(cmd: list[str], repo: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def kill_after_checkpoint(cmd: list[str], repo: Path, out: Path) -> None:
+    """Start the run and SIGKILL it as soon as checkpoint-KILL_AFTER is complete (trainer_state.json written)."""
+    process = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    saved = out / f"checkpoint-{KILL_AFTER}" / "trainer_state.json"
+    while not saved.exists():
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before checkpoint-{KILL_AFTER}: {process.stderr.read()[-3000:]}")
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed: make it longer"
+    assert not (out / "model.safetensors").exists()
+
+
+def max_weight_difference(a: Path, b: Path) -> float:
+    first, second = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert first.keys() == second.keys()
+    return max((first[k].float() - second[k].float()).abs().max().item() for k in first)
+
+
+def sentiment_flags(folder: Path, model: Path, write_csv, sentiment_rows) -> list[str]:
+    train = write_csv(folder / "train.csv", sentiment_rows(480, seed=3))
+    return ["--model", str(model), "--train_file", str(train), "--validation_split", "0.1",
+            "--num_train_epochs", "3", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3"]
+
+
+def ner_flags(folder: Path, model: Path, *extra: str) -> list[str]:
+    return ["--model", str(model), "--train_file", str(synthetic_conll(folder / "train.txt", 320, 0)),
+            "--validation_file", str(synthetic_conll(folder / "dev.txt", 20, 1)),
+            "--num_train_epochs", "3", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", *extra]
+
+
+@pytest.mark.parametrize("case", ["sentiment", "ner", "ner-length-grouped"])
+def test_a_killed_run_resumed_ends_exactly_like_an_uninterrupted_one(case, tmp_path, repo, tiny_bert, write_csv,
+                                                                     sentiment_rows):
+    model = with_dropout(tiny_bert, tmp_path / "model")
+    if case == "sentiment":  # its default batch order: length-grouped, shuffled
+        recipe, flags = "sentiment", sentiment_flags(tmp_path, model, write_csv, sentiment_rows)
+    elif case == "ner":  # its default: random batches, packed
+        recipe, flags = "ner", ner_flags(tmp_path, model)
+    else:
+        recipe, flags = "ner", ner_flags(tmp_path, model, "--train_sampling_strategy", "group_by_length",
+                                         "--pack_batches", "False")
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    run(command(repo, recipe, flags, whole), repo)
+    kill_after_checkpoint(command(repo, recipe, flags, resumed), repo, resumed)
+    done = run(command(repo, recipe, flags, resumed) + ["--resume_from_checkpoint", "True"], repo)
+    assert "Resuming from" in done.stderr
+
+    assert max_weight_difference(whole, resumed) <= 1e-6
+    results = [json.loads((out / "all_results.json").read_text()) for out in (whole, resumed)]
+    assert results[1]["train_loss"] == pytest.approx(results[0]["train_loss"], rel=1e-6)  # the whole run's loss
+    assert results[1]["eval_loss"] == pytest.approx(results[0]["eval_loss"], rel=1e-6)

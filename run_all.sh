@@ -67,18 +67,19 @@ for run in "${RUNS[@]}"; do
     [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
     total=$((total + 1))
     out="$OUT_DIR/$name"
-    rm -rf "$out" && mkdir -p "$out"
-    echo "run_all: [$total] $name: recipes/$recipe with configs/$config.yaml -> $out (log: $out/run.log)"
+    log="$OUT_DIR/$name.log"  # beside the folder: a recipe trains only into an empty (or its own earlier) folder
+    rm -rf "$out" "$log" && mkdir -p "$out"
+    echo "run_all: [$total] $name: recipes/$recipe with configs/$config.yaml -> $out (log: $log)"
     start=$SECONDS
     # shellcheck disable=SC2086  # $flags holds several flags
     if $PY "recipes/$recipe/run.py" --config "recipes/$recipe/configs/$config.yaml" --data_dir "$DATA_DIR" \
-        --output_dir "$out" --disable_tqdm True $flags "${EXTRA[@]}" >"$out/run.log" 2>&1; then
+        --output_dir "$out" --disable_tqdm True $flags "${EXTRA[@]}" >"$log" 2>&1; then
         score=$($PY -c "import json,sys; r=json.load(open('$out/all_results.json')); m=r['main_metric']; \
 print(', '.join(f'{s} {m} {r[k]:.4f}' for s, k in (('validation', 'eval_'+m), ('test', 'test_'+m)) if k in r))")
         echo "run_all:     done in $((SECONDS - start)) s: $score"
     else
-        echo "run_all:     FAILED after $((SECONDS - start)) s; last lines of $out/run.log:" >&2
-        tail -n 5 "$out/run.log" >&2
+        echo "run_all:     FAILED after $((SECONDS - start)) s; last lines of $log:" >&2
+        tail -n 5 "$log" >&2
         failed+=("$name")  # listed in the table as failed
     fi
 done
@@ -91,7 +92,7 @@ for run in "${RUNS[@]}"; do
     [ -d "$OUT_DIR/$name" ] && tabled+=("$OUT_DIR/$name")
 done
 $PY -m common.outputs.results_table "${tabled[@]}" --out "$RESULTS_DIR" --title "Results ($PROFILE profile)" \
-    --note "Profile \`$PROFILE\`, data from \`$DATA_DIR\`, $(date -u +%Y-%m-%d). Each run's settings: \`run_config.yaml\` in its folder (re-run with \`--config\`); its log: \`run.log\`." \
+    --note "Profile \`$PROFILE\`, data from \`$DATA_DIR\`, $(date -u +%Y-%m-%d). Each run's settings: \`run_config.yaml\` in its folder (re-run with \`--config\`); its log: \`<run>.log\` beside the folder." \
     >/dev/null
 echo
 cat "$RESULTS_DIR/RESULTS.md" | sed -n '/^| run/,/^$/p'

@@ -90,6 +90,45 @@ def test_csv_row_with_wrong_number_of_fields(tmp_path, bad_row, found):
         read_table(path)
 
 
+def test_a_quote_left_open_is_an_error_not_a_swallowed_file(tmp_path):
+    # the issue's case: 'the film was very good,"pos' took the 53 rows after it into one label, exit 0
+    rows = "".join(f"row {i},{'pos' if i % 2 else 'neg'}\n" for i in range(60))
+    path = tmp_path / "d.csv"
+    path.write_text(f'text,label\nfine,pos\nthe film was very good,"pos\n{rows}')
+    with pytest.raises(DataError, match=r"d.csv, line 3: a quote opened in this row never closes \(it would swallow "
+                                        r"the rest of the file, to line 63, into one field\)"):
+        read_table(path)
+    path.write_text(f'text,label\nfine,pos\n"a "quoted" word",neg\n{rows}')  # quotes inside a quoted field, not doubled
+    with pytest.raises(DataError, match=r"d.csv, line 3: bad CSV quoting"):
+        read_table(path)
+
+
+def test_a_label_spanning_lines_is_an_error(tmp_path):
+    # the quote closes rows later: the field holds the rows between it, which is legal CSV but not a label
+    path = tmp_path / "d.csv"
+    path.write_text('text,label\nfine,pos\ngood,"pos\nbad,neg\nworse,neg"\nlast,neg\n')
+    with pytest.raises(DataError, match=r"d.csv, line 3: the label in column 'label' runs over several lines "
+                                        r"\('pos\\nbad,neg\\nworse,neg'...\): is a quote left open\?"):
+        load_text_data(args(train_file=str(path)), seed=0)
+
+
+def test_line_breaks_inside_quotes_keep_one_row_each_numbered_by_their_first_line(tmp_path, caplog):
+    path = tmp_path / "d.csv"
+    path.write_text('text,label\n"two\nlines",pos\nnext,neg\n')
+    with caplog.at_level("INFO"):
+        split = read_table(path)
+    assert split.frame["text"].tolist() == ["two\nlines", "next"] and split.frame["_line"].tolist() == [2, 4]
+    assert "1 row(s) hold line breaks inside quotes (first at line 2)" in caplog.text
+
+
+def test_training_data_with_one_class_is_an_error(tmp_path, write_csv):
+    train = write_csv(tmp_path / "train.csv", [("a", "pos"), ("b", "pos"), ("c", "pos")])
+    raw = load_text_data(args(train_file=str(train)), seed=0)
+    with pytest.raises(DataError, match=r"train.csv: every training row has the label 'pos'; a classifier needs at "
+                                        r"least two classes"):
+        build_label_list(raw)
+
+
 def test_invalid_json_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n{"text": "b", label: "y"}\n')
@@ -216,7 +255,12 @@ def test_hub_splits_other_than_train_validation_test_are_left_out_and_said(monke
 def test_a_file_not_in_utf8_names_its_line_and_the_fix(tmp_path, encoding, text):
     path = tmp_path / "train.csv"
     path.write_bytes(f"text,label\nfine film,pos\n{text},pos\n".encode(encoding))
-    with pytest.raises(DataError, match=r"train.csv, line 3: not UTF-8 text \(byte 0x..\); convert the file to UTF-8"):
+    with pytest.raises(DataError, match=r"train.csv, line 3: not utf-8 text \(byte 0x..\); give the file's encoding "
+                                        r"with --encoding"):
         load_text_data(args(train_file=str(path)), seed=0)
-    path.write_bytes(f"text,label\nfine film,pos\n{text},pos\n".encode("utf-8"))  # the same file in UTF-8 reads
+    # read as it is with --encoding, or converted to UTF-8 (a byte-order mark, as Excel writes, is skipped)
+    assert load_text_data(args(train_file=str(path), encoding=encoding), seed=0).splits["train"].frame["text"][1] == text
+    path.write_bytes(f"text,label\nfine film,pos\n{text},pos\n".encode("utf-8-sig"))
     assert load_text_data(args(train_file=str(path)), seed=0).splits["train"].frame["text"].tolist()[1] == text
+    with pytest.raises(DataError, match=r"--encoding klingon: not a text encoding Python knows"):
+        load_text_data(args(train_file=str(path), encoding="klingon"), seed=0)

@@ -160,6 +160,13 @@ def test_conll_line_with_too_few_columns(tmp_path):
         read_conll(path, tag_column=3)
 
 
+def test_conll_line_missing_its_last_column_is_not_read_as_a_chunk_tag(tmp_path):
+    # Read with the last column as the tag, 'Peter NNP B-NP' would be an entity of type NP
+    path = write(tmp_path / "d.txt", "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP\n")
+    with pytest.raises(DataError, match=r"d.txt, line 4: 3 columns, but line 1 has 4: a column is missing or extra"):
+        read_conll(path)
+
+
 def test_invalid_tag(tmp_path):
     path = write(tmp_path / "train.txt", "EU B-ORG\nrejects O\n\nPeter X-PER\n")
     with pytest.raises(DataError, match=r"train.txt, line 4: invalid tag 'X-PER'"):
@@ -254,5 +261,26 @@ def test_ner_output_loads_in_token_classification_pipeline(ner_run):
 def test_a_conll_file_not_in_utf8_names_its_line(tmp_path):
     path = tmp_path / "train.txt"
     path.write_bytes("Paris NNP B-LOC\n\nZürich NNP B-LOC\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"train.txt, line 3: not UTF-8 text \(byte 0xfc\)"):
+    with pytest.raises(DataError, match=r"train.txt, line 3: not utf-8 text \(byte 0xfc\)"):
         read_conll(path)
+
+
+def test_training_data_without_entities_is_an_error(tmp_path, ner_tokenizer, recipe):
+    train = write(tmp_path / "train.txt", "john NN O\nvisited NN O\n\nann NN O\n")
+    with pytest.raises(DataError, match=r"train.txt: every token is tagged O; a tagger needs entity tags"):
+        recipe("ner").main(["--model", ner_tokenizer.name_or_path, "--train_file", str(train),
+                            "--output_dir", str(tmp_path / "out")])
+
+
+def test_a_trained_ner_folder_evaluates_on_its_own(tmp_path, ner_run, recipe):
+    folder, out = ner_run
+    trained = json.loads((out / "all_results.json").read_text())
+    recipe("ner").main(["--model", str(out), "--do_train", "False", "--validation_file", str(folder / "dev.txt"),
+                        "--max_seq_length", "8", "--stride", "2", "--output_dir", str(tmp_path / "eval"),
+                        "--bf16", "False", "--disable_tqdm", "True"])
+    results = json.loads((tmp_path / "eval" / "all_results.json").read_text())
+    assert results["labels"] == trained["labels"] and results["eval_f1"] == pytest.approx(trained["eval_f1"])
+    dev = write(tmp_path / "dev.txt", "john NN B-PER\nvisited NN O\nrome NN B-CITY\n")
+    with pytest.raises(DataError, match=r"dev.txt, line 3: tag 'B-CITY' is not in the model's tags"):
+        recipe("ner").main(["--model", str(out), "--do_train", "False", "--validation_file", str(dev),
+                            "--output_dir", str(tmp_path / "eval2")])

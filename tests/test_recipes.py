@@ -1,6 +1,7 @@
 """The recipes end to end with tiny random models: outputs written, read back and loaded by pipeline()."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +10,8 @@ import pytest
 import yaml
 from transformers import pipeline
 
+from common.config.errors import OptionError
+from common.data.errors import DataError
 from common.config.process import run_main
 
 
@@ -217,3 +220,54 @@ def test_resume_from_checkpoint_true_takes_the_last_checkpoint(tmp_path, tiny_be
     # steps 1-20 are the first run's (its 1-epoch learning-rate schedule), not a new 2-epoch run's
     losses = [e for e in state["log_history"] if "loss" in e]
     assert losses[:2] == [e for e in first["log_history"] if "loss" in e] and [e["step"] for e in losses] == [10, 20, 30, 40]
+
+
+def test_a_model_folder_without_tokenizer_files_is_an_error(tmp_path, tiny_bert, sentiment_files, recipe):
+    model = tmp_path / "weights-only"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_bert / name, model / name)
+    with pytest.raises(OptionError, match=r"weights-only: its tokenizer knows only 5 tokens \(0 besides special "
+                                          r"tokens\): the folder has no tokenizer files"):
+        recipe("sentiment").main(["--model", str(model), "--train_file", str(sentiment_files / "train.csv"),
+                                  "--output_dir", str(tmp_path / "out"), *TRAIN_FLAGS])
+    with pytest.raises(OptionError, match=r"no-such-model: cannot load its tokenizer \(no such folder\)"):
+        recipe("sentiment").main(["--model", str(tmp_path / "no-such-model"), "--train_file",
+                                  str(sentiment_files / "train.csv"), "--output_dir", str(tmp_path / "out")])
+
+
+def test_a_trained_output_folder_evaluates_and_predicts_on_its_own(tmp_path, sentiment_run, sentiment_files,
+                                                                  write_csv, recipe, tiny_bert):
+    """No training data: the labels come from the model's config, and the trained head is used as it is."""
+    trained = json.loads((sentiment_run / "all_results.json").read_text())
+    out = tmp_path / "eval"
+    recipe("sentiment").main(["--model", str(sentiment_run), "--do_train", "False",
+                              "--validation_file", str(sentiment_files / "dev.csv"), "--test_file",
+                              str(sentiment_files / "test.csv"), "--do_predict", "--output_dir", str(out),
+                              "--bf16", "False", "--disable_tqdm", "True"])
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["labels"] == ["neg", "pos"]
+    assert results["eval_accuracy"] == pytest.approx(trained["eval_accuracy"])  # the same model, the same data
+    assert pd.read_csv(out / "predictions.csv")["predicted"].tolist() == \
+        pd.read_csv(sentiment_run / "predictions.csv")["predicted"].tolist()
+
+    dev = write_csv(tmp_path / "dev.csv", [("the film was good", "pos"), ("the film was dull", "meh")])
+    with pytest.raises(DataError, match=r"dev.csv, line 3: label 'meh' is not in the model's labels \(neg, pos\)"):
+        recipe("sentiment").main(["--model", str(sentiment_run), "--do_train", "False", "--validation_file", str(dev),
+                                  "--output_dir", str(tmp_path / "eval2"), "--bf16", "False"])
+    with pytest.raises(OptionError, match=r"--do_train False: .* is not a trained classifier \(its config names no "
+                                          r"labels\), so it would evaluate a random head"):
+        recipe("sentiment").main(["--model", str(tiny_bert), "--do_train", "False", "--validation_file",
+                                  str(sentiment_files / "dev.csv"), "--output_dir", str(tmp_path / "eval3")])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num_train_epochs", "-1"], r"--num_train_epochs -1.0 \(with no --max_steps\) trains for 0 steps"),
+    (["--per_device_train_batch_size", "0"], r"--per_device_train_batch_size 0 must be at least 1"),
+    (["--max_train_samples", "0"], r"--max_train_samples 0 must be at least 1"),
+])
+def test_settings_that_cannot_train_are_refused(tmp_path, tiny_bert, sentiment_files, recipe, flags, message):
+    with pytest.raises(OptionError, match=message):
+        recipe("sentiment").main(["--model", str(tiny_bert), "--train_file", str(sentiment_files / "train.csv"),
+                                  "--output_dir", str(tmp_path / "out"), *flags])
+    assert not (tmp_path / "out" / "model.safetensors").exists()

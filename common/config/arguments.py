@@ -13,6 +13,14 @@ from transformers import TrainingArguments
 TAG_SCHEMES = ["auto", "iob1", "iob2", "bioes"]
 
 
+def check_at_least(args, lowest: dict[str, float]) -> None:
+    """Refuse a setting below its lowest sensible value (None means unset and passes)."""
+    for name, low in lowest.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise ValueError(f"--{name} {value} must be at least {low}")
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
@@ -48,6 +56,14 @@ class DataSourceArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation examples."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Keep the first N test examples."})
+    encoding: str = field(
+        default="utf-8", metadata={"help": "Text encoding of the data files (e.g. gbk, latin-1); a byte-order mark is "
+                                           "skipped."}
+    )
+
+    def __post_init__(self):
+        check_at_least(self, {"max_seq_length": 1, "max_train_samples": 1, "max_eval_samples": 1,
+                              "max_predict_samples": 1})
 
 
 @dataclass
@@ -73,6 +89,7 @@ class TextDataArguments(DataSourceArguments):
     overwrite_cache: bool = field(default=False, metadata={"help": "Tokenize again even if a cached copy exists."})
 
     def __post_init__(self):
+        super().__post_init__()
         for name in ("validation_split", "test_split"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"--{name} {getattr(self, name)} must be at least 0 and below 1")
@@ -91,6 +108,11 @@ class TaggingArguments:
     stride: int = field(
         default=32, metadata={"help": "Long sentences: tokens shared by consecutive windows."}
     )
+
+    def __post_init__(self):
+        check_at_least(self, {"stride": 0})
+        if hasattr(super(), "__post_init__"):  # the data dataclass it is mixed with checks its own
+            super().__post_init__()
 
 
 @dataclass
@@ -130,4 +152,15 @@ class RecipeTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.output_dir is not None and Path(self.output_dir).is_file():
             raise ValueError(f"--output_dir {self.output_dir} is a file, not a folder")
+        # TrainingArguments checks few ranges; these values would crash deep inside Trainer or train nothing.
+        check_at_least(self, {"per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
+                              "gradient_accumulation_steps": 1, "learning_rate": 0, "weight_decay": 0,
+                              "max_grad_norm": 0, "seed": 0, "data_seed": 0, "save_total_limit": 1,
+                              "early_stopping_patience": 1, "dataloader_num_workers": 0, "eval_accumulation_steps": 1})
+        for name in ("save_steps", "eval_steps", "logging_steps"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"--{name} {getattr(self, name)} must be above 0")
+        if self.do_train and self.max_steps <= 0 and self.num_train_epochs <= 0:
+            raise ValueError(f"--num_train_epochs {self.num_train_epochs} (with no --max_steps) trains for 0 steps: "
+                             "give a number above 0, or --do_train False to only evaluate or predict")
         super().__post_init__()

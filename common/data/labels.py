@@ -41,20 +41,29 @@ def _labels_of(split: Split, column: str, multi_label: bool, separator: str | No
     return pd.Series({i: parse(i) for i in split.frame.index}, dtype=object)
 
 
-def build_label_list(raw: TextData, multi_label: bool = False, separator: str | None = None) -> list[str]:
-    """The label set, in a stable order, from the source's names or else the training rows."""
+def build_label_list(raw: TextData, multi_label: bool = False, separator: str | None = None,
+                     model_labels: list[str] | None = None) -> list[str]:
+    """The label set, in a stable order: a trained model's own (`model_labels`), else the source's names or
+    the training rows'. Training data with a single class is an error: nothing could be learned from it."""
+    if model_labels is not None:
+        raw.label_origin = "the model's labels"
+        return list(model_labels)
     seen = set()
     source = raw.splits.get("train") or raw.splits.get("validation")
     if source is not None:
         for labels in _labels_of(source, raw.label_column, multi_label, separator):
             seen.update(labels)
+    if "train" in raw.splits and not multi_label and len(seen) == 1:
+        raise DataError(f"{source.source}: every training row has the label {next(iter(seen))!r}; a classifier needs "
+                        "at least two classes to learn anything")
     if raw.label_names is not None:
         unknown = seen - set(raw.label_names)
         if unknown:
             raise DataError(f"{source.source}: labels {sorted(unknown)} are not among {raw.label_names}")
         return list(raw.label_names)
     if not seen:
-        raise DataError("no labels found: give training data, or a validation set with labels")
+        raise DataError("no labels found: give training data, or evaluate a trained model (--do_train False "
+                        "--model OUTPUT_DIR), whose labels are in its config")
     return sorted(seen, key=natural_key)
 
 
@@ -75,7 +84,7 @@ def encode_labels(raw: TextData, label_list: list[str], multi_label: bool = Fals
         for index, labels in parsed.items():
             unknown = [label for label in labels if label not in label2id]
             if unknown:
-                raise DataError(f"{split.where(index)}: label {unknown[0]!r} is not in the training labels "
+                raise DataError(f"{split.where(index)}: label {unknown[0]!r} is not in {raw.label_origin} "
                                 f"({', '.join(label_list)})")
         if multi_label:
             def multi_hot(labels):

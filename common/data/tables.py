@@ -7,12 +7,15 @@ Every row keeps its file line (or DataFrame row) in a `_line` column, so that an
 import csv
 import io
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from common.data.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +37,7 @@ class TextData:
     label_column: str
     text_pair_column: str | None = None
     label_names: list[str] | None = None  # fixed label order, when the source defines one
+    label_origin: str = "the training labels"  # where the label set came from, for messages
     notes: list[str] = field(default_factory=list)
 
     def sources(self) -> dict[str, str]:
@@ -43,15 +47,19 @@ class TextData:
         return {name: len(split.frame) for name, split in self.splits.items()}
 
 
-def open_text(path, newline: str | None = None) -> io.StringIO:
-    """A UTF-8 file as text, read like open(); bytes that are not UTF-8 are a DataError naming the file and line."""
+def open_text(path, newline: str | None = None, encoding: str = "utf-8") -> io.StringIO:
+    """A text file read like open(); bytes not in `encoding` are a DataError naming the file and line."""
     raw = Path(path).read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode(encoding)
+    except LookupError:
+        raise DataError(f"--encoding {encoding}: not a text encoding Python knows (e.g. utf-8, gbk, latin-1)") from None
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {raw[e.start]:#04x}); convert the file to UTF-8, "
-                        "e.g. iconv -f GBK -t UTF-8 (or -f LATIN1)") from None
+        raise DataError(f"{path}, line {line}: not {encoding} text (byte {raw[e.start]:#04x}); give the file's "
+                        "encoding with --encoding (e.g. gbk, latin-1), or convert it: iconv -f GBK -t UTF-8") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark (Excel writes one) is not part of the first column's name
     return io.StringIO(text, newline=newline)
 
 
@@ -69,24 +77,41 @@ def check_file(path) -> Path:
     return path
 
 
-def read_table(path, header: bool = True, names: list[str] | None = None, sep: str | None = None) -> Split:
+def read_table(path, header: bool = True, names: list[str] | None = None, sep: str | None = None,
+               encoding: str = "utf-8") -> Split:
     """Read a CSV, TSV, JSON or JSON-lines file into a Split, checking every row's shape."""
     path = check_file(path)
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl"):
-        return _read_json(path)
+        return _read_json(path, encoding)
     if sep is None:
         sep = "\t" if suffix in (".tsv", ".tab") else ","
     # The csv module (not pandas) reads the rows: pandas pads a short row with empty fields, which
     # would hide it, and csv.reader knows each record's real line even when quoted fields span lines.
-    with open_text(path, newline="") as f:
-        # GLUE-style TSV files are not quoted and hold bare '"' characters
-        reader = csv.reader(f, delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
-        rows, lines = [], []
-        for row in reader:
-            if row:  # blank lines separate nothing here
-                rows.append(row)
-                lines.append(reader.line_num)
+    with open_text(path, newline="", encoding=encoding) as f:
+        # GLUE-style TSV files are not quoted and hold bare '"' characters. Strict: a quote left open
+        # would otherwise swallow the rest of the file into one field.
+        reader = csv.reader(f, delimiter=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
+                            strict=True)
+        rows, lines, spanning = [], [], []
+        start = 1
+        try:
+            for row in reader:
+                if row:  # blank lines separate nothing here
+                    rows.append(row)
+                    lines.append(start)
+                    if reader.line_num > start:
+                        spanning.append(start)
+                start = reader.line_num + 1
+        except csv.Error as e:
+            if "unexpected end of data" in str(e):
+                raise DataError(f"{path}, line {start}: a quote opened in this row never closes (it would swallow "
+                                f"the rest of the file, to line {reader.line_num}, into one field)") from None
+            raise DataError(f"{path}, line {reader.line_num}: bad CSV quoting ({e}); a field with quotes in it must be "
+                            'quoted whole, its quotes doubled: "said ""hi"""') from None
+    if spanning:
+        logger.info(f"{path}: {len(spanning)} row(s) hold line breaks inside quotes (first at line {spanning[0]}); "
+                    "each is one row, numbered by the line it starts on")
     if header:
         names, rows, lines = rows[0], rows[1:], lines[1:]
     if not rows:
@@ -100,9 +125,9 @@ def read_table(path, header: bool = True, names: list[str] | None = None, sep: s
     return Split(frame, str(path))
 
 
-def _read_json(path: Path) -> Split:
+def _read_json(path: Path, encoding: str = "utf-8") -> Split:
     """A JSON array of objects, or JSON lines (one object per line; blank lines allowed)."""
-    text = open_text(path).read()
+    text = open_text(path, encoding=encoding).read()
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)

@@ -13,7 +13,7 @@ from common.data.benchmarks import TAGGED_BENCHMARK_FILES, resolve_data_dir
 from common.data.errors import DataError
 from common.data.hub import hub_splits
 from common.data.tables import open_text, require_file
-from common.data.tag_schemes import detect_scheme, parse_tag, to_iob2
+from common.data.tag_schemes import detect_scheme, label_list_for, parse_tag, to_iob2
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class TaggedData:
         return {name: len(split.tokens) for name, split in self.splits.items()}
 
 
-def read_conll(path, tag_column: int = -1) -> TaggedSplit:
+def read_conll(path, tag_column: int = -1, encoding: str = "utf-8") -> TaggedSplit:
     """Whitespace-separated columns, token first; blank lines end sentences; -DOCSTART- lines are skipped.
 
     A file whose lines have one column only is read as unlabelled (tokens only).
@@ -48,8 +48,8 @@ def read_conll(path, tag_column: int = -1) -> TaggedSplit:
     path = require_file(path)
     tokens, tags, lines = [], [], []
     sentence, sentence_tags, sentence_lines = [], [], []
-    columns_seen = set()
-    with open_text(path) as f:
+    columns_seen, first_columns = set(), None  # first_columns: (count, line) of the first tagged line
+    with open_text(path, encoding=encoding) as f:
         for number, line in enumerate(f, start=1):
             fields = line.split()
             if not fields or fields[0] == "-DOCSTART-":
@@ -62,6 +62,12 @@ def read_conll(path, tag_column: int = -1) -> TaggedSplit:
             if len(fields) > 1 and len(fields) < needed:
                 raise DataError(f"{path}, line {number}: {len(fields)} columns, the tag column "
                                 f"{tag_column} needs at least {needed}")
+            if len(fields) > 1 and first_columns is None:
+                first_columns = (len(fields), number)
+            elif len(fields) > 1 and len(fields) != first_columns[0]:
+                # e.g. CoNLL-2003 with the NER column missing: the chunk tag B-NP would be read as type NP
+                raise DataError(f"{path}, line {number}: {len(fields)} columns, but line {first_columns[1]} has "
+                                f"{first_columns[0]}: a column is missing or extra (every line needs the same columns)")
             sentence.append(fields[0])
             sentence_tags.append(fields[tag_column] if len(fields) > 1 else None)
             sentence_lines.append(number)
@@ -77,11 +83,11 @@ def read_conll(path, tag_column: int = -1) -> TaggedSplit:
     return TaggedSplit(tokens, tags, lines, str(path), "conll")
 
 
-def read_token_jsonl(path, tokens_key: str = "tokens", tags_key: str = "tags") -> TaggedSplit:
+def read_token_jsonl(path, tokens_key: str = "tokens", tags_key: str = "tags", encoding: str = "utf-8") -> TaggedSplit:
     """One JSON object per line with a list of tokens and (optionally) a list of tags of the same length."""
     path = require_file(path)
     tokens, tags, lines = [], [], []
-    with open_text(path) as f:
+    with open_text(path, encoding=encoding) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -107,9 +113,11 @@ def read_token_jsonl(path, tokens_key: str = "tokens", tags_key: str = "tags") -
     return TaggedSplit(tokens, tags if all(labelled) else None, lines, str(path), "jsonl")
 
 
-def read_tagged_file(path, tag_column: int = -1) -> TaggedSplit:
+def read_tagged_file(path, tag_column: int = -1, encoding: str = "utf-8") -> TaggedSplit:
     suffix = Path(path).suffix.lower()
-    return read_token_jsonl(path) if suffix in (".json", ".jsonl") else read_conll(path, tag_column)
+    if suffix in (".json", ".jsonl"):
+        return read_token_jsonl(path, encoding=encoding)
+    return read_conll(path, tag_column, encoding)
 
 
 def load_hub_tagged(name: str, config: str | None, notes: list[str]) -> dict[str, TaggedSplit]:
@@ -156,7 +164,7 @@ def load_tagged_data(args, reader=None) -> TaggedData:
     `reader(path)` reads one file (default: CoNLL columns or JSON lines with tokens and tags).
     """
     notes = []
-    reader = reader or (lambda path: read_tagged_file(path, args.tag_column))
+    reader = reader or (lambda path: read_tagged_file(path, args.tag_column, args.encoding))
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     if any(files.values()):
         splits = {k: reader(v) for k, v in files.items() if v}
@@ -184,11 +192,26 @@ def load_tagged_data(args, reader=None) -> TaggedData:
     return TaggedData(splits, notes)
 
 
-def check_tags_known(data: TaggedData, label_list: list[str]) -> None:
-    """A validation or test tag that the training data does not have is an error naming its line."""
-    known = set(label_list)
+def tag_set(data: TaggedData, model_labels: list[str] | None = None) -> list[str]:
+    """The tag set: a trained model's own (`model_labels`), else IOB2 tags of the types in the training data
+    (or the validation data, without training). Every tag of every split must be in it.
+
+    Training data without a single entity is an error: a tagger learns nothing from it.
+    """
+    if model_labels is not None:
+        labels, origin = list(model_labels), "the model's tags"
+    else:
+        source = data.splits.get("train") or data.splits.get("validation")
+        if source is None or source.tags is None:
+            raise DataError("no tags found: give tagged training data, or evaluate a trained model (--do_train False "
+                            "--model OUTPUT_DIR), whose tags are in its config")
+        labels, origin = label_list_for(source.tags), "the training tags"
+        if "train" in data.splits and labels == ["O"]:
+            raise DataError(f"{source.source}: every token is tagged O; a tagger needs entity tags to learn anything")
+    known = set(labels)
     for split in data.splits.values():
         for sentence_tags, sentence_lines in zip(split.tags or [], split.lines):
             for tag, line in zip(sentence_tags, sentence_lines):
                 if tag not in known:
-                    raise DataError(f"{split.source}, line {line}: tag {tag!r} is not in the training tags")
+                    raise DataError(f"{split.source}, line {line}: tag {tag!r} is not in {origin}")
+    return labels

@@ -26,7 +26,7 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> TextDa
     # Files given on the command line win over a config's --benchmark: the config only sets a default.
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     if any(files.values()):
-        splits = {k: read_table(v) for k, v in files.items() if v}
+        splits = {k: read_table(v, encoding=args.encoding) for k, v in files.items() if v}
         return TextData(splits, args.text_column, args.label_column, args.text_pair_column)
     if args.dataset_name:
         notes = []
@@ -75,6 +75,11 @@ def check_columns(raw: TextData, split_name: str, split: Split, multi_label: boo
         if missing.any():
             i = missing.idxmax()
             raise DataError(f"{split.where(i)}: missing label in column '{raw.label_column}'")
+        broken = label.map(lambda v: isinstance(v, str) and "\n" in v)
+        if broken.any():  # a quote opened before the label and closed rows later: those rows became one label
+            i = broken.idxmax()
+            raise DataError(f"{split.where(i)}: the label in column '{raw.label_column}' runs over several lines "
+                            f"({label[i][:40]!r}...): is a quote left open?")
 
 
 def _stratify_or_none(labels: pd.Series, what: str, notes: list[str]):

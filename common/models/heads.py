@@ -5,7 +5,12 @@ encoders, the last non-pad token for decoder-only models). `problem_type` picks 
 softmax + cross-entropy for single-label, sigmoid + binary cross-entropy per label for multi-label.
 """
 
+import re
+
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+from common.config.errors import OptionError
+from common.models.tokenizer import load_error
 
 
 def label_settings(label_list: list[str]) -> dict:
@@ -14,23 +19,35 @@ def label_settings(label_list: list[str]) -> dict:
             "label2id": {label: i for i, label in enumerate(label_list)}}
 
 
+def trained_labels(model_args, training_args) -> list[str] | None:
+    """Without training (--do_train False): the label names the model's config holds, so a trained output
+    folder evaluates and predicts with its own label set. None when this run trains (labels come from data)."""
+    if training_args.do_train:
+        return None
+    name = model_args.model_name_or_path
+    try:
+        config = AutoConfig.from_pretrained(name, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
+                                            trust_remote_code=model_args.trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise OptionError(f"--model_name_or_path {name}: cannot load its config ({load_error(name, error)})") from None
+    names = [config.id2label[i] for i in range(len(config.id2label or {}))]
+    if not names or all(re.fullmatch(r"LABEL_\d+", label) for label in names):
+        raise OptionError(f"--do_train False: {name} is not a trained classifier (its config names no labels), so it "
+                          "would evaluate a random head: give an output folder of a training run, or train")
+    return names
+
+
 def _load_with_head(auto_class, model_args, label_list: list[str], tokenizer, **config_kwargs):
-    config = AutoConfig.from_pretrained(
-        model_args.model_name_or_path,
-        **label_settings(label_list),
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        trust_remote_code=model_args.trust_remote_code,
-        **config_kwargs,
-    )
-    config.pad_token_id = tokenizer.pad_token_id
-    return auto_class.from_pretrained(
-        model_args.model_name_or_path,
-        config=config,
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        trust_remote_code=model_args.trust_remote_code,
-    )
+    hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
+               trust_remote_code=model_args.trust_remote_code)
+    try:
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path, **label_settings(label_list), **hub,
+                                            **config_kwargs)
+        config.pad_token_id = tokenizer.pad_token_id
+        return auto_class.from_pretrained(model_args.model_name_or_path, config=config, **hub)
+    except (OSError, ValueError) as error:  # no weights, an unknown architecture, no network
+        raise OptionError(f"--model_name_or_path {model_args.model_name_or_path}: cannot load the model "
+                          f"({load_error(model_args.model_name_or_path, error)})") from None
 
 
 def build_classifier(model_args, label_list: list[str], tokenizer, multi_label: bool = False):

@@ -91,6 +91,9 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
     results, predictions = {}, {}
     if args.do_train:
         results.update(trainer.train(resume_from_checkpoint=checkpoint_to_resume(args)).metrics)
+        if trainer.state.global_step == 0:
+            raise OptionError("training took 0 steps, so the model learned nothing: check --num_train_epochs, "
+                              "--max_steps and the size of the training data")
         trainer.save_model()  # the best checkpoint if load_best_model_at_end, with tokenizer and label names
         trainer.save_state()
     if args.do_eval and validation_predictions:

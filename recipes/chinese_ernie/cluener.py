@@ -50,7 +50,7 @@ def keep_longest(spans: list) -> tuple[list, list]:
     return kept, dropped
 
 
-def read_span_jsonl(path, overlapping_spans: str = "error") -> TaggedSplit:
+def read_span_jsonl(path, overlapping_spans: str = "error", encoding: str = "utf-8") -> TaggedSplit:
     """CLUENER JSON lines: {"text", "label"?, "id"?}; without labels (a test file) the split is unlabelled.
 
     Overlapping (nested) spans are an error, or with `overlapping_spans="keep_longest"` the shorter
@@ -58,7 +58,7 @@ def read_span_jsonl(path, overlapping_spans: str = "error") -> TaggedSplit:
     """
     path = require_file(path)
     texts, tags, lines, ids, dropped = [], [], [], [], []
-    with open_text(path) as f:
+    with open_text(path, encoding=encoding) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -95,12 +95,12 @@ def read_span_jsonl(path, overlapping_spans: str = "error") -> TaggedSplit:
     return TaggedSplit(texts, tags if all(labelled) else None, lines, str(path), "cluener", ids)
 
 
-def read_char_bio(path) -> TaggedSplit:
+def read_char_bio(path, encoding: str = "utf-8") -> TaggedSplit:
     """One character per line, `char<TAB>tag` (or space-separated), a blank line between sentences (MSRA layout)."""
     path = require_file(path)
     texts, tags, lines = [], [], []
     chars, char_tags, char_lines = [], [], []
-    with open_text(path) as f:
+    with open_text(path, encoding=encoding) as f:
         for number, line in enumerate(f, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -121,10 +121,10 @@ def read_char_bio(path) -> TaggedSplit:
     return TaggedSplit(texts, tags, lines, str(path), "char_bio")
 
 
-def read_char_file(path, overlapping_spans: str = "error") -> TaggedSplit:
+def read_char_file(path, overlapping_spans: str = "error", encoding: str = "utf-8") -> TaggedSplit:
     if Path(path).suffix.lower() in (".json", ".jsonl"):
-        return read_span_jsonl(path, overlapping_spans)
-    return read_char_bio(path)
+        return read_span_jsonl(path, overlapping_spans, encoding)
+    return read_char_bio(path, encoding)
 
 
 def cluener_label(text: str, tags: list[str]) -> dict:

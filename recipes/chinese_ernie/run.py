@@ -27,11 +27,10 @@ from common.config.arguments import ModelArguments, RecipeTrainingArguments, Tag
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
-from common.data.tag_schemes import label_list_for
-from common.data.tagged import check_tags_known, load_tagged_data
+from common.data.tagged import load_tagged_data, tag_set
 from common.data.text import load_text_data
 from common.evaluation.metrics import classification_metrics
-from common.models.heads import build_classifier, build_token_classifier
+from common.models.heads import build_classifier, build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.output_dir import claim_output_dir
@@ -84,7 +83,7 @@ def facts(model_args, scratch_args, data_args, trainer, data, labels, max_length
 def classification(model_args, scratch_args, data_args, training_args, settings):
     # Data: rows checked, labels mapped to ids (ChnSentiCorp has train, dev and test files)
     raw = load_text_data(data_args, seed=training_args.seed)
-    labels = build_label_list(raw)
+    labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
     encode_labels(raw, labels)
     train_texts = raw.splits["train"].frame[data_args.text_column] if "train" in raw.splits else []
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)
@@ -108,9 +107,9 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
 
 def ner(model_args, scratch_args, data_args, training_args, settings):
     # Data: texts with character-level IOB2 tags, every span checked against its text on load
-    data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans))
-    labels = label_list_for((data.splits.get("train") or data.splits["validation"]).tags)
-    check_tags_known(data, labels)
+    data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans,
+                                                                          data_args.encoding))
+    labels = tag_set(data, trained_labels(model_args, training_args))  # without training: the model's own
     texts = {name: ["".join(chars) for chars in split.tokens] for name, split in data.splits.items()}
     logger.info(f"Tags: {labels}; texts: " + ", ".join(f"{k} {len(v):,}" for k, v in texts.items()))
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, texts.get("train", []), True)
@@ -142,6 +141,10 @@ def main(argv=None):
     setup_logging(training_args)
     claim_output_dir(training_args)  # this run's alone: locked, and an earlier run's files only go when asked
     set_seed(training_args.seed)  # before the model is built, so the new weights are reproducible
+    if scratch_args.scratch_model_type and not training_args.do_train:
+        logger.warning(f"--do_train False: --scratch_model_type is ignored; model and tokenizer come from --model "
+                       f"{model_args.model_name_or_path}")
+        scratch_args.scratch_model_type = None
     task = ner if data_args.task == "ner" else classification
     task(model_args, scratch_args, data_args, training_args, settings)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from transformers import AutoConfig, BertTokenizerFast
 
+from common.config.arguments import check_at_least
 from common.models.heads import label_settings
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,12 @@ class ScratchArguments:
     scratch_hidden_size: int = field(default=128, metadata={"help": "Hidden size (feed-forward: 4x)."})
     scratch_heads: int = field(default=2, metadata={"help": "Attention heads."})
     vocab_min_count: int = field(default=1, metadata={"help": "Keep characters seen at least this often in training."})
+
+    def __post_init__(self):
+        check_at_least(self, {"scratch_layers": 1, "scratch_hidden_size": 1, "scratch_heads": 1, "vocab_min_count": 1})
+        if self.scratch_hidden_size % self.scratch_heads:
+            raise ValueError(f"--scratch_hidden_size {self.scratch_hidden_size} must be a multiple of --scratch_heads "
+                             f"{self.scratch_heads}")
 
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` im
 from common.config.arguments import ModelArguments, RecipeTrainingArguments, TokenDataArguments
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
-from common.data.tag_schemes import label_list_for
-from common.data.tagged import check_tags_known, load_tagged_data
-from common.models.heads import build_token_classifier
+from common.data.tagged import load_tagged_data, tag_set
+from common.models.heads import build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.output_dir import claim_output_dir
@@ -48,8 +47,7 @@ def main(argv=None):
 
     # Data: sentences of words with IOB2 tags (other schemes converted on load); the tag set from train
     data = load_tagged_data(data_args)
-    labels = label_list_for((data.splits.get("train") or data.splits["validation"]).tags)
-    check_tags_known(data, labels)
+    labels = tag_set(data, trained_labels(model_args, training_args))  # without training: the model's own
     logger.info(f"Tags: {labels}; sentences: " + ", ".join(f"{k} {len(v.tokens):,}" for k, v in data.splits.items()))
 
     # Model: the pretrained encoder with a fresh per-token head, tag names in its config

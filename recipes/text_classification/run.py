@@ -23,7 +23,7 @@ from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
 from common.data.text import load_text_data
 from common.evaluation.metrics import classification_metrics
-from common.models.heads import build_classifier
+from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.output_dir import claim_output_dir
@@ -49,7 +49,7 @@ def main(argv=None):
     # Data: rows checked, a validation set split off if there is none, labels mapped to ids
     raw = load_text_data(data_args, seed=training_args.seed)
     multi_label, separator = data_args.multi_label, data_args.label_separator
-    labels = build_label_list(raw, multi_label, separator)
+    labels = build_label_list(raw, multi_label, separator, model_labels=trained_labels(model_args, training_args))
     encode_labels(raw, labels, multi_label, separator)
     logger.info(f"Labels: {labels}; rows: " + ", ".join(f"{k} {len(v.frame):,}" for k, v in raw.splits.items()))
 

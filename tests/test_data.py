@@ -264,3 +264,24 @@ def test_a_file_not_in_utf8_names_its_line_and_the_fix(tmp_path, encoding, text)
     assert load_text_data(args(train_file=str(path)), seed=0).splits["train"].frame["text"].tolist()[1] == text
     with pytest.raises(DataError, match=r"--encoding klingon: not a text encoding Python knows"):
         load_text_data(args(train_file=str(path), encoding="klingon"), seed=0)
+
+
+def test_skip_bad_rows_leaves_out_and_lists_every_bad_row(tmp_path, write_csv):
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\ngreat hotel,pos\n,neg\nclean rooms,pos\nnoisy,\nbad,neg,extra\nrude staff,neg\n")
+    with pytest.raises(DataError, match=r"reviews.csv, line 6: expected 2 fields, found 3"):
+        load_text_data(args(train_file=str(path)), seed=0)  # without the option the error stays (shape is read first)
+    raw = load_text_data(args(train_file=str(path), skip_bad_rows=True), seed=0)
+    assert raw.splits["train"].frame["text"].tolist() == ["great hotel", "clean rooms", "rude staff"]
+    assert raw.skipped == {"train": [{"line": 3, "problem": "empty text in column 'text'"},
+                                     {"line": 5, "problem": "missing label in column 'label'"},
+                                     {"line": 6, "problem": "expected 2 fields, found 3"}]}
+    assert ("train: skipped 3 bad row(s) of " + str(path) + " (--skip_bad_rows), 3 kept: line 3: empty text in column "
+            "'text'; line 5: missing label in column 'label'; line 6: expected 2 fields, found 3") in raw.notes
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"text": "fine", "label": "pos"}\n{"text": "odd", label: 1}\n[1, 2]\n{"text": "", "label": "neg"}\n')
+    raw = load_text_data(args(train_file=str(jsonl), skip_bad_rows=True), seed=0)
+    assert [row["line"] for row in raw.skipped["train"]] == [2, 3, 4]
+    path.write_text("text,label\n,pos\n ,neg\n")
+    with pytest.raises(DataError, match=r"reviews.csv: every row was skipped as bad \(2\)"):
+        load_text_data(args(train_file=str(path), skip_bad_rows=True), seed=0)

@@ -271,3 +271,20 @@ def test_settings_that_cannot_train_are_refused(tmp_path, tiny_bert, sentiment_f
         recipe("sentiment").main(["--model", str(tiny_bert), "--train_file", str(sentiment_files / "train.csv"),
                                   "--output_dir", str(tmp_path / "out"), *flags])
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_skipped_rows_are_listed_in_results_and_model_card(tmp_path, tiny_bert, sentiment_rows, recipe, capsys):
+    rows = sentiment_rows(60)
+    lines = ["text,label", *[f"{t},{label}" for t, label in rows[:20]], ",pos", "an unlabelled line,",
+             *[f"{t},{label}" for t, label in rows[20:]]]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    recipe("sentiment").main(["--model", str(tiny_bert), "--train_file", str(tmp_path / "train.csv"),
+                              "--skip_bad_rows", "True", "--output_dir", str(tmp_path / "out"), *TRAIN_FLAGS,
+                              "--num_train_epochs", "1"])
+    assert "train: skipped 2 bad row(s)" in capsys.readouterr().err
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    assert results["skipped_rows"] == {"train": [{"line": 22, "problem": "empty text in column 'text'"},
+                                                 {"line": 23, "problem": "missing label in column 'label'"}]}
+    assert results["sizes"]["train"] + results["sizes"]["validation"] == 60
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "skipped 2 bad row(s)" in card and "line 22: empty text in column 'text'" in card

@@ -87,6 +87,11 @@ class TextDataArguments(DataSourceArguments):
         default=False, metadata={"help": "Pad every input to max_seq_length (slow; the reference scripts' default)."}
     )
     overwrite_cache: bool = field(default=False, metadata={"help": "Tokenize again even if a cached copy exists."})
+    skip_bad_rows: bool = field(
+        default=False, metadata={"help": "Leave out rows that fail a check (empty text, missing label, wrong number "
+                                          "of fields, invalid JSON line) instead of stopping; each is listed by line "
+                                          "in the log, all_results.json and the model card."}
+    )
 
     def __post_init__(self):
         super().__post_init__()

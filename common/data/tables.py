@@ -25,9 +25,16 @@ class Split:
     frame: pd.DataFrame
     source: str
     unit: str = "line"  # how `_line` counts: file lines, or rows of a DataFrame / Hub dataset
+    skipped: list[dict] = field(default_factory=list)  # rows left out by --skip_bad_rows: {"line", "problem"}
 
     def where(self, index) -> str:
         return f"{self.source}, {self.unit} {self.frame.at[index, '_line']}"
+
+    def reject(self, line: int, problem: str, skip: bool) -> None:
+        """A row that fails a check: an error naming it, or with --skip_bad_rows a row left out and recorded."""
+        if not skip:
+            raise DataError(f"{self.source}, {self.unit} {line}: {problem}")
+        self.skipped.append({"line": int(line), "problem": problem})
 
 
 @dataclass
@@ -39,6 +46,7 @@ class TextData:
     label_names: list[str] | None = None  # fixed label order, when the source defines one
     label_origin: str = "the training labels"  # where the label set came from, for messages
     notes: list[str] = field(default_factory=list)
+    skipped: dict[str, list[dict]] = field(default_factory=dict)  # per split, the rows --skip_bad_rows left out
 
     def sources(self) -> dict[str, str]:
         return {name: split.source for name, split in self.splits.items()}
@@ -78,12 +86,15 @@ def check_file(path) -> Path:
 
 
 def read_table(path, header: bool = True, names: list[str] | None = None, sep: str | None = None,
-               encoding: str = "utf-8") -> Split:
-    """Read a CSV, TSV, JSON or JSON-lines file into a Split, checking every row's shape."""
+               encoding: str = "utf-8", skip_bad_rows: bool = False) -> Split:
+    """Read a CSV, TSV, JSON or JSON-lines file into a Split, checking every row's shape.
+
+    A row of the wrong shape (fields, JSON) is an error, or with `skip_bad_rows` left out and recorded.
+    """
     path = check_file(path)
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl"):
-        return _read_json(path, encoding)
+        return _read_json(path, encoding, skip_bad_rows)
     if sep is None:
         sep = "\t" if suffix in (".tsv", ".tab") else ","
     # The csv module (not pandas) reads the rows: pandas pads a short row with empty fields, which
@@ -116,16 +127,20 @@ def read_table(path, header: bool = True, names: list[str] | None = None, sep: s
         names, rows, lines = rows[0], rows[1:], lines[1:]
     if not rows:
         raise DataError(f"{path}: no data rows" + (" (only a header)" if header else ""))
+    split = Split(pd.DataFrame(), str(path))
     n_fields = len(names)
+    kept = []
     for row, line in zip(rows, lines):
         if len(row) != n_fields:
-            raise DataError(f"{path}, line {line}: expected {n_fields} fields, found {len(row)}")
-    frame = pd.DataFrame(rows, columns=names)
-    frame["_line"] = lines
-    return Split(frame, str(path))
+            split.reject(line, f"expected {n_fields} fields, found {len(row)}", skip_bad_rows)
+        else:
+            kept.append((row, line))
+    split.frame = pd.DataFrame([row for row, _ in kept], columns=names)
+    split.frame["_line"] = [line for _, line in kept]
+    return split
 
 
-def _read_json(path: Path, encoding: str = "utf-8") -> Split:
+def _read_json(path: Path, encoding: str = "utf-8", skip_bad_rows: bool = False) -> Split:
     """A JSON array of objects, or JSON lines (one object per line; blank lines allowed)."""
     text = open_text(path, encoding=encoding).read()
     if text.lstrip().startswith("["):
@@ -133,26 +148,31 @@ def _read_json(path: Path, encoding: str = "utf-8") -> Split:
             records = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}, line {e.lineno}: invalid JSON: {e.msg}") from None
-        lines = list(range(1, len(records) + 1))
-        unit = "record"
+        split = Split(pd.DataFrame(), str(path), "record")
+        numbered = list(zip(records, range(1, len(records) + 1)))
     else:
-        records, lines, unit = [], [], "line"
-        for number, line in enumerate(text.splitlines(), start=1):
+        split = Split(pd.DataFrame(), str(path), "line")
+        numbered = []
+        # lines end at \n, \r\n or \r only, as in a file: str.splitlines() would also cut at \u2028 or \x85,
+        # which JSON written with ensure_ascii=False leaves raw inside strings
+        for number, line in enumerate(io.StringIO(text, newline=None), start=1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                numbered.append((json.loads(line), number))
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {number}: invalid JSON: {e.msg}") from None
-            lines.append(number)
-    for record, number in zip(records, lines):
-        if not isinstance(record, dict):
-            raise DataError(f"{path}, {unit} {number}: expected a JSON object, found {type(record).__name__}")
-    if not records:
+                split.reject(number, f"invalid JSON: {e.msg}", skip_bad_rows)
+    if not numbered and not split.skipped:
         raise DataError(f"{path}: no records")
-    frame = pd.DataFrame.from_records(records)
-    frame["_line"] = lines
-    return Split(frame, str(path), unit)
+    kept = []
+    for record, number in numbered:
+        if isinstance(record, dict):
+            kept.append((record, number))
+        else:
+            split.reject(number, f"expected a JSON object, found {type(record).__name__}", skip_bad_rows)
+    split.frame = pd.DataFrame.from_records([record for record, _ in kept])
+    split.frame["_line"] = [number for _, number in kept]
+    return split
 
 
 def from_dataframe(frame: pd.DataFrame, name: str) -> Split:

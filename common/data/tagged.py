@@ -95,9 +95,19 @@ def read_token_jsonl(path, tokens_key: str = "tokens", tags_key: str = "tags", e
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}, line {number}: invalid JSON: {e.msg}") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}, line {number}: expected a JSON object, found {type(record).__name__}")
             if not isinstance(record.get(tokens_key), list) or not record[tokens_key]:
                 raise DataError(f"{path}, line {number}: '{tokens_key}' must be a non-empty list")
+            blank = [i for i, t in enumerate(record[tokens_key])
+                     if not isinstance(t, (str, int, float)) or not str(t).strip()]
+            if blank:
+                raise DataError(f"{path}, line {number}: token {blank[0]} is {record[tokens_key][blank[0]]!r}; every "
+                                "token must be a non-empty string")
             sentence_tags = record.get(tags_key)
+            if sentence_tags is not None and not (isinstance(sentence_tags, list)
+                                                  and all(isinstance(t, str) for t in sentence_tags)):
+                raise DataError(f"{path}, line {number}: '{tags_key}' must be a list of strings")
             if sentence_tags is not None and len(sentence_tags) != len(record[tokens_key]):
                 raise DataError(f"{path}, line {number}: {len(record[tokens_key])} tokens but "
                                 f"{len(sentence_tags)} tags")

@@ -26,7 +26,8 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> TextDa
     # Files given on the command line win over a config's --benchmark: the config only sets a default.
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     if any(files.values()):
-        splits = {k: read_table(v, encoding=args.encoding) for k, v in files.items() if v}
+        splits = {k: read_table(v, encoding=args.encoding, skip_bad_rows=args.skip_bad_rows)
+                  for k, v in files.items() if v}
         return TextData(splits, args.text_column, args.label_column, args.text_pair_column)
     if args.dataset_name:
         notes = []
@@ -48,8 +49,35 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> TextDa
     raise DataError("no data given: set --train_file/--validation_file/--test_file, --dataset_name or --benchmark")
 
 
-def check_columns(raw: TextData, split_name: str, split: Split, multi_label: bool = False) -> None:
-    """Require the text column(s) and (outside test) the label column; refuse empty texts and missing labels.
+def row_problems(raw: TextData, split_name: str, split: Split, multi_label: bool = False) -> pd.Series:
+    """Each row's first problem (empty text, missing label, a label over several lines), or None."""
+    frame = split.frame
+    problems = pd.Series(None, index=frame.index, dtype=object)
+
+    def flag(bad: pd.Series, problem) -> None:
+        new = bad & problems.isna()
+        problems[new] = [problem(i) if callable(problem) else problem for i in new[new].index]
+
+    for column in [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else []):
+        text = frame[column]
+        flag(text.isna() | ~text.map(lambda t: isinstance(t, str) and bool(t.strip())),
+             f"empty text in column '{column}'")
+    if raw.label_column in frame:
+        label = frame[raw.label_column]
+        missing = label.isna() if multi_label else label.isna() | label.map(lambda v: isinstance(v, str) and not v.strip())
+        if not (split_name == "test" and missing.all()):  # all missing: an unlabelled test set
+            flag(missing, f"missing label in column '{raw.label_column}'")
+        # a quote opened before the label and closed rows later: those rows became one label
+        flag(label.map(lambda v: isinstance(v, str) and "\n" in v),
+             lambda i: f"the label in column '{raw.label_column}' runs over several lines ({label[i][:40]!r}...): "
+                       "is a quote left open?")
+    return problems
+
+
+def check_columns(raw: TextData, split_name: str, split: Split, multi_label: bool = False,
+                  skip_bad_rows: bool = False) -> None:
+    """Require the text column(s) and (outside test) the label column; refuse empty texts and missing labels,
+    or with `skip_bad_rows` leave those rows out, recorded in `split.skipped`.
 
     In multi-label data an empty label string or list is a row with no labels; a null is still missing.
     """
@@ -61,25 +89,10 @@ def check_columns(raw: TextData, split_name: str, split: Split, multi_label: boo
     for column in needed:
         if column not in frame:
             raise DataError(f"{split.source}: no column '{column}' (columns found: {', '.join(map(str, found))})")
-    for column in needed[: 2 if raw.text_pair_column else 1]:
-        text = frame[column]
-        bad = text.isna() | ~text.map(lambda t: isinstance(t, str) and bool(t.strip()))
-        if bad.any():
-            i = bad.idxmax()
-            raise DataError(f"{split.where(i)}: empty text in column '{column}'")
-    if raw.label_column in frame:
-        label = frame[raw.label_column]
-        missing = label.isna() if multi_label else label.isna() | label.map(lambda v: isinstance(v, str) and not v.strip())
-        if split_name == "test" and missing.all():
-            return  # an unlabelled test set, written with an empty label column
-        if missing.any():
-            i = missing.idxmax()
-            raise DataError(f"{split.where(i)}: missing label in column '{raw.label_column}'")
-        broken = label.map(lambda v: isinstance(v, str) and "\n" in v)
-        if broken.any():  # a quote opened before the label and closed rows later: those rows became one label
-            i = broken.idxmax()
-            raise DataError(f"{split.where(i)}: the label in column '{raw.label_column}' runs over several lines "
-                            f"({label[i][:40]!r}...): is a quote left open?")
+    problems = row_problems(raw, split_name, split, multi_label)
+    for i in problems[problems.notna()].index:
+        split.reject(frame.at[i, "_line"], problems[i], skip_bad_rows)
+    split.frame = frame[problems.isna()]
 
 
 def _stratify_or_none(labels: pd.Series, what: str, notes: list[str]):
@@ -126,17 +139,30 @@ def take_first(raw: TextData, limits: dict[str, int | None]) -> None:
             split.frame = split.frame.iloc[:limit]
 
 
+def report_skipped(raw: TextData, name: str, split: Split) -> None:
+    """Rows left out by --skip_bad_rows: in the notes (log, all_results.json, model card), every one by line."""
+    skipped = sorted(split.skipped, key=lambda row: row["line"])
+    raw.skipped[name] = skipped
+    listed = "; ".join(f"{split.unit} {row['line']}: {row['problem']}" for row in skipped)
+    raw.notes.append(f"{name}: skipped {len(skipped):,} bad row(s) of {split.source} (--skip_bad_rows), "
+                     f"{len(split.frame):,} kept: {listed}")
+    if split.frame.empty:
+        raise DataError(f"{split.source}: every row was skipped as bad ({len(skipped):,}); nothing is left to use")
+
+
 def load_text_data(args, seed: int, frames: dict[str, pd.DataFrame] | None = None) -> TextData:
     """Load, check and split the data named by TextDataArguments. Every note is also logged."""
     raw = load_raw_data(args, frames)
     if "train" not in raw.splits and "validation" not in raw.splits and "test" not in raw.splits:
         raise DataError(f"no train, validation or test split found (found: {', '.join(raw.splits)})")
     for name, split in raw.splits.items():
-        check_columns(raw, name, split, args.multi_label)
+        check_columns(raw, name, split, args.multi_label, args.skip_bad_rows)
+        if split.skipped:
+            report_skipped(raw, name, split)
     if "train" in raw.splits:
         split_off(raw, args.validation_split, args.test_split, seed)
     take_first(raw, {"train": args.max_train_samples, "validation": args.max_eval_samples,
                      "test": args.max_predict_samples})
     for note in raw.notes:
-        logger.info(note)
+        (logger.warning if "--skip_bad_rows" in note else logger.info)(note)
     return raw

@@ -22,6 +22,7 @@ def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_l
         "data": data.sources(),
         "sizes": data.sizes(),
         "data_notes": data.notes,
+        **({"skipped_rows": data.skipped} if getattr(data, "skipped", None) else {}),
         "labels": label_list,
         "main_metric": training_args.metric_for_best_model,
         "max_seq_length": max_length,

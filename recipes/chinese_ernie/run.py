@@ -24,6 +24,7 @@ from transformers import AutoModelForSequenceClassification, AutoModelForTokenCl
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 
 from common.config.arguments import ModelArguments, RecipeTrainingArguments, TaggingArguments, TextDataArguments
+from common.config.errors import OptionError
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
@@ -145,6 +146,8 @@ def main(argv=None):
         logger.warning(f"--do_train False: --scratch_model_type is ignored; model and tokenizer come from --model "
                        f"{model_args.model_name_or_path}")
         scratch_args.scratch_model_type = None
+    if data_args.task == "ner" and data_args.skip_bad_rows:
+        raise OptionError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")
     task = ner if data_args.task == "ner" else classification
     task(model_args, scratch_args, data_args, training_args, settings)
 

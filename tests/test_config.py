@@ -107,3 +107,9 @@ def test_an_output_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "out").write_text("not a folder")
     with pytest.raises(OptionError, match=r"--output_dir .*out is a file, not a folder"):
         parse_args(TYPES, ["--output_dir", str(tmp_path / "out")])
+
+
+def test_a_config_file_that_is_not_yaml_names_its_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("learning_rate: 2e-5\nseed: [1, 2\n")
+    with pytest.raises(OptionError, match=r"bad.yaml, line 3: not a valid config file"):
+        parse_args(TYPES, ["--config", str(tmp_path / "bad.yaml")])

@@ -284,3 +284,14 @@ def test_a_trained_ner_folder_evaluates_on_its_own(tmp_path, ner_run, recipe):
     with pytest.raises(DataError, match=r"dev.txt, line 3: tag 'B-CITY' is not in the model's tags"):
         recipe("ner").main(["--model", str(out), "--do_train", "False", "--validation_file", str(dev),
                             "--output_dir", str(tmp_path / "eval2")])
+
+
+def test_entity_metric_names_declared_are_the_ones_reported():
+    from common.evaluation.metrics import entity_metrics
+
+    class Features:  # predictions already decoded to tags
+        def tags(self, logits, labels):
+            return [["B-PER", "O", "B-LOC"], ["O"]]
+
+    compute = entity_metrics(Features(), [["B-PER", "O", "B-LOC"], ["B-PER"]], LABELS)
+    assert sorted(compute(type("P", (), {"predictions": None})())) == sorted(compute.names)

@@ -193,6 +193,14 @@ def test_results_table_and_json_with_published_figures(tmp_path, sentiment_run):
      "--do_eval needs validation data and there is none (splits found: train): give --validation_file, or set "
      "--do_eval False"),
     (["--resume_from_checkpoint", "True"], "--resume_from_checkpoint True: no complete checkpoint-* folder in"),
+    (["--resume_from_checkpoint", "/nonexistent/ckpt"], "--resume_from_checkpoint /nonexistent/ckpt: not a complete "
+                                                        "checkpoint folder"),
+    (["--max_seq_length", "2"], "--max_seq_length 2 leaves no room for text: the model adds 2 special tokens"),
+    (["--metric_for_best_model", "nope"], "--metric_for_best_model nope: evaluation reports no such metric (it "
+                                          "reports loss, accuracy, "),
+    (["--lr_scheduler_type", "wobbly"], "argument --lr_scheduler_type/--lr-scheduler-type: invalid choice: 'wobbly'"),
+    (["--data_dir", "/nonexistent", "--train_file", "", "--benchmark", "sst2"], "--data_dir /nonexistent: no such folder"),
+    (["--model", "/nonexistent/model"], "/nonexistent/model: cannot load its tokenizer (no such folder)"),
 ])
 def test_option_mistakes_end_in_one_line_and_exit_status_2(tmp_path, capsys, tiny_bert, sentiment_files, recipe,
                                                             flags, message):

@@ -196,3 +196,16 @@ def test_a_model_that_takes_its_own_mean_is_averaged_over_accumulation_steps(tmp
     # the training loop passes the step's labelled-token count; the model ignores it, so the loss must be halved
     step_loss = trainer.training_step(model, batch, num_items_in_batch=torch.tensor(3))
     assert step_loss.item() == pytest.approx(mean / 2, rel=1e-5)
+
+
+def test_metric_names_declared_are_the_ones_reported():
+    """--metric_for_best_model is checked against these names before training: they must be the real keys."""
+    from transformers import EvalPrediction
+
+    from common.evaluation.metrics import classification_metrics
+
+    for multi_label in (False, True):
+        compute = classification_metrics(["neg", "pos", "mixed"], multi_label)
+        labels = np.array([[1, 0, 1], [0, 1, 0]]) if multi_label else np.array([0, 2])
+        logits = np.array([[2.0, -1.0, 0.5], [-1.0, 2.0, -3.0]])
+        assert sorted(compute(EvalPrediction(predictions=logits, label_ids=labels))) == sorted(compute.names)

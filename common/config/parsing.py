@@ -49,11 +49,21 @@ def config_to_flags(config: dict, source: str, known: set[str]) -> list[str]:
     return flags
 
 
+def raise_option_error(message: str):
+    raise OptionError(message)
+
+
 def read_config_file(path) -> dict:
     if not Path(path).is_file():
         raise OptionError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
-        config = json.load(f) if str(path).endswith(".json") else yaml.safe_load(f)
+        try:
+            config = json.load(f) if str(path).endswith(".json") else yaml.safe_load(f)
+        except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as error:
+            mark = getattr(error, "problem_mark", None)
+            line = mark.line + 1 if mark else getattr(error, "lineno", None)
+            problem = getattr(error, "problem", None) or getattr(error, "msg", None) or str(error)
+            raise OptionError(f"{path}{f', line {line}' if line else ''}: not a valid config file ({problem})") from None
     if not isinstance(config, dict):
         raise OptionError(f"{path}: a config file must hold a mapping of setting: value")
     return config
@@ -96,6 +106,7 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(dataclass_types)
+    parser.error = raise_option_error  # argparse would print its whole usage and exit; one line says it
     known = {action.dest for action in parser._actions}
 
     config_path = choose_config(argv, benchmark_config, default_config)

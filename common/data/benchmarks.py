@@ -17,6 +17,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve_data_dir(data_dir: str | None) -> Path:
+    """--data_dir if given (it must exist), else $DATA_DIR, else ../shared/data beside the repository."""
+    if data_dir and not Path(data_dir).is_dir():
+        raise DataError(f"--data_dir {data_dir}: no such folder")
     for candidate in (data_dir, os.environ.get("DATA_DIR"), REPO_ROOT.parent / "shared" / "data"):
         if candidate and Path(candidate).is_dir():
             return Path(candidate).resolve()

@@ -45,6 +45,8 @@ def classification_metrics(label_list: list[str], multi_label: bool = False):
                 flat[f"{metric}_{label}"] = value
         return flat
 
+    averages = ["accuracy"] + [f"{m}_{avg}" for avg in ("macro", "micro") for m in ("precision", "recall", "f1")]
+    compute_metrics.names = averages + [f"{m}_{label}" for m in PER_NAME_METRICS for label in label_list]
     return compute_metrics
 
 
@@ -68,4 +70,7 @@ def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str]):
         predicted = features.tags(logits, label_list)
         return flatten_entity_scores(module.compute(predictions=predicted, references=gold_tags))
 
+    kinds = sorted({label.split("-", 1)[1] for label in label_list if "-" in label})
+    compute_metrics.names = ["precision", "recall", "f1", "accuracy"] + [f"{m}_{k}" for m in PER_NAME_METRICS
+                                                                         for k in kinds]
     return compute_metrics

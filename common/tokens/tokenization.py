@@ -13,6 +13,7 @@ from pathlib import Path
 import datasets
 from datasets.fingerprint import Hasher
 
+from common.config.errors import OptionError
 from common.data.tables import TextData
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,12 @@ def max_input_length(tokenizer, model_config, requested: int | None) -> int:
     limit = tokenizer.model_max_length
     if limit is None or limit > 100_000:  # tokenizers without a limit report a huge number
         limit = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", 512)
-    return min(requested, limit) if requested else limit
+    length = min(requested, limit) if requested else limit
+    special = tokenizer.num_special_tokens_to_add(pair=False)
+    if length <= special:
+        raise OptionError(f"--max_seq_length {length} leaves no room for text: the model adds {special} special "
+                          "tokens to every input")
+    return length
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

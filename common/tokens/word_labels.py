@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 
+from common.config.errors import OptionError
+
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
@@ -150,7 +152,8 @@ def encode_tagged_split(sentences: list[list[str]], tags: list[list[str]] | None
         lengths.append(counts.tolist())
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     if stride >= budget:
-        raise ValueError(f"--stride {stride} must be smaller than the {budget} subwords a window holds")
+        raise OptionError(f"--stride {stride} must be smaller than the {budget} subwords a window holds "
+                          "(--max_seq_length less the special tokens)")
     windows = [w for i, counts in enumerate(lengths) for w in plan_windows(i, counts, budget, stride)]
 
     # 2. the windows themselves, with special tokens, and labels on their words

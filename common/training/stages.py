@@ -29,6 +29,7 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
     if eval_dataset is None and training_args.eval_strategy != "no":
         raise OptionError(f"--eval_strategy {training_args.eval_strategy.value} needs validation data and there is "
                           "none: give --validation_file (or a --validation_split above 0), or set --eval_strategy no")
+    check_metric_for_best_model(training_args, compute_metrics)
     callbacks = []
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
@@ -54,6 +55,17 @@ def complete_checkpoints(output_dir) -> list[Path]:
             logger.warning(f"{folder} is incomplete (no {TRAINER_STATE_NAME}: the run stopped while saving it); "
                            "not resuming from it")
     return [folder for folder in folders if (folder / TRAINER_STATE_NAME).is_file()]
+
+
+def check_metric_for_best_model(args, compute_metrics) -> None:
+    """--metric_for_best_model must be one the evaluation reports: Trainer would only find out after an epoch."""
+    names = getattr(compute_metrics, "names", None)
+    metric = args.metric_for_best_model
+    if not (metric and names and (args.load_best_model_at_end or args.early_stopping_patience)):
+        return
+    if metric.removeprefix("eval_") not in ["loss", *names]:
+        raise OptionError(f"--metric_for_best_model {metric}: evaluation reports no such metric (it reports loss, "
+                          f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
 
 
 def checkpoint_to_resume(args) -> str | None:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 
-from common.tokens.word_labels import IGNORE, Window, continuation_label, log_windowed, plan_windows
+from common.config.errors import OptionError
 from common.data.tag_schemes import parse_tag
+from common.tokens.word_labels import IGNORE, Window, continuation_label, log_windowed, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def encode_char_split(texts: list[str], char_tags: list[list[str]] | None, token
     whole = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     if stride >= budget:
-        raise ValueError(f"--stride {stride} must be smaller than the {budget} tokens a window holds")
+        raise OptionError(f"--stride {stride} must be smaller than the {budget} tokens a window holds "
+                          "(--max_seq_length less the special tokens)")
     windows, window_chars = [], []  # per window: (first char read, one past the last, own chars start, end)
     for i, text in enumerate(texts):
         offsets = whole["offset_mapping"][i]

@@ -72,6 +72,7 @@ def ner_flags(folder: Path, model: Path, *extra: str) -> list[str]:
             "--num_train_epochs", "3", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["sentiment", "ner", "ner-length-grouped"])
 def test_a_killed_run_resumed_ends_exactly_like_an_uninterrupted_one(case, tmp_path, repo, tiny_bert, write_csv,
                                                                      sentiment_rows):

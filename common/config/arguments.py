@@ -21,6 +21,24 @@ def check_at_least(args, lowest: dict[str, float]) -> None:
             raise ValueError(f"--{name} {value} must be at least {low}")
 
 
+SGD_ARGS = ("momentum", "dampening", "weight_decay", "nesterov")  # what Trainer passes on to torch.optim.SGD
+
+
+def check_optim_args(optim, optim_args: str | None) -> None:
+    """--optim_args for SGD: Trainer silently drops keys it does not know (a misspelt momentum would be 0)."""
+    if str(getattr(optim, "value", optim)) != "sgd" or not optim_args:
+        return
+    for item in optim_args.replace(" ", "").split(","):
+        key, _, value = item.partition("=")
+        if key not in SGD_ARGS:
+            raise ValueError(f"--optim_args {optim_args}: {key!r} is not an SGD setting ({', '.join(SGD_ARGS)})")
+        if key != "nesterov":
+            try:
+                float(value)
+            except ValueError:
+                raise ValueError(f"--optim_args {optim_args}: {key} must be a number, not {value!r}") from None
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
@@ -143,6 +161,15 @@ class RecipeTrainingArguments(TrainingArguments):
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after N evaluations without improvement of metric_for_best_model."}
     )
+    class_weights: str | None = field(
+        default=None, metadata={"help": "Weigh the loss per class: 'balanced' (n / (classes x n_class), from the "
+                                         "training split; multi-label: negatives / positives per label), weights "
+                                         "in label order 'w1,w2,...', or 'name=w,...' (others 1)."}
+    )
+    l1_lambda: float = field(
+        default=0.0, metadata={"help": "L1 penalty lambda x sum|w| on the weights weight decay covers (not biases "
+                                       "or norm weights), added to the loss; logged as l1_penalty."}
+    )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Train into an --output_dir that holds an earlier run's files, removing them "
                                          "first (without it such a run stops, unless it resumes from a checkpoint)."}
@@ -161,10 +188,12 @@ class RecipeTrainingArguments(TrainingArguments):
         check_at_least(self, {"per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
                               "gradient_accumulation_steps": 1, "learning_rate": 0, "weight_decay": 0,
                               "max_grad_norm": 0, "seed": 0, "data_seed": 0, "save_total_limit": 1,
-                              "early_stopping_patience": 1, "dataloader_num_workers": 0, "eval_accumulation_steps": 1})
+                              "early_stopping_patience": 1, "dataloader_num_workers": 0, "eval_accumulation_steps": 1,
+                              "l1_lambda": 0})
         for name in ("save_steps", "eval_steps", "logging_steps"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"--{name} {getattr(self, name)} must be above 0")
+        check_optim_args(self.optim, self.optim_args)
         if self.do_train and self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError(f"--num_train_epochs {self.num_train_epochs} (with no --max_steps) trains for 0 steps: "
                              "give a number above 0, or --do_train False to only evaluate or predict")

@@ -35,6 +35,10 @@ def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_l
         "num_train_epochs": training_args.num_train_epochs,
         "max_steps": training_args.max_steps,
         "per_device_train_batch_size": training_args.per_device_train_batch_size,
+        "optim": str(getattr(training_args.optim, "value", training_args.optim)),
+        "weight_decay": training_args.weight_decay,
+        **({"l1_lambda": training_args.l1_lambda} if getattr(training_args, "l1_lambda", 0) else {}),
+        **({"class_weights": trainer.class_weights} if getattr(trainer, "class_weights", None) else {}),
         "world_size": training_args.world_size,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "hardware": f"{platform.machine()} {platform.processor() or ''}".strip()

@@ -36,6 +36,12 @@ def _score_rows(results: dict, names: list[str]) -> list[str]:
     return rows
 
 
+def _setting(value) -> str:
+    if isinstance(value, dict):  # class weights
+        return ", ".join(f"{k} {v:.4g}" for k, v in value.items())
+    return str(value)
+
+
 def write_model_card(path, results: dict, task: str, recipe: str, images: list[str]) -> Path:
     pipeline_tag, task_name = TASKS[task]
     model = results.get("model", "?")
@@ -48,7 +54,8 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
                for name in [metric] if f"{prefix}_{name}" in results]
     settings = {key: results.get(key) for key in ("learning_rate", "num_train_epochs", "max_steps",
                                                   "per_device_train_batch_size", "world_size", "max_seq_length",
-                                                  "train_sampling_strategy", "padding", "precision", "seed")}
+                                                  "train_sampling_strategy", "padding", "precision", "seed",
+                                                  "optim", "weight_decay", "l1_lambda", "class_weights")}
     data = results.get("data", {})
     sizes = results.get("sizes", {})
     lines = [
@@ -75,7 +82,7 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "",
         "| setting | value |",
         "|---|---|",
-        *[f"| {key} | {value} |" for key, value in settings.items() if value is not None],
+        *[f"| {key} | {_setting(value)} |" for key, value in settings.items() if value is not None],
         f"| hardware | {results.get('hardware', '?')} |",
         f"| training time | {results.get('train_runtime', 0):.0f} s ({results.get('train_samples_per_second', 0):.1f} samples/s) |",
         "",

@@ -8,6 +8,8 @@
   labelled tokens, so its loss is averaged over gradient-accumulation steps and not multiplied by the
   number of processes (stock Trainer does both wrongly for such models): `own_mean_loss`, before
   Trainer's set-up reads it.
+- `--class_weights` and `--l1_lambda` (common/training/losses.py): `compute_loss`, with the L1 penalty
+  logged beside the loss as `l1_penalty`: `log`.
 - With `pack_batches`, the sentences of each training batch share rows instead of being padded
   (common/training/packing.py): `get_train_dataloader`.
 - A run resumed from a checkpoint reports `train_loss` over the whole run, not only the steps after
@@ -29,6 +31,7 @@ import torch
 from transformers import EvalPrediction, Trainer
 from transformers.trainer_utils import PredictionOutput, TrainOutput
 
+from common.training.losses import class_weights_for, l1_penalty, weighted_loss
 from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
 from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
 
@@ -101,6 +104,15 @@ class RecipeTrainer(Trainer):
             self.tokens_per_step = labelled_tokens_per_step(self.train_dataset, self.args)
         if self.tokens_per_step:
             self.loss_is_scaled_for_ga = True  # divided by the labelled tokens of a whole optimizer step
+        self.class_weights = None  # {label: weight}, from --class_weights and the whole training split
+        if getattr(self.args, "class_weights", None) and self.train_dataset is not None \
+                and "labels" in self.train_dataset.column_names:
+            names = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+            self.class_weights = class_weights_for(self.args.class_weights, self.train_dataset["labels"], names)
+            logger.info("Class weights: " + ", ".join(f"{k} {v:.4g}" for k, v in self.class_weights.items()))
+            if not self.tokens_per_step:
+                self.loss_is_scaled_for_ga = False  # a mean over the batch's rows or tokens: Trainer divides by GA
+        self._l1_parameters, self._l1_values = None, []
 
     # --- length-grouped training batches
     def _get_train_sampler(self, train_dataset=None):
@@ -138,20 +150,48 @@ class RecipeTrainer(Trainer):
                                                             "loss_sum": loss_sum}))
         super()._save_checkpoint(model, trial)
 
-    # --- token-weighted loss
+    # --- token-weighted loss, class weights, L1 penalty
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not (model.training and self.tokens_per_step and "labels" in inputs):
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-        # Length-grouped token labels: a batch of short sentences holds few labelled tokens, and a
-        # per-batch mean would weigh each of them several times more than a token of a long sentence.
-        # Summing over tokens and dividing by the average per step weighs every token the same, as
-        # random batches do (CoNLL-2003, with the shuffled batch order: test F1 0.788 -> 0.796).
-        outputs = model(**inputs)
-        logits = outputs["logits"]
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), inputs["labels"].flatten(),
-                                                 ignore_index=-100, reduction="sum") / self.tokens_per_step
+        own_loss = model.training and "labels" in inputs and (self.tokens_per_step or self.class_weights)
+        if not own_loss:
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
+                                                 num_items_in_batch=num_items_in_batch)
+        else:
+            # Length-grouped token labels: a batch of short sentences holds few labelled tokens, and a
+            # per-batch mean would weigh each of them several times more than a token of a long sentence.
+            # Summing over tokens and dividing by the average per step weighs every token the same, as
+            # random batches do (CoNLL-2003, with the shuffled batch order: test F1 0.788 -> 0.796).
+            outputs = model(**inputs)
+            weights = torch.tensor(list(self.class_weights.values())) if self.class_weights else \
+                torch.ones(outputs["logits"].shape[-1])
+            loss = weighted_loss(outputs["logits"], inputs["labels"], weights, self.tokens_per_step)
+        if model.training and getattr(self.args, "l1_lambda", 0):
+            penalty = l1_penalty(self.l1_parameters(), self.args.l1_lambda)
+            self._l1_values.append(penalty.detach())
+            if self.loss_scaled_for_ga(num_items_in_batch):  # Trainer will not divide this loss by the GA steps
+                penalty = penalty / self.current_gradient_accumulation_steps
+            loss = loss + penalty
         return (loss, outputs) if return_outputs else loss
+
+    def loss_scaled_for_ga(self, num_items_in_batch) -> bool:
+        """Whether training_step leaves the loss undivided by the accumulation steps (its own rule)."""
+        if self.loss_is_scaled_for_ga is not None:
+            return self.loss_is_scaled_for_ga
+        return bool(self.model_accepts_loss_kwargs and num_items_in_batch is not None) or \
+            self.compute_loss_func is not None
+
+    def l1_parameters(self) -> list[torch.Tensor]:
+        """The parameters weight decay covers (Trainer's rule: not biases or norm weights)."""
+        if self._l1_parameters is None:
+            names = set(self.get_decay_parameter_names(self.model))
+            self._l1_parameters = [p for n, p in self.model.named_parameters() if n in names and p.requires_grad]
+        return self._l1_parameters
+
+    def log(self, logs, start_time=None):
+        if self._l1_values and "loss" in logs:  # the mean penalty of the micro-batches since the last log
+            logs["l1_penalty"] = round(torch.stack(self._l1_values).mean().item(), 6)
+            self._l1_values = []
+        super().log(logs, start_time)
 
     # --- packed training batches
     def get_train_dataloader(self):

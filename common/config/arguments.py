@@ -170,6 +170,15 @@ class RecipeTrainingArguments(TrainingArguments):
         default=0.0, metadata={"help": "L1 penalty lambda x sum|w| on the weights weight decay covers (not biases "
                                        "or norm weights), added to the loss; logged as l1_penalty."}
     )
+    cv_folds: int | None = field(
+        default=None, metadata={"help": "k-fold cross-validation over the training rows instead of one run "
+                                        "(classification): a fresh model per fold, results in cv_results.json."}
+    )
+    cv_checkpoint_selection: str = field(
+        default="none", metadata={"help": "Inside folds: 'none' scores each fold's last step; 'validation' lets the "
+                                          "validation set choose the checkpoint (never the held-out fold).",
+                                  "choices": ["none", "validation"]}
+    )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Train into an --output_dir that holds an earlier run's files, removing them "
                                          "first (without it such a run stops, unless it resumes from a checkpoint)."}
@@ -189,7 +198,7 @@ class RecipeTrainingArguments(TrainingArguments):
                               "gradient_accumulation_steps": 1, "learning_rate": 0, "weight_decay": 0,
                               "max_grad_norm": 0, "seed": 0, "data_seed": 0, "save_total_limit": 1,
                               "early_stopping_patience": 1, "dataloader_num_workers": 0, "eval_accumulation_steps": 1,
-                              "l1_lambda": 0})
+                              "l1_lambda": 0, "cv_folds": 2})
         for name in ("save_steps", "eval_steps", "logging_steps"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"--{name} {getattr(self, name)} must be above 0")

@@ -1,0 +1,119 @@
+"""k-fold cross-validation over the training rows (`--cv_folds K`), for the classification recipes.
+
+The rows are tokenized once; folds are seeded (the same for the same seed) and, for single-label
+data, stratified by label. Every fold trains a freshly built model with the same initial weights
+(`model_init`, called after `set_seed`) in its own `fold_<k>/` folder and scores the rows it held out,
+so that each training row is scored exactly once. The fold's held-out rows never choose its
+checkpoint: picking the best of several checkpoints on the very rows that are then reported would
+make the estimate optimistic. With `--cv_checkpoint_selection validation` the validation set (if
+any) chooses it instead, as `--load_best_model_at_end` does in an ordinary run.
+
+Results: every fold's metrics, their mean and sample standard deviation (ddof=1), in
+`cv_results.json`, the log and `README.md`.
+"""
+
+import dataclasses
+import gc
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+from transformers import set_seed
+
+from common.config.errors import OptionError
+from common.training.stages import build_trainer
+
+logger = logging.getLogger(__name__)
+
+
+def fold_indices(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training rows, held-out rows) of each fold: stratified by label when each row has one label."""
+    n = len(labels)
+    single = len(labels) and not isinstance(labels[0], (list, tuple, np.ndarray))
+    if k < 2:
+        raise OptionError(f"--cv_folds {k}: cross-validation needs at least 2 folds")
+    if single:
+        counts = np.bincount(np.asarray(labels, dtype=int))
+        rarest = int(counts[counts > 0].min())
+        if k > rarest:
+            raise OptionError(f"--cv_folds {k}: the rarest class has {rarest} training row(s), fewer than the folds; "
+                              "each fold must hold one of its rows")
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(n), labels))
+    if k > n:
+        raise OptionError(f"--cv_folds {k}: more folds than the {n} training rows")
+    return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
+def summarize(fold_metrics: list[dict]) -> tuple[dict, dict]:
+    """Mean and sample standard deviation (ddof=1) of every numeric metric the folds share."""
+    keys = [k for k in fold_metrics[0] if all(isinstance(m.get(k), (int, float)) for m in fold_metrics)]
+    mean = {k: float(np.mean([m[k] for m in fold_metrics])) for k in keys}
+    std = {k: float(np.std([m[k] for m in fold_metrics], ddof=1)) for k in keys}
+    return mean, std
+
+
+def cross_validate(model_init, tokenized: dict, training_args, compute_metrics, label_list: list[str],
+                   tokenizer) -> dict:
+    """Train and score one model per fold; write cv_results.json and README.md into --output_dir."""
+    if "train" not in tokenized or not training_args.do_train:
+        raise OptionError("--cv_folds needs training data and --do_train: the folds are cut from the training rows")
+    train = tokenized["train"]
+    labels = train["labels"]
+    folds = fold_indices(labels, training_args.cv_folds, training_args.seed)
+    select_on_validation = training_args.cv_checkpoint_selection == "validation" and "validation" in tokenized
+    results = []
+    for k, (train_rows, held_rows) in enumerate(folds):
+        fold_dir = Path(training_args.output_dir) / f"fold_{k}"
+        changes = {"output_dir": str(fold_dir)}
+        if not select_on_validation:  # the held-out rows must not pick the checkpoint they are scored on
+            changes.update(eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+        fold_args = dataclasses.replace(training_args, **changes)
+        set_seed(training_args.seed)  # the same initial weights (and new head) in every fold
+        trainer = build_trainer(model_init(), fold_args, tokenizer, train.select(train_rows),
+                                tokenized["validation"] if select_on_validation else None, compute_metrics)
+        logger.info(f"Fold {k + 1} of {len(folds)}: training on {len(train_rows):,} rows, scoring {len(held_rows):,}")
+        train_output = trainer.train()
+        scored = trainer.predict(train.select(held_rows), metric_key_prefix="eval")
+        held_labels = np.asarray(labels, dtype=object)[held_rows]
+        counts = {name: int(sum(1 for y in held_labels if y == i)) for i, name in enumerate(label_list)} \
+            if not isinstance(labels[0], list) else None
+        results.append({"fold": k, "train_rows": len(train_rows), "held_out_rows": sorted(map(int, held_rows)),
+                        "held_out_label_counts": counts, "train_loss": train_output.training_loss,
+                        **{name.removeprefix("eval_"): value for name, value in scored.metrics.items()}})
+        logger.info(f"Fold {k + 1}: " + ", ".join(f"{m} {v:.4f}" for m, v in scored.metrics.items()
+                                                 if m.removeprefix("eval_") in ("accuracy", "f1_macro", "loss")))
+        del trainer, train_output, scored
+        gc.collect()  # one fold's model and optimizer at a time
+    metrics = [{k: v for k, v in r.items() if k not in ("fold", "held_out_rows", "held_out_label_counts")}
+               for r in results]
+    mean, std = summarize(metrics)
+    summary = {"cv_folds": len(folds), "seed": training_args.seed, "stratified": not isinstance(labels[0], list),
+               "checkpoint_selection": "validation set" if select_on_validation else "none (the last step of each fold)",
+               "std": "sample standard deviation (ddof=1) over the folds", "mean": mean, "std_dev": std,
+               "folds": results}
+    write_cv_results(training_args.output_dir, summary)
+    return summary
+
+
+def write_cv_results(output_dir, summary: dict) -> None:
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cv_results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    shown = [m for m in ("accuracy", "f1_macro", "f1", "loss") if m in summary["mean"]]
+    lines = [f"# {summary['cv_folds']}-fold cross-validation", "",
+             f"Seed {summary['seed']}, {'stratified by label' if summary['stratified'] else 'not stratified'}; "
+             f"checkpoint chosen by: {summary['checkpoint_selection']}. Mean and sample standard deviation "
+             "(ddof=1) over the folds; each training row is scored once, by the fold that held it out.", "",
+             "| fold | rows held out | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
+    for fold in summary["folds"]:
+        lines.append(f"| {fold['fold']} | {len(fold['held_out_rows'])} | "
+                     + " | ".join(f"{fold[m]:.4f}" for m in shown) + " |")
+    lines.append("| mean +- std | | " + " | ".join(f"{summary['mean'][m]:.4f} +- {summary['std_dev'][m]:.4f}"
+                                                   for m in shown) + " |")
+    (folder / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for m in shown:
+        logger.info(f"Cross-validation {m}: {summary['mean'][m]:.4f} +- {summary['std_dev'][m]:.4f} "
+                    f"(mean +- sample std over {summary['cv_folds']} folds)")

@@ -134,3 +134,36 @@ def test_sgd_uses_the_momentum_given(classifier_trainer):
         parse_args((RecipeTrainingArguments,), ["--optim", "sgd", "--optim_args", "momentun=0.9"])
     with pytest.raises(OptionError, match=r"--l1_lambda -1.0 must be at least 0"):
         parse_args((RecipeTrainingArguments,), ["--l1_lambda", "-1"])
+
+
+@pytest.mark.slow
+def test_class_weights_and_l1_give_the_same_loss_with_one_and_two_processes(tmp_path, tiny_bert, write_csv,
+                                                                            sentiment_rows, repo):
+    """Same global batch (1 x 32 or 2 x 16), fp32, no dropout: the logged losses and penalties agree."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    rows = sentiment_rows(96)
+    train = write_csv(tmp_path / "train.csv", [r for r in rows if r[1] == "pos"] + [r for r in rows if r[1] == "neg"][:16])
+
+    def run(launcher, out, batch_size):
+        flags = ["recipes/sentiment/run.py", "--model", str(tiny_bert), "--train_file", str(train),
+                 "--validation_split", "0", "--do_eval", "False", "--eval_strategy", "no", "--save_strategy", "no",
+                 "--load_best_model_at_end", "False", "--train_sampling_strategy", "sequential", "--max_steps", "3",
+                 "--logging_steps", "1", "--learning_rate", "1e-3", "--class_weights", "balanced", "--l1_lambda",
+                 "1e-4", "--per_device_train_batch_size", str(batch_size), "--bf16", "False", "--disable_tqdm", "True",
+                 "--output_dir", str(out)]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}
+        done = subprocess.run(launcher + flags, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        state = json.loads((out / "trainer_state.json").read_text())
+        return [(e["loss"], e["l1_penalty"]) for e in state["log_history"] if "loss" in e]
+
+    one = run([sys.executable], tmp_path / "one", 32)
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541"],
+              tmp_path / "two", 16)
+    assert len(one) == len(two) == 3
+    for (loss_1, l1_1), (loss_2, l1_2) in zip(one, two):
+        assert loss_2 == pytest.approx(loss_1, rel=1e-4) and l1_2 == pytest.approx(l1_1, rel=1e-4)

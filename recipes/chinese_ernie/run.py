@@ -38,6 +38,7 @@ from common.outputs.output_dir import claim_output_dir
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenize_splits
+from common.training.cross_validation import cross_validate
 from common.training.stages import build_trainer, train_evaluate_predict, train_tagger
 from recipes.chinese_ernie.characters import encode_char_split
 from recipes.chinese_ernie.cluener import read_char_file, write_cluener_predictions
@@ -92,6 +93,10 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
     with training_args.main_process_first(desc="tokenization"):
         tokenized = tokenize_splits(raw, tokenizer, max_length, data_args.pad_to_max_length, data_args.overwrite_cache)
 
+    if training_args.cv_folds:  # k-fold cross-validation instead: a fresh model per fold, cv_results.json
+        cross_validate(lambda: tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1],
+                       tokenized, training_args, classification_metrics(labels), labels, tokenizer)
+        return
     trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
                             classification_metrics(labels))
     results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)

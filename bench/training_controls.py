@@ -1,0 +1,117 @@
+"""Issue 13's measurements: cross-validation, L1, SGD against AdamW, class weights, on an SST-2 subset.
+
+    python bench/training_controls.py --model MODEL_FOLDER --data_dir ../shared/data [--only cv,l1,sgd,weights]
+
+Every run is the sentiment recipe with the SST-2 config (MiniLM, 1 epoch, seed 42), on the first 2,000
+training sentences, scored on the SST-2 dev set; each run is its own process. Prints a table:
+- cv: 5-fold cross-validation (mean +- sample std of fold accuracy) and its wall time against one
+  ordinary run of the same size;
+- l1: the share of encoder and head weights with |w| < 1e-3, with and without --l1_lambda, and the accuracy;
+- sgd: SGD with momentum 0.9 at several learning rates beside AdamW (the default);
+- weights: an imbalanced subset (1,900 positive, 100 negative): minority recall and macro F1 with and
+  without --class_weights balanced.
+"""
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def recipe(out: Path, args, *flags: str) -> tuple[dict, float]:
+    command = [sys.executable, str(REPO / "recipes/sentiment/run.py"), "--config",
+               str(REPO / "recipes/sentiment/configs/sst2.yaml"), "--model", args.model, "--data_dir", args.data_dir,
+               "--output_dir", str(out), "--disable_tqdm", "True", "--save_strategy", "no", "--eval_strategy", "no",
+               "--load_best_model_at_end", "False", *flags]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{done.stderr[-3000:]}")
+    results = out / ("cv_results.json" if "--cv_folds" in flags else "all_results.json")
+    return json.loads(results.read_text()), seconds
+
+
+def small_weights(model_dir: Path, threshold: float = 1e-3) -> dict[str, float]:
+    """Share of |w| < threshold among the weights weight decay covers, in the encoder and in the head."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(model_dir / "model.safetensors"))
+    shares = {}
+    for part, keep in (("encoder", lambda n: not n.startswith("classifier")), ("head", lambda n: n.startswith("classifier"))):
+        chosen = [w for n, w in weights.items() if keep(n) and "bias" not in n and "LayerNorm" not in n]
+        small = sum(int((w.float().abs() < threshold).sum()) for w in chosen)
+        shares[part] = small / sum(w.numel() for w in chosen)
+    return shares
+
+
+def labelled_csv(source: Path, path: Path, limits: dict[str, int] | None = None) -> Path:
+    """SST-2 rows (`sentence<TAB>0|1`) as a text,label CSV with label names; `limits`: the first N of each label."""
+    names, kept, counts = {"0": "negative", "1": "positive"}, [], {"0": 0, "1": 0}
+    with open(source, encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            text, label = line.rstrip("\n").rsplit("\t", 1)
+            if limits is None or counts[label] < limits[label]:
+                counts[label] += 1
+                kept.append((text, names[label]))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(kept)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--only", default="cv,l1,sgd,weights")
+    parser.add_argument("--l1_lambda", default="1e-5")
+    parser.add_argument("--sgd_rates", default="0.01,0.03,0.1")
+    args = parser.parse_args()
+    parts = args.only.split(",")
+    subset = ["--max_train_samples", "2000"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        plain, plain_s = recipe(tmp / "plain", args, *subset)
+        rows.append(("AdamW (default), 2,000 rows", f"dev accuracy {plain['eval_accuracy']:.4f}", f"{plain_s:.0f} s"))
+        if "cv" in parts:
+            cv, cv_s = recipe(tmp / "cv", args, *subset, "--cv_folds", "5")
+            rows.append(("5-fold CV, 2,000 rows", f"fold accuracy {cv['mean']['accuracy']:.4f} +- "
+                         f"{cv['std_dev']['accuracy']:.4f} (sample std)", f"{cv_s:.0f} s = {cv_s / plain_s:.2f}x one run"))
+        if "l1" in parts:
+            l1, l1_s = recipe(tmp / "l1", args, *subset, "--l1_lambda", args.l1_lambda)
+            before, after = small_weights(tmp / "plain"), small_weights(tmp / "l1")
+            rows.append(("no L1: share |w| < 1e-3", f"encoder {before['encoder']:.2%}, head {before['head']:.2%}", ""))
+            rows.append((f"--l1_lambda {args.l1_lambda}: share |w| < 1e-3",
+                         f"encoder {after['encoder']:.2%}, head {after['head']:.2%}; dev accuracy "
+                         f"{l1['eval_accuracy']:.4f} ({l1['eval_accuracy'] - plain['eval_accuracy']:+.4f})", f"{l1_s:.0f} s"))
+        if "sgd" in parts:
+            for rate in args.sgd_rates.split(","):
+                sgd, sgd_s = recipe(tmp / f"sgd{rate}", args, *subset, "--optim", "sgd", "--optim_args", "momentum=0.9",
+                                    "--learning_rate", rate)
+                rows.append((f"SGD momentum 0.9, lr {rate}", f"dev accuracy {sgd['eval_accuracy']:.4f}", f"{sgd_s:.0f} s"))
+        if "weights" in parts:
+            sst2 = Path(args.data_dir) / "sst2"
+            train = labelled_csv(sst2 / "train.tsv", tmp / "imbalanced.csv", {"1": 1900, "0": 100})
+            dev = labelled_csv(sst2 / "dev.tsv", tmp / "dev.csv")
+            for flags, name in (((), "imbalanced 95/5, unweighted"), (("--class_weights", "balanced"), "imbalanced 95/5, balanced")):
+                run, run_s = recipe(tmp / name.replace(" ", "_").replace("/", ""), args, "--train_file", str(train),
+                                    "--validation_file", str(dev), *flags)
+                rows.append((name, f"negative recall {run['eval_recall_negative']:.4f}, macro F1 "
+                             f"{run['eval_f1_macro']:.4f}, accuracy {run['eval_accuracy']:.4f}", f"{run_s:.0f} s"))
+    print("| run | result | wall time |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

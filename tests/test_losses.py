@@ -167,3 +167,20 @@ def test_class_weights_and_l1_give_the_same_loss_with_one_and_two_processes(tmp_
     assert len(one) == len(two) == 3
     for (loss_1, l1_1), (loss_2, l1_2) in zip(one, two):
         assert loss_2 == pytest.approx(loss_1, rel=1e-4) and l1_2 == pytest.approx(l1_1, rel=1e-4)
+
+
+def test_weights_penalty_and_optimiser_are_in_the_results_and_model_card(tmp_path, tiny_bert, write_csv,
+                                                                         sentiment_rows, recipe):
+    import json
+
+    rows = sentiment_rows(40)
+    train = write_csv(tmp_path / "train.csv", rows + [r for r in rows if r[1] == "pos"])  # 40 pos, 20 neg
+    recipe("sentiment").main(["--model", str(tiny_bert), "--train_file", str(train), "--class_weights", "balanced",
+                              "--l1_lambda", "1e-5", "--optim", "sgd", "--optim_args", "momentum=0.9",
+                              "--validation_split", "0.25", "--num_train_epochs", "1", "--output_dir",
+                              str(tmp_path / "out"), "--bf16", "False", "--disable_tqdm", "True"])
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    assert results["class_weights"] == pytest.approx({"neg": 45 / 30, "pos": 45 / 60})  # 15 neg, 30 pos in train
+    assert results["l1_lambda"] == 1e-5 and results["optim"] == "sgd"
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| class_weights | neg 1.5, pos 0.75 |" in card and "| l1_lambda | 1e-05 |" in card

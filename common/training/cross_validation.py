@@ -82,6 +82,7 @@ def cross_validate(model_init, tokenized: dict, training_args, compute_metrics, 
             if not isinstance(labels[0], list) else None
         results.append({"fold": k, "train_rows": len(train_rows), "held_out_rows": sorted(map(int, held_rows)),
                         "held_out_label_counts": counts, "train_loss": train_output.training_loss,
+                        "train_runtime": train_output.metrics["train_runtime"],
                         **{name.removeprefix("eval_"): value for name, value in scored.metrics.items()}})
         logger.info(f"Fold {k + 1}: " + ", ".join(f"{m} {v:.4f}" for m, v in scored.metrics.items()
                                                  if m.removeprefix("eval_") in ("accuracy", "f1_macro", "loss")))

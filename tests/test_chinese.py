@@ -177,7 +177,8 @@ def first_lines(source, path, n):
 
 
 @pytest.mark.needs_data("cluener2020")
-def test_ner_recipe_with_a_pretrained_ernie_folder_writes_cluener_predictions_that_score_the_same(tmp_path, shared_data, repo, chinese):
+@pytest.mark.parametrize("crf", [False, True])
+def test_ner_recipe_with_a_pretrained_ernie_folder_writes_cluener_predictions_that_score_the_same(tmp_path, shared_data, repo, chinese, crf):
     cluener = shared_data / "cluener2020"
     train, dev = first_lines(cluener / "train.json", tmp_path / "train.json", 600), first_lines(cluener / "dev.json", tmp_path / "dev.json", 150)
     model = make_ernie(tmp_path / "ernie", [json.loads(line)["text"] for line in train.read_text().splitlines()])
@@ -185,8 +186,11 @@ def test_ner_recipe_with_a_pretrained_ernie_folder_writes_cluener_predictions_th
     chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/cluener.yaml"), "--model", str(model),
                   "--train_file", str(train), "--validation_file", str(dev), "--output_dir", str(out),
                   "--do_predict", "False", "--num_train_epochs", "3", "--learning_rate", "5e-3",
-                  "--max_seq_length", "64", "--per_device_train_batch_size", "16"])
+                  "--max_seq_length", "64", "--per_device_train_batch_size", "16", "--crf", str(crf)])
     results = json.loads((out / "all_results.json").read_text())
+    assert results["decoding"].startswith("CRF" if crf else "softmax") and (out / "crf.safetensors").exists() == crf
+    if crf:
+        assert results["eval_forbidden_transitions"] == 0
     predictions = [json.loads(line) for line in (out / "validation_predictions.json").read_text().splitlines()]
     gold = [json.loads(line) for line in dev.read_text().splitlines()]
     assert [p["text"] for p in predictions] == [g["text"] for g in gold]  # one entry per dev line, in order

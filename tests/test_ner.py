@@ -290,8 +290,34 @@ def test_entity_metric_names_declared_are_the_ones_reported():
     from common.evaluation.metrics import entity_metrics
 
     class Features:  # predictions already decoded to tags
-        def tags(self, logits, labels):
+        def tags(self, logits, labels, crf=None):
             return [["B-PER", "O", "B-LOC"], ["O"]]
 
     compute = entity_metrics(Features(), [["B-PER", "O", "B-LOC"], ["B-PER"]], LABELS)
     assert sorted(compute(type("P", (), {"predictions": None})())) == sorted(compute.names)
+
+
+def test_ner_recipe_with_a_crf_head(tmp_path, ner_tokenizer, recipe):
+    from safetensors.torch import load_file
+    from transformers import pipeline
+
+    model = ner_tokenizer.name_or_path
+    train, dev = synthetic_conll(tmp_path / "train.txt", 200, 0), synthetic_conll(tmp_path / "dev.txt", 40, 1)
+    out = tmp_path / "out"
+    flags = ["--validation_file", str(dev), "--max_seq_length", "8", "--stride", "2", "--crf", "True",
+             "--bf16", "False", "--disable_tqdm", "True"]
+    recipe("ner").main(["--model", model, "--train_file", str(train), *flags, "--num_train_epochs", "8",
+                        "--learning_rate", "3e-3", "--per_device_train_batch_size", "16", "--output_dir", str(out)])
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["eval_f1"] >= 0.9 and results["eval_forbidden_transitions"] == 0
+    assert results["decoding"].startswith("CRF: Viterbi") and "| decoding | CRF: Viterbi" in (out / "README.md").read_text()
+    assert results["padding"] == "dynamic"  # the config packs batches; a CRF turns that off
+    assert not any(k.startswith("crf.") for k in load_file(str(out / "model.safetensors")))
+    transitions = load_file(str(out / "crf.safetensors"))
+    assert set(transitions) == {"start", "end", "transitions"} and transitions["transitions"].abs().max() > 0.1
+    tagger = pipeline("token-classification", model=str(out), aggregation_strategy="simple")  # emissions alone
+    assert ("LOC", "paris") in {(e["entity_group"], e["word"]) for e in tagger("ann visited paris and met john")}
+    # evaluation alone reads the transitions back: the same decoding, the same score
+    recipe("ner").main(["--model", str(out), "--do_train", "False", *flags, "--output_dir", str(tmp_path / "eval")])
+    again = json.loads((tmp_path / "eval" / "all_results.json").read_text())
+    assert again["eval_f1"] == pytest.approx(results["eval_f1"])

@@ -132,6 +132,11 @@ class TaggingArguments:
         default=32, metadata={"help": "Long sentences: tokens shared by consecutive windows."}
     )
 
+    crf: bool = field(
+        default=False, metadata={"help": "A CRF over the words' scores: trained on whole tag sequences, decoded by "
+                                         "Viterbi with the transitions IOB2 forbids made impossible."}
+    )
+
     def __post_init__(self):
         check_at_least(self, {"stride": 0})
         if hasattr(super(), "__post_init__"):  # the data dataclass it is mixed with checks its own
@@ -178,6 +183,10 @@ class RecipeTrainingArguments(TrainingArguments):
         default="none", metadata={"help": "Inside folds: 'none' scores each fold's last step; 'validation' lets the "
                                           "validation set choose the checkpoint (never the held-out fold).",
                                   "choices": ["none", "validation"]}
+    )
+    crf_learning_rate: float | None = field(
+        default=5e-3, metadata={"help": "Learning rate of the CRF's transitions (they start at 0 and must move by "
+                                        "whole units; at an encoder's 5e-5 they barely would)."}
     )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Train into an --output_dir that holds an earlier run's files, removing them "

@@ -60,17 +60,21 @@ def flatten_entity_scores(scores: dict) -> dict:
     return flat
 
 
-def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str]):
-    """A `compute_metrics` for token classification, scored on words (not subwords) with seqeval."""
+def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str], crf=None):
+    """A `compute_metrics` for token classification, scored on words (not subwords) with seqeval; decoded by
+    Viterbi with a `crf`. Also counts the predicted tag transitions IOB2 forbids (`O I-X`, `B-X I-Y`)."""
+    from common.models.crf import forbidden_transitions
+
     module = load_metric("seqeval_scores")
 
     def compute_metrics(eval_prediction):
         logits = eval_prediction.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
-        predicted = features.tags(logits, label_list)
-        return flatten_entity_scores(module.compute(predictions=predicted, references=gold_tags))
+        predicted = features.tags(logits, label_list, crf)
+        scores = flatten_entity_scores(module.compute(predictions=predicted, references=gold_tags))
+        return {**scores, "forbidden_transitions": forbidden_transitions(predicted)}
 
     kinds = sorted({label.split("-", 1)[1] for label in label_list if "-" in label})
-    compute_metrics.names = ["precision", "recall", "f1", "accuracy"] + [f"{m}_{k}" for m in PER_NAME_METRICS
-                                                                         for k in kinds]
+    compute_metrics.names = ["precision", "recall", "f1", "accuracy", "forbidden_transitions"] + [
+        f"{m}_{k}" for m in PER_NAME_METRICS for k in kinds]
     return compute_metrics

@@ -55,7 +55,8 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
     settings = {key: results.get(key) for key in ("learning_rate", "num_train_epochs", "max_steps",
                                                   "per_device_train_batch_size", "world_size", "max_seq_length",
                                                   "train_sampling_strategy", "padding", "precision", "seed",
-                                                  "optim", "weight_decay", "l1_lambda", "class_weights")}
+                                                  "optim", "weight_decay", "l1_lambda", "class_weights",
+                                                  "decoding")}
     data = results.get("data", {})
     sizes = results.get("sizes", {})
     lines = [

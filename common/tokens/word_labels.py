@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import datasets
 import numpy as np
+import torch
 
 from common.config.errors import OptionError
 
@@ -101,6 +102,22 @@ def align_labels(word_ids: list[int | None], word_tags: list[str] | None, label2
     return labels
 
 
+def word_emissions(windows: list[Window], window_word_ids: list[list[int | None]], logits: np.ndarray,
+                   sentence_lengths: list[int]) -> list[np.ndarray]:
+    """Per sentence, a (words, tags) array: each word's logits at its first subword, in the window that owns it."""
+    result = [np.full((n, logits.shape[-1]), np.nan, dtype=np.float32) for n in sentence_lengths]
+    for w, word_ids, row in zip(windows, window_word_ids, logits):
+        previous = None
+        for position, word in enumerate(word_ids):
+            if word is not None and word != previous and w.own_start <= w.start + word < w.own_end:
+                result[w.sentence][w.start + word] = row[position]
+            previous = word
+    for sentence, scores in enumerate(result):
+        if np.isnan(scores).any():  # cannot happen unless windows and features disagree: never hide it
+            raise RuntimeError(f"sentence {sentence}: a word got no scores")
+    return result
+
+
 def word_predictions(windows: list[Window], window_word_ids: list[list[int | None]], predicted_ids: np.ndarray,
                      sentence_lengths: list[int]) -> list[list[int]]:
     """One predicted label id per word of every sentence, each from its first subword in its window."""
@@ -128,8 +145,13 @@ class TaggedFeatures:
     word_ids: list[list[int | None]]
     sentence_lengths: list[int]
 
-    def tags(self, logits: np.ndarray, label_list: list[str]) -> list[list[str]]:
-        """Predicted tag of every word of every sentence, from the windows' logits (in input order)."""
+    def tags(self, logits: np.ndarray, label_list: list[str], crf=None) -> list[list[str]]:
+        """Predicted tag of every word of every sentence, from the windows' logits (in input order): each word's
+        best tag, or with a `crf` the best tag sequence of the whole sentence (Viterbi over its words' logits)."""
+        if crf is not None:
+            emissions = word_emissions(self.windows, self.word_ids, logits, self.sentence_lengths)
+            per_word = [crf.viterbi(torch.from_numpy(scores)) if len(scores) else [] for scores in emissions]
+            return [[label_list[i] for i in sentence] for sentence in per_word]
         per_word = word_predictions(self.windows, self.word_ids, logits.argmax(-1), self.sentence_lengths)
         return [[label_list[i] for i in sentence] for sentence in per_word]
 

@@ -136,8 +136,10 @@ def train_tagger(model, tokenizer, training_args, features: dict, splits: dict, 
         raise OptionError("--cv_folds is for the classification recipes; NER runs train once (folds over sentences "
                           "are not implemented)")
 
+    crf = getattr(model, "crf", None)
+
     def metrics_for(split):
-        return entity_metrics(features[split], splits[split].tags, labels) if split in splits else None
+        return entity_metrics(features[split], splits[split].tags, labels, crf) if split in splits else None
 
     trainer = build_trainer(model, training_args, tokenizer,
                             features["train"].dataset if "train" in features else None,

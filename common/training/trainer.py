@@ -10,6 +10,11 @@
   Trainer's set-up reads it.
 - `--class_weights` and `--l1_lambda` (common/training/losses.py): `compute_loss`, with the L1 penalty
   logged beside the loss as `l1_penalty`: `log`.
+- A CRF head (`model.crf`, common/models/crf.py): its negative log-likelihood over each word's first
+  subword is the loss (a mean over sentences, in float32), its parameters train at `crf_learning_rate`,
+  batches are not packed (transitions would cross sentences), and the final model is saved without it
+  (pipeline() loads the emissions alone) beside `crf.safetensors`: `compute_loss`, `create_optimizer`,
+  `save_model`.
 - With `pack_batches`, the sentences of each training batch share rows instead of being padded
   (common/training/packing.py): `get_train_dataloader`.
 - A run resumed from a checkpoint reports `train_loss` over the whole run, not only the steps after
@@ -31,6 +36,8 @@ import torch
 from transformers import EvalPrediction, Trainer
 from transformers.trainer_utils import PredictionOutput, TrainOutput
 
+from common.config.errors import OptionError
+from common.models.crf import save_crf, word_level
 from common.training.losses import class_weights_for, l1_penalty, weighted_loss
 from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
 from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
@@ -100,7 +107,12 @@ class RecipeTrainer(Trainer):
         self.use_metrics(compute_metrics)
         self.packs_batches = False  # set when a training dataloader really packs
         self.tokens_per_step = None
-        if self.args.train_sampling_strategy == "group_by_length":
+        self.crf = getattr(self.model, "crf", None)
+        if self.crf is not None:
+            if getattr(self.args, "class_weights", None):
+                raise OptionError("--class_weights and --crf do not combine: the CRF loss is over whole tag sequences")
+            self.loss_is_scaled_for_ga = False  # a mean over the batch's sentences: Trainer divides by GA
+        elif self.args.train_sampling_strategy == "group_by_length":
             self.tokens_per_step = labelled_tokens_per_step(self.train_dataset, self.args)
         if self.tokens_per_step:
             self.loss_is_scaled_for_ga = True  # divided by the labelled tokens of a whole optimizer step
@@ -153,7 +165,11 @@ class RecipeTrainer(Trainer):
     # --- token-weighted loss, class weights, L1 penalty
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         own_loss = model.training and "labels" in inputs and (self.tokens_per_step or self.class_weights)
-        if not own_loss:
+        if self.crf is not None and "labels" in inputs:  # training and evaluation alike: eval_loss is the CRF's
+            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+            emissions, tags, mask = word_level(outputs["logits"], inputs["labels"])
+            loss = self.crf.nll(emissions, tags, mask).sum() / len(tags)
+        elif not own_loss:
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
                                                  num_items_in_batch=num_items_in_batch)
         else:
@@ -193,8 +209,33 @@ class RecipeTrainer(Trainer):
             self._l1_values = []
         super().log(logs, start_time)
 
+    # --- CRF: its own learning rate; saved beside the model
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        rate = getattr(self.args, "crf_learning_rate", None)
+        if self.crf is not None and rate:
+            crf_parameters = {id(p) for p in self.crf.parameters()}
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in crf_parameters]
+            optimizer.add_param_group({"params": list(self.crf.parameters()), "lr": rate, "weight_decay": 0.0})
+        return optimizer
+
+    def save_model(self, output_dir=None, _internal_call=False):
+        if self.crf is None or _internal_call:  # checkpoints keep the CRF inside, for resuming and the best model
+            return super().save_model(output_dir, _internal_call)
+        del self.model.crf  # the final folder: a plain token classifier that pipeline() loads, and crf.safetensors
+        try:
+            super().save_model(output_dir, _internal_call)
+        finally:
+            self.model.crf = self.crf
+        if self.args.should_save:
+            save_crf(self.crf, output_dir or self.args.output_dir)
+
     # --- packed training batches
     def get_train_dataloader(self):
+        if self.crf is not None and getattr(self.args, "pack_batches", False):
+            logger.info("pack_batches: not packing with a CRF head (its transitions would cross sentences)")
+            return super().get_train_dataloader()
         if not getattr(self.args, "pack_batches", False):  # plain TrainingArguments have no such flag
             return super().get_train_dataloader()
         implementation = getattr(self.model.config, "_attn_implementation", None)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import datasets
 import numpy as np
+import torch
 
 from common.config.errors import OptionError
 from common.data.tag_schemes import parse_tag
@@ -35,16 +36,25 @@ class CharFeatures:
     token_chars: list[list[tuple[int, int] | None]]  # per row and position: the characters it predicts, or None
     text_lengths: list[int]
 
-    def tags(self, logits: np.ndarray, label_list: list[str]) -> list[list[str]]:
-        """Predicted tag of every character of every text, from the windows' logits (in input order)."""
-        predicted = logits.argmax(-1)
-        result = [[None] * n for n in self.text_lengths]
-        for window, chars, row in zip(self.windows, self.token_chars, predicted):
-            text_tags = result[window.sentence]
-            for position, span in enumerate(chars):
-                if span is not None:
-                    spread_token_tag(text_tags, span, label_list[int(row[position])])
-        return [fill_uncovered(text_tags) for text_tags in result]
+    def tags(self, logits: np.ndarray, label_list: list[str], crf=None) -> list[list[str]]:
+        """Predicted tag of every character of every text, from the windows' logits (in input order): each
+        token's best tag, or with a `crf` the best sequence over the text's tokens (Viterbi), spread to characters."""
+        tokens = [[] for _ in self.text_lengths]  # per text: (character span, logits) of the tokens that predict it
+        for window, chars, row in zip(self.windows, self.token_chars, logits):
+            tokens[window.sentence].extend((span, row[position]) for position, span in enumerate(chars)
+                                           if span is not None)
+        result = []
+        for n, text_tokens in zip(self.text_lengths, tokens):
+            text_tokens.sort(key=lambda token: token[0])
+            if crf is not None and text_tokens:
+                ids = crf.viterbi(torch.from_numpy(np.stack([scores for _, scores in text_tokens])))
+            else:
+                ids = [int(scores.argmax()) for _, scores in text_tokens]
+            text_tags = [None] * n
+            for (span, _), i in zip(text_tokens, ids):
+                spread_token_tag(text_tags, span, label_list[i])
+            result.append(fill_uncovered(text_tags))
+        return result
 
 
 def spread_token_tag(char_tags: list, span: tuple[int, int], tag: str) -> None:

@@ -31,6 +31,7 @@ from common.data.labels import build_label_list, encode_labels
 from common.data.tagged import load_tagged_data, tag_set
 from common.data.text import load_text_data
 from common.evaluation.metrics import classification_metrics
+from common.models.crf import attach_crf, decoding
 from common.models.heads import build_classifier, build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
@@ -119,6 +120,7 @@ def ner(model_args, scratch_args, data_args, training_args, settings):
     texts = {name: ["".join(chars) for chars in split.tokens] for name, split in data.splits.items()}
     logger.info(f"Tags: {labels}; texts: " + ", ".join(f"{k} {len(v):,}" for k, v in texts.items()))
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, texts.get("train", []), True)
+    crf = attach_crf(model, labels, model_args.model_name_or_path) if data_args.crf else None  # --crf: Viterbi
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     features = {name: encode_char_split(texts[name], split.tags, tokenizer, model.config.label2id, max_length,
                                         data_args.stride, name)
@@ -130,12 +132,13 @@ def ner(model_args, scratch_args, data_args, training_args, settings):
 
     # Outputs: all_results.json; each predicted split in CLUENER's JSON format, in input order
     if trainer.is_world_process_zero():
-        results.update(facts(model_args, scratch_args, data_args, trainer, data, labels, max_length))
+        results.update(facts(model_args, scratch_args, data_args, trainer, data, labels, max_length),
+                       decoding=decoding(crf))
         write_all_results(training_args.output_dir, results)
         write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "ner",
                          predictions.get("validation"), recipe="chinese_ernie")
         for split, prediction in predictions.items():
-            predicted_tags = features[split].tags(prediction.predictions, labels)
+            predicted_tags = features[split].tags(prediction.predictions, labels, crf)
             write_cluener_predictions(Path(training_args.output_dir) / f"{split}_predictions.json",
                                       data.splits[split], predicted_tags)
 
@@ -151,6 +154,8 @@ def main(argv=None):
         logger.warning(f"--do_train False: --scratch_model_type is ignored; model and tokenizer come from --model "
                        f"{model_args.model_name_or_path}")
         scratch_args.scratch_model_type = None
+    if data_args.task != "ner" and data_args.crf:
+        raise OptionError("--crf is for --task ner")
     if data_args.task == "ner" and data_args.skip_bad_rows:
         raise OptionError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")
     task = ner if data_args.task == "ner" else classification

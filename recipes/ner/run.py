@@ -18,9 +18,11 @@ from transformers import set_seed
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
 from common.config.arguments import ModelArguments, RecipeTrainingArguments, TokenDataArguments
+from common.config.errors import OptionError
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.tagged import load_tagged_data, tag_set
+from common.models.crf import attach_crf, decoding
 from common.models.heads import build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
@@ -54,6 +56,9 @@ def main(argv=None):
     tokenizer = load_tokenizer(model_args, words_given=True)
     require_fast_tokenizer(tokenizer, model_args.model_name_or_path)
     model = build_token_classifier(model_args, labels, tokenizer)
+    crf = attach_crf(model, labels, model_args.model_name_or_path) if data_args.crf else None  # --crf: Viterbi
+    if crf is not None and data_args.label_all_tokens:
+        raise OptionError("--crf scores each word once (its first subword): it does not combine with --label_all_tokens")
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     label2id = model.config.label2id
     features = {name: encode_tagged_split(split.tokens, split.tags, tokenizer, label2id, max_length,
@@ -65,12 +70,12 @@ def main(argv=None):
 
     # Outputs: all_results.json, model card, plots; predictions in the test file's own layout, and entities
     if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, trainer, data, labels, max_length))
+        results.update(run_facts(model_args, data_args, trainer, data, labels, max_length), decoding=decoding(crf))
         write_all_results(training_args.output_dir, results)
         write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "ner",
                          predictions.get("validation"), recipe="ner")
         if "test" in predictions:
-            predicted_tags = features["test"].tags(predictions["test"].predictions, labels)
+            predicted_tags = features["test"].tags(predictions["test"].predictions, labels, crf)
             write_tagged_predictions(training_args.output_dir, data.splits["test"], predicted_tags)
             write_entities(Path(training_args.output_dir) / "entities.jsonl", data.splits["test"], predicted_tags)
 

@@ -1,0 +1,148 @@
+"""A linear-chain CRF over word-level emissions, with the transitions a tag scheme forbids made impossible.
+
+Written here in plain torch ops rather than taken from `pytorch-crf`: that package (2019) has no way to
+forbid transitions while keeping them learnable, needs a mask whose first step is on (our word masks
+are gathered from subword positions, left-aligned here instead), and computes in the emissions' dtype;
+this module is the forward algorithm and Viterbi in some 60 lines, always in float32.
+
+Shapes: emissions (batch, words, tags), a boolean mask (batch, words) that is a prefix of each row.
+"""
+
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from common.config.errors import OptionError
+from common.data.tag_schemes import parse_tag
+
+logger = logging.getLogger(__name__)
+CRF_FILE = "crf.safetensors"  # the transitions, beside the model (which pipeline() loads without them)
+
+IMPOSSIBLE = -1e4  # added to forbidden transitions: exp() of it vanishes in float32, and it stays finite
+
+
+def allowed_transitions(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """IOB2: (start -> tag allowed, tag -> tag allowed). `I-X` only after `B-X` or `I-X`; never first."""
+    def inside_of(label):
+        prefix, kind = parse_tag(label)
+        return kind if prefix == "I" else None
+
+    n = len(labels)
+    start = torch.tensor([inside_of(label) is None for label in labels])
+    pairs = torch.ones(n, n, dtype=torch.bool)
+    for j, label in enumerate(labels):
+        kind = inside_of(label)
+        if kind is not None:
+            for i, previous in enumerate(labels):
+                pairs[i, j] = parse_tag(previous)[1] == kind and parse_tag(previous)[0] in ("B", "I")
+    return start, pairs
+
+
+class CRF(nn.Module):
+    def __init__(self, labels: list[str]):
+        super().__init__()
+        try:
+            start, pairs = allowed_transitions(labels)
+        except ValueError as error:
+            raise OptionError(f"--crf needs IOB2 tags (B-X, I-X, O); these are not: {', '.join(labels)} ({error})") \
+                from None
+        self.register_buffer("start_mask", (~start).float() * IMPOSSIBLE, persistent=False)
+        self.register_buffer("pair_mask", (~pairs).float() * IMPOSSIBLE, persistent=False)
+        self.start = nn.Parameter(torch.zeros(len(labels)))
+        self.end = nn.Parameter(torch.zeros(len(labels)))
+        self.transitions = nn.Parameter(torch.zeros(len(labels), len(labels)))
+
+    def scores(self):
+        return self.start.float() + self.start_mask, self.transitions.float() + self.pair_mask, self.end.float()
+
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """log Z per row: the log-sum-exp of the scores of every tag path (forward algorithm)."""
+        start, transitions, end = self.scores()
+        emissions = emissions.float()
+        alpha = start + emissions[:, 0]
+        for t in range(1, emissions.shape[1]):
+            step = torch.logsumexp(alpha[:, :, None] + transitions[None] + emissions[:, t, None, :], dim=1)
+            alpha = torch.where(mask[:, t, None], step, alpha)
+        return torch.logsumexp(alpha + end, dim=1)
+
+    def path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        start, transitions, end = self.scores()
+        emissions, tags = emissions.float(), tags.clamp(min=0)
+        score = start[tags[:, 0]] + emissions[:, 0].gather(1, tags[:, :1])[:, 0]
+        on = mask[:, 1:].float()
+        score = score + ((transitions[tags[:, :-1], tags[:, 1:]] +
+                          emissions[:, 1:].gather(2, tags[:, 1:, None])[..., 0]) * on).sum(1)
+        last = tags.gather(1, (mask.sum(1, keepdim=True) - 1).clamp(min=0))[:, 0]
+        return score + end[last]
+
+    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of each row's tag path (rows without words give 0)."""
+        has_words = mask[:, 0]
+        value = self.log_partition(emissions, mask) - self.path_score(emissions, tags, mask)
+        return torch.where(has_words, value, torch.zeros_like(value))
+
+    @torch.no_grad()
+    def viterbi(self, emissions: torch.Tensor) -> list[int]:
+        """The best tag path of one sentence (words, tags); forbidden transitions never taken."""
+        start, transitions, end = self.scores()
+        emissions = emissions.float()
+        score, back = start + emissions[0], []
+        for t in range(1, len(emissions)):
+            total = score[:, None] + transitions
+            score, best = total.max(dim=0)
+            score = score + emissions[t]
+            back.append(best)
+        path = [int((score + end).argmax())]
+        for best in reversed(back):
+            path.append(int(best[path[-1]]))
+        return path[::-1]
+
+
+def word_level(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Emissions and tags at the labelled positions (each word's first subword), left-aligned per row."""
+    mask = labels != -100
+    counts = mask.sum(1)
+    width = max(int(counts.max()), 1)
+    order = torch.argsort((~mask).int(), dim=1, stable=True)[:, :width]  # labelled positions first, in order
+    emissions = logits.gather(1, order[..., None].expand(-1, -1, logits.shape[-1]))
+    tags = labels.gather(1, order)
+    word_mask = torch.arange(width, device=labels.device)[None] < counts[:, None]
+    return emissions, tags, word_mask
+
+
+def forbidden_transitions(tag_sequences: list[list[str]]) -> int:
+    """How many places in these IOB2 sequences no scheme allows (`O I-X`, `B-X I-Y`, a sentence opening with `I-X`)."""
+    count = 0
+    for tags in tag_sequences:
+        previous = "O"
+        for tag in tags:
+            prefix, kind = parse_tag(tag)
+            if prefix == "I" and not (parse_tag(previous)[0] in ("B", "I") and parse_tag(previous)[1] == kind):
+                count += 1
+            previous = tag
+    return count
+
+
+def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
+    """Put a CRF on `model` (`model.crf`, trained with it); its transitions from `model_dir` if it has some."""
+    model.crf = CRF(labels)
+    saved = Path(model_dir) / CRF_FILE
+    if saved.is_file():
+        model.crf.load_state_dict(load_file(str(saved)))
+        logger.info(f"CRF transitions loaded from {saved}")
+    return model.crf
+
+
+def save_crf(crf: CRF, output_dir) -> None:
+    save_file({k: v.detach().cpu().contiguous() for k, v in crf.state_dict().items()},
+              str(Path(output_dir) / CRF_FILE))
+
+
+def decoding(crf) -> str:
+    """How predictions were decoded, for all_results.json and the model card."""
+    if crf is None:
+        return "softmax: each word's best tag"
+    return f"CRF: Viterbi over each sentence's words (transitions in {CRF_FILE}; pipeline() uses the emissions alone)"

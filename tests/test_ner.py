@@ -317,6 +317,11 @@ def test_ner_recipe_with_a_crf_head(tmp_path, ner_tokenizer, recipe):
     assert set(transitions) == {"start", "end", "transitions"} and transitions["transitions"].abs().max() > 0.1
     tagger = pipeline("token-classification", model=str(out), aggregation_strategy="simple")  # emissions alone
     assert ("LOC", "paris") in {(e["entity_group"], e["word"]) for e in tagger("ann visited paris and met john")}
+    # the documented function for new text decodes with the transitions too
+    from recipes.ner.predict import tag_sentences
+
+    tagged = tag_sentences(str(out), [["ann", "visited", "paris", "and", "met", "john", "smith"]], max_length=8, stride=2)
+    assert tagged == [["B-PER", "O", "B-LOC", "O", "O", "B-PER", "I-PER"]]
     # evaluation alone reads the transitions back: the same decoding, the same score
     recipe("ner").main(["--model", str(out), "--do_train", "False", *flags, "--output_dir", str(tmp_path / "eval")])
     again = json.loads((tmp_path / "eval" / "all_results.json").read_text())

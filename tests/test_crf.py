@@ -73,3 +73,42 @@ def test_word_level_takes_first_subwords_left_aligned():
     emissions, tags, mask = word_level(logits, labels)
     assert tags.tolist() == [[1, 0, -100], [0, 1, 1]] and mask.tolist() == [[True, True, False], [True, True, True]]
     assert emissions[0, :2].tolist() == [logits[0, 1].tolist(), logits[0, 3].tolist()]
+
+
+def test_tags_outside_iob2_are_refused_by_name():
+    from common.config.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"--crf needs IOB2 tags \(B-X, I-X, O\); these are not: O, PER, LOC"):
+        CRF(["O", "PER", "LOC"])
+
+
+@pytest.mark.slow
+def test_the_crf_loss_is_the_same_with_one_and_two_processes(tmp_path, make_bert, repo):
+    """Same global batch (1 x 16 or 2 x 8), fp32, no dropout: the logged CRF losses agree at every step."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_ner import synthetic_conll
+
+    words = ["john", "smith", "##son", "visit", "##ed", "berlin", "##x", "in", "paris", "and", "met", "ann"]
+    model = make_bert(tmp_path / "bert", words=words)
+    train = synthetic_conll(tmp_path / "train.txt", 48, 0)
+
+    def run(launcher, out, batch_size):
+        flags = ["recipes/ner/run.py", "--model", str(model), "--train_file", str(train), "--crf", "True",
+                 "--do_eval", "False", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end",
+                 "False", "--train_sampling_strategy", "sequential", "--max_steps", "3", "--logging_steps", "1",
+                 "--learning_rate", "1e-3", "--per_device_train_batch_size", str(batch_size), "--bf16", "False",
+                 "--disable_tqdm", "True", "--output_dir", str(out)]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}
+        done = subprocess.run(launcher + flags, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        state = json.loads((out / "trainer_state.json").read_text())
+        return [e["loss"] for e in state["log_history"] if "loss" in e]
+
+    one = run([sys.executable], tmp_path / "one", 16)
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547"],
+              tmp_path / "two", 8)
+    assert len(one) == len(two) == 3 and two == pytest.approx(one, rel=1e-4)

@@ -8,6 +8,7 @@ this module is the forward algorithm and Viterbi in some 60 lines, always in flo
 Shapes: emissions (batch, words, tags), a boolean mask (batch, words) that is a prefix of each row.
 """
 
+import functools
 import logging
 from pathlib import Path
 
@@ -127,12 +128,29 @@ def forbidden_transitions(tag_sequences: list[list[str]]) -> int:
 
 
 def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
-    """Put a CRF on `model` (`model.crf`, trained with it); its transitions from `model_dir` if it has some."""
+    """Put a CRF on `model` (`model.crf`, trained with it); its transitions from `model_dir` if it has some.
+
+    The model's forward then returns the CRF's loss (negative log-likelihood over each word's first
+    subword, a mean over sentences) when given labels. It runs inside forward so that DDP sees the CRF's
+    parameters used there, as it expects of every parameter.
+    """
     model.crf = CRF(labels)
     saved = Path(model_dir) / CRF_FILE
     if saved.is_file():
         model.crf.load_state_dict(load_file(str(saved)))
         logger.info(f"CRF transitions loaded from {saved}")
+    emissions_forward = model.forward
+
+    @functools.wraps(emissions_forward)  # the same signature: Trainer keeps the dataset columns forward takes
+    def forward(*args, labels=None, **kwargs):
+        outputs = emissions_forward(*args, **kwargs)
+        if labels is not None:
+            emissions, tags, mask = word_level(outputs.logits, labels)
+            outputs.loss = model.crf.nll(emissions, tags, mask).sum() / len(tags)
+        return outputs
+
+    model.forward = forward
+    model.accepts_loss_kwargs = False  # a mean of its own: Trainer divides it by the accumulation steps
     return model.crf
 
 

@@ -10,8 +10,8 @@
   Trainer's set-up reads it.
 - `--class_weights` and `--l1_lambda` (common/training/losses.py): `compute_loss`, with the L1 penalty
   logged beside the loss as `l1_penalty`: `log`.
-- A CRF head (`model.crf`, common/models/crf.py): its negative log-likelihood over each word's first
-  subword is the loss (a mean over sentences, in float32), its parameters train at `crf_learning_rate`,
+- A CRF head (`model.crf`, common/models/crf.py, whose forward returns the CRF's loss): its parameters
+  train at `crf_learning_rate`,
   batches are not packed (transitions would cross sentences), and the final model is saved without it
   (pipeline() loads the emissions alone) beside `crf.safetensors`: `compute_loss`, `create_optimizer`,
   `save_model`.
@@ -37,7 +37,7 @@ from transformers import EvalPrediction, Trainer
 from transformers.trainer_utils import PredictionOutput, TrainOutput
 
 from common.config.errors import OptionError
-from common.models.crf import save_crf, word_level
+from common.models.crf import save_crf
 from common.training.losses import class_weights_for, l1_penalty, weighted_loss
 from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
 from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
@@ -165,11 +165,7 @@ class RecipeTrainer(Trainer):
     # --- token-weighted loss, class weights, L1 penalty
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         own_loss = model.training and "labels" in inputs and (self.tokens_per_step or self.class_weights)
-        if self.crf is not None and "labels" in inputs:  # training and evaluation alike: eval_loss is the CRF's
-            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-            emissions, tags, mask = word_level(outputs["logits"], inputs["labels"])
-            loss = self.crf.nll(emissions, tags, mask).sum() / len(tags)
-        elif not own_loss:
+        if not own_loss:  # with a CRF, the model's forward returns the CRF's loss
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
                                                  num_items_in_batch=num_items_in_batch)
         else:

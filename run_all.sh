@@ -47,6 +47,7 @@ quick)
         "ner-conll2003|ner|conll2003|--model $MODEL_EN --do_predict"
         "chinese-chnsenticorp|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3"
         "chinese-cluener|chinese_ernie|cluener_scratch|"
+        "chinese-cluener-crf|chinese_ernie|cluener_scratch|--crf True"
     ) ;;
 full)
     MODEL_ZH=${MODEL_ZH:-nghuyong/ernie-3.0-base-zh}
@@ -56,6 +57,7 @@ full)
         "ner-conll2003|ner|conll2003|--model ${MODEL_EN:-bert-base-cased} --num_train_epochs 3 --do_predict"
         "chinese-chnsenticorp|chinese_ernie|chnsenticorp|--model $MODEL_ZH"
         "chinese-cluener|chinese_ernie|cluener|--model $MODEL_ZH"
+        "chinese-cluener-crf|chinese_ernie|cluener|--model $MODEL_ZH --crf True"
     ) ;;
 *) echo "run_all: --profile must be quick or full, not '$PROFILE'" >&2; exit 2 ;;
 esac

@@ -11,10 +11,9 @@
 - `--class_weights` and `--l1_lambda` (common/training/losses.py): `compute_loss`, with the L1 penalty
   logged beside the loss as `l1_penalty`: `log`.
 - A CRF head (`model.crf`, common/models/crf.py, whose forward returns the CRF's loss): its parameters
-  train at `crf_learning_rate`,
-  batches are not packed (transitions would cross sentences), and the final model is saved without it
-  (pipeline() loads the emissions alone) beside `crf.safetensors`: `compute_loss`, `create_optimizer`,
-  `save_model`.
+  train at `crf_learning_rate`, batches are not packed (transitions would cross sentences), and the
+  final model is saved without it (pipeline() loads the emissions alone) beside `crf.safetensors`:
+  `create_optimizer`, `get_train_dataloader`, `save_model`.
 - With `pack_batches`, the sentences of each training batch share rows instead of being padded
   (common/training/packing.py): `get_train_dataloader`.
 - A run resumed from a checkpoint reports `train_loss` over the whole run, not only the steps after
@@ -121,6 +120,7 @@ class RecipeTrainer(Trainer):
                 and "labels" in self.train_dataset.column_names:
             names = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
             self.class_weights = class_weights_for(self.args.class_weights, self.train_dataset["labels"], names)
+            self._class_weight_tensor = torch.tensor(list(self.class_weights.values()))
             logger.info("Class weights: " + ", ".join(f"{k} {v:.4g}" for k, v in self.class_weights.items()))
             if not self.tokens_per_step:
                 self.loss_is_scaled_for_ga = False  # a mean over the batch's rows or tokens: Trainer divides by GA
@@ -174,8 +174,7 @@ class RecipeTrainer(Trainer):
             # Summing over tokens and dividing by the average per step weighs every token the same, as
             # random batches do (CoNLL-2003, with the shuffled batch order: test F1 0.788 -> 0.796).
             outputs = model(**inputs)
-            weights = torch.tensor(list(self.class_weights.values())) if self.class_weights else \
-                torch.ones(outputs["logits"].shape[-1])
+            weights = self._class_weight_tensor if self.class_weights else torch.ones(outputs["logits"].shape[-1])
             loss = weighted_loss(outputs["logits"], inputs["labels"], weights, self.tokens_per_step)
         if model.training and getattr(self.args, "l1_lambda", 0):
             penalty = l1_penalty(self.l1_parameters(), self.args.l1_lambda)

@@ -1,6 +1,6 @@
 """Issue 13's measurements: cross-validation, L1, SGD against AdamW, class weights, on an SST-2 subset.
 
-    python bench/training_controls.py --model MODEL_FOLDER --data_dir ../shared/data [--only cv,l1,sgd,weights]
+    python bench/training_controls.py --model MODEL_FOLDER --data_dir ../shared/data [--only cv,l1,sgd,weights,ner_cv]
 
 Every run is the sentiment recipe with the SST-2 config (MiniLM, 1 epoch, seed 42), on the first 2,000
 training sentences, scored on the SST-2 dev set; each run is its own process. Prints a table:
@@ -9,7 +9,9 @@ training sentences, scored on the SST-2 dev set; each run is its own process. Pr
 - l1: the share of encoder and head weights with |w| < 1e-3, with and without --l1_lambda, and the accuracy;
 - sgd: SGD with momentum 0.9 at several learning rates beside AdamW (the default);
 - weights: an imbalanced subset (1,900 positive, 100 negative; 3 epochs): minority recall and macro F1
-  with and without --class_weights balanced.
+  with and without --class_weights balanced;
+- ner_cv: the NER recipe's CoNLL-2003 config on the first 2,000 training sentences: 5-fold
+  cross-validation over sentences (entity F1 mean +- sample std) against one ordinary run (dev F1).
 """
 
 import argparse
@@ -24,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def recipe(out: Path, args, *flags: str) -> tuple[dict, float]:
-    command = [sys.executable, str(REPO / "recipes/sentiment/run.py"), "--config",
-               str(REPO / "recipes/sentiment/configs/sst2.yaml"), "--model", args.model, "--data_dir", args.data_dir,
+def recipe(out: Path, args, *flags: str, task: str = "sentiment", config: str = "sst2") -> tuple[dict, float]:
+    command = [sys.executable, str(REPO / f"recipes/{task}/run.py"), "--config",
+               str(REPO / f"recipes/{task}/configs/{config}.yaml"), "--model", args.model, "--data_dir", args.data_dir,
                "--output_dir", str(out), "--disable_tqdm", "True", "--save_strategy", "no", "--eval_strategy", "no",
                "--load_best_model_at_end", "False", *flags]
     start = time.perf_counter()
@@ -72,7 +74,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--only", default="cv,l1,sgd,weights")
+    parser.add_argument("--only", default="cv,l1,sgd,weights,ner_cv")
     parser.add_argument("--l1_lambda", default="1e-5")
     parser.add_argument("--sgd_rates", default="0.01,0.03,0.1")
     parser.add_argument("--weights_epochs", default="3", help="epochs of the two imbalanced runs")
@@ -116,6 +118,16 @@ def main():
                 name += f", {args.weights_epochs} epochs"
                 rows.append((name, f"negative recall {run['eval_recall_negative']:.4f}, macro F1 "
                              f"{run['eval_f1_macro']:.4f}, accuracy {run['eval_accuracy']:.4f}", f"{run_s:.0f} s"))
+        if "ner_cv" in parts:
+            ner = {"task": "ner", "config": "conll2003"}
+            recipe(tmp / "ner_warm", args, *subset, "--max_steps", "1", **ner)  # CoNLL-2003 read and cached once
+            one, one_s = recipe(tmp / "ner_plain", args, *subset, **ner)
+            rows.append(("NER, 2,000 CoNLL-2003 sentences", f"dev entity F1 {one['eval_f1']:.4f}",
+                         f"{one_s:.0f} s (training {one['train_runtime']:.0f} s)"))
+            cv, cv_s = recipe(tmp / "ner_cv", args, *subset, "--cv_folds", "5", **ner)
+            rows.append(("NER 5-fold CV over sentences", f"fold entity F1 {cv['mean']['f1']:.4f} +- "
+                         f"{cv['std_dev']['f1']:.4f} (sample std); folds: " + ", ".join(f"{f['f1']:.4f}" for f in cv["folds"]),
+                         f"{cv_s:.0f} s = {cv_s / one_s:.2f}x one run"))
     print("| run | result | wall time |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")

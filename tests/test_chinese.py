@@ -205,6 +205,22 @@ def test_ner_recipe_with_a_pretrained_ernie_folder_writes_cluener_predictions_th
 
 
 @pytest.mark.needs_data("cluener2020")
+def test_ner_recipe_cross_validates_over_texts(tmp_path, shared_data, repo, chinese):
+    train = first_lines(shared_data / "cluener2020" / "train.json", tmp_path / "train.json", 200)
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    model = make_ernie(tmp_path / "ernie", [row["text"] for row in rows])
+    chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/cluener.yaml"), "--model", str(model),
+                  "--train_file", str(train), "--validation_file", "", "--validation_split", "0", "--do_predict", "False",
+                  "--cv_folds", "2", "--num_train_epochs", "1", "--max_seq_length", "32", "--stride", "8",  # windows
+                  "--output_dir", str(tmp_path / "out")])
+    summary = json.loads((tmp_path / "out" / "cv_results.json").read_text())
+    assert sorted(t for fold in summary["folds"] for t in fold["held_out_rows"]) == list(range(200))
+    entities = sum(len(places) for row in rows for names in row["label"].values() for places in names.values())
+    assert sum(fold["held_out_entities"] for fold in summary["folds"]) == entities
+    assert {"f1", "f1_position", "precision"} <= set(summary["mean"])
+
+
+@pytest.mark.needs_data("cluener2020")
 def test_ner_recipe_rejects_an_entity_type_unseen_in_training(tmp_path, capsys, write_lines, shared_data, repo, chinese):
     cluener = shared_data / "cluener2020"
     train = first_lines(cluener / "train.json", tmp_path / "train.json", 50)
@@ -259,3 +275,13 @@ def test_classification_with_a_bert_from_scratch_writes_predictions_in_order(tmp
     test_texts = (shared_data / "chnsenticorp" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:51]
     assert predictions["text"].tolist() == [line.split("\t", 1)[1] for line in test_texts]
     assert set(predictions["predicted"]) <= {"negative", "positive"}
+
+
+def test_a_fold_of_texts_keeps_each_texts_windows_and_its_tags():
+    texts, spans = [t for t, _ in TEXTS] * 2, [s for _, s in TEXTS] * 2
+    features, predicted = round_trip(texts, spans, max_length=12, stride=4)  # several windows a text
+    fold = features.select_sentences([5, 1, 6])
+    rows = [k for k, w in enumerate(features.windows) if w.sentence in (1, 5, 6)]
+    assert fold.dataset["input_ids"] == [features.dataset["input_ids"][k] for k in rows]
+    labels = label_list_for([spans_to_tags(s, len(t)) for t, s in zip(texts, spans)])
+    assert fold.tags(logits_from_labels(fold.dataset, len(labels)), labels) == [predicted[5], predicted[1], predicted[6]]

@@ -140,6 +140,24 @@ def test_long_sentence_gets_one_prediction_per_word_from_its_best_window(ner_tok
         sum(w.end - w.start for w in features.windows)
 
 
+def test_a_fold_of_sentences_keeps_each_sentences_windows_and_words(ner_tokenizer):
+    words = ["john", "smithson", "visited", "berlinx", "and", "met", "ann", "in", "paris"]
+    sentences = [words[: 3 + i] for i in range(7)] * 2  # long ones take several windows of 8 tokens
+    tags = [["O"] * len(s) for s in sentences]
+    features = encode_tagged_split(sentences, tags, ner_tokenizer, L2I, max_length=8, stride=2)
+    fold = features.select_sentences([9, 2, 13])
+    rows = [k for k, w in enumerate(features.windows) if w.sentence in (2, 9, 13)]
+    assert len(rows) > 3 and fold.dataset["input_ids"] == [features.dataset["input_ids"][k] for k in rows]
+    # a "model" that codes each word's position: the fold maps its rows back to its own sentences, in its order
+    logits = np.full((len(features.windows), 8, len(LABELS)), -1.0)
+    for k, (w, ids) in enumerate(zip(features.windows, features.word_ids)):
+        for position, word in enumerate(ids):
+            if word is not None:
+                logits[k, position, (w.sentence + w.start + word) % len(LABELS)] = 1.0
+    whole = features.tags(logits, LABELS)
+    assert fold.tags(logits[rows], LABELS) == [whole[9], whole[2], whole[13]]
+
+
 # ------------------------------------------------------------------------------- bad input
 
 
@@ -326,3 +344,32 @@ def test_ner_recipe_with_a_crf_head(tmp_path, ner_tokenizer, recipe):
     recipe("ner").main(["--model", str(out), "--do_train", "False", *flags, "--output_dir", str(tmp_path / "eval")])
     again = json.loads((tmp_path / "eval" / "all_results.json").read_text())
     assert again["eval_f1"] == pytest.approx(results["eval_f1"])
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_ner_recipe_cross_validates_over_sentences(tmp_path, ner_tokenizer, recipe, crf):
+    train = synthetic_conll(tmp_path / "train.txt", 90, 0)
+    gold = read_conll(train).tags
+    entities = sum(tag.startswith("B-") for tags in gold for tag in tags)
+
+    def run(out):
+        recipe("ner").main(["--model", ner_tokenizer.name_or_path, "--train_file", str(train), "--cv_folds", "3",
+                            "--max_seq_length", "8", "--stride", "2",  # several windows a sentence, kept in one fold
+                            "--num_train_epochs", "8", "--learning_rate", "3e-3", "--per_device_train_batch_size", "16",
+                            "--crf", str(crf), "--output_dir", str(out), "--disable_tqdm", "True", "--bf16", "False"])
+        return json.loads((out / "cv_results.json").read_text())
+
+    first = run(tmp_path / "a")
+    folds = first["folds"]
+    assert sorted(s for fold in folds for s in fold["held_out_rows"]) == list(range(len(gold)))  # each sentence once
+    assert [fold["train_rows"] for fold in folds] == [60, 60, 60] and not first["stratified"]
+    assert sum(fold["held_out_entities"] for fold in folds) == entities
+    assert all(fold["f1"] >= 0.9 for fold in folds)  # every fold learns the names and places
+    assert first["mean"]["f1"] == pytest.approx(np.mean([fold["f1"] for fold in folds]))
+    assert first["std_dev"]["f1"] == pytest.approx(np.std([fold["f1"] for fold in folds], ddof=1))
+    assert all(fold["forbidden_transitions"] == 0 for fold in folds) if crf else True
+    assert "| mean +- std |" in (tmp_path / "a" / "README.md").read_text()
+    if not crf:
+        second = run(tmp_path / "b")
+        assert [(f["held_out_rows"], f["f1"], f["loss"]) for f in second["folds"]] == \
+            [(f["held_out_rows"], f["f1"], f["loss"]) for f in folds]

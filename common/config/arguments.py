@@ -111,8 +111,23 @@ class TextDataArguments(DataSourceArguments):
                                           "in the log, all_results.json and the model card."}
     )
 
+    long_text: str = field(
+        default="truncate", metadata={"help": "Texts longer than max_seq_length: 'truncate' (read the start only), "
+                                              "'head_tail' (the first --head_tokens and the last tokens) or 'windows' "
+                                              "(overlapping windows, a document predicted from all of them).",
+                                      "choices": ["truncate", "head_tail", "windows"]}
+    )
+    head_tokens: int | None = field(
+        default=None, metadata={"help": "--long_text head_tail: tokens kept from the start (default 128, or a quarter "
+                                        "of the window when 128 does not fit); the rest of the window is the end."}
+    )
+    stride: int = field(
+        default=32, metadata={"help": "Long texts (--long_text windows): tokens shared by consecutive windows."}
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        check_at_least(self, {"head_tokens": 0, "stride": 0})
         for name in ("validation_split", "test_split"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"--{name} {getattr(self, name)} must be at least 0 and below 1")
@@ -176,13 +191,17 @@ class RecipeTrainingArguments(TrainingArguments):
                                        "or norm weights), added to the loss; logged as l1_penalty."}
     )
     cv_folds: int | None = field(
-        default=None, metadata={"help": "k-fold cross-validation over the training rows instead of one run "
-                                        "(classification): a fresh model per fold, results in cv_results.json."}
+        default=None, metadata={"help": "k-fold cross-validation over the training rows (NER: sentences) "
+                                        "instead of one run: a fresh model per fold, results in cv_results.json."}
     )
     cv_checkpoint_selection: str = field(
         default="none", metadata={"help": "Inside folds: 'none' scores each fold's last step; 'validation' lets the "
                                           "validation set choose the checkpoint (never the held-out fold).",
                                   "choices": ["none", "validation"]}
+    )
+    window_pooling: str = field(
+        default="mean", metadata={"help": "--long_text windows: a document's logits are the mean or the max of its "
+                                          "windows' logits.", "choices": ["mean", "max"]}
     )
     crf_learning_rate: float | None = field(
         default=5e-3, metadata={"help": "Learning rate of the CRF's transitions (they start at 0 and must move by "

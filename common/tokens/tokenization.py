@@ -11,14 +11,16 @@ import logging
 from pathlib import Path
 
 import datasets
+import numpy as np
 from datasets.fingerprint import Hasher
 
 from common.config.errors import OptionError
 from common.data.tables import TextData
+from common.tokens.long_text import check_stride, cut_head_tail, head_tokens_for
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # bump when encode() changes, so old caches are not reused
+CACHE_VERSION = 3  # bump when encode() changes, so old caches are not reused
 
 
 def max_input_length(tokenizer, model_config, requested: int | None) -> int:
@@ -43,42 +45,101 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return Hasher.hash([type(tokenizer).__name__, state, tokenizer.padding_side, tokenizer.truncation_side])
 
 
+def tokenization_settings(data_args) -> dict:
+    """The keyword arguments of tokenize_splits from a recipe's TextDataArguments."""
+    return {name: getattr(data_args, name) for name in ("pad_to_max_length", "overwrite_cache", "long_text",
+                                                          "head_tokens", "stride")}
+
+
 def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length: bool = False,
-                    overwrite_cache: bool = False, cache_dir: str | None = None) -> dict[str, datasets.Dataset]:
-    """Return one tokenized `datasets.Dataset` per split (model inputs, plus `labels` where known)."""
+                    overwrite_cache: bool = False, cache_dir: str | None = None, long_text: str = "truncate",
+                    head_tokens: int | None = None, stride: int = 32) -> dict[str, datasets.Dataset]:
+    """Return one tokenized `datasets.Dataset` per split (model inputs, plus `labels` where known).
+
+    Texts longer than `max_length` are cut (`long_text` truncate or head_tail) or split into windows
+    (`windows`: one row per window, and a `document` column naming the input row each came from).
+    How many were cut or windowed is logged and kept in `raw.long_texts` for all_results.json.
+    """
     text_columns = [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else [])
     cache_dir = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "recipe_tokenized"
     cache_dir.mkdir(parents=True, exist_ok=True)
     padding = "max_length" if pad_to_max_length else False
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=raw.text_pair_column is not None)
+    if long_text == "head_tail":
+        if raw.text_pair_column:
+            raise OptionError("--long_text head_tail is for single texts; for text pairs use windows (the first text "
+                              "is kept whole and the second windowed) or truncate")
+        head_tokens = head_tokens_for(head_tokens, budget)
+    elif head_tokens is not None:
+        raise OptionError(f"--head_tokens is for --long_text head_tail (this run: {long_text})")
+    if long_text == "windows":
+        check_stride(stride, budget)
+        if not getattr(tokenizer, "is_fast", False):
+            raise OptionError("--long_text windows needs a fast tokenizer (its overflowing windows)")
+    settings = {"long_text": long_text, "max_length": max_length, **(
+        {"head_tokens": head_tokens, "tail_tokens": budget - head_tokens} if long_text == "head_tail"
+        else {"stride": stride} if long_text == "windows" else {})}
 
-    def encode(batch):
+    def encode(batch, rows):
         texts = [batch[c] for c in text_columns]
-        encoded = tokenizer(*texts, truncation=False, padding=False, verbose=False)
-        truncated = [len(ids) > max_length for ids in encoded["input_ids"]]
-        if any(truncated) or padding:  # a second pass only for batches that need cutting or padding
+        encoded = tokenizer(*texts, truncation=False, padding=False, verbose=False,
+                            return_special_tokens_mask=long_text == "head_tail")
+        long = [len(ids) > max_length for ids in encoded["input_ids"]]
+        source = list(range(len(rows)))  # the batch row each output row comes from
+        if long_text == "windows" and any(long):
+            encoded = tokenizer(*texts, truncation="only_second" if len(texts) == 2 else True, max_length=max_length,
+                                stride=stride, return_overflowing_tokens=True, padding=padding)
+            source = encoded.pop("overflow_to_sample_mapping")
+        elif long_text == "head_tail" and any(long):
+            for row in np.flatnonzero(long):
+                cut_head_tail(encoded, row, head_tokens, budget)
+            encoded.pop("special_tokens_mask")
+            if padding:
+                encoded = tokenizer.pad(dict(encoded), padding=padding, max_length=max_length)
+        elif any(long) or padding:  # a second pass only for batches that need cutting or padding
             encoded = tokenizer(*texts, truncation=True, max_length=max_length, padding=padding)
-        encoded["truncated"] = truncated
+        encoded = {key: list(value) for key, value in encoded.items() if key != "special_tokens_mask"}
+        encoded.update({key: [batch[key][i] for i in source] for key in batch if key not in text_columns})
+        encoded.update(document=[rows[i] for i in source], long=[long[i] for i in source])
         return encoded
 
-    tokenized = {}
+    tokenized, raw.long_texts = {}, {}
     for name, split in raw.splits.items():
         columns = text_columns + ["_line"] + (["labels"] if "labels" in split.frame else [])
         dataset = datasets.Dataset.from_pandas(split.frame[columns], preserve_index=False)
-        fingerprint = Hasher.hash([dataset._fingerprint, tokenizer_fingerprint(tokenizer), max_length,
-                                   padding, text_columns, CACHE_VERSION])
+        fingerprint = Hasher.hash([dataset._fingerprint, tokenizer_fingerprint(tokenizer), settings, padding,
+                                   text_columns, CACHE_VERSION])
         dataset = dataset.map(
             encode,
             batched=True,
-            remove_columns=text_columns,
+            with_indices=True,
+            remove_columns=dataset.column_names,
             cache_file_name=str(cache_dir / f"{fingerprint}.arrow"),
             new_fingerprint=fingerprint,
             load_from_cache_file=not overwrite_cache,
             desc=f"Tokenizing {name}",
         )
-        truncated = [line for line, cut in zip(dataset["_line"], dataset["truncated"]) if cut]
-        if truncated:
-            shown = ", ".join(map(str, truncated[:5])) + (", ..." if len(truncated) > 5 else "")
-            logger.warning(f"{name}: {len(truncated):,} of {len(dataset):,} texts were longer than {max_length} "
-                           f"tokens and were truncated ({split.source}, {split.unit}s {shown})")
-        tokenized[name] = dataset.remove_columns(["_line", "truncated"])
+        raw.long_texts[name] = report_long_texts(name, split, dataset, max_length, settings)
+        tokenized[name] = dataset.remove_columns(["_line", "long"] + ([] if long_text == "windows" else ["document"]))
     return tokenized
+
+
+def report_long_texts(name: str, split, dataset: datasets.Dataset, max_length: int, settings: dict) -> dict:
+    """Log how many texts were longer than the window and what became of them; the same as a dict."""
+    documents = np.asarray(dataset["document"])
+    long = np.asarray(dataset["long"], dtype=bool)
+    lines = np.asarray(dataset["_line"])[long]
+    lines = list(dict.fromkeys(lines.tolist()))  # once per document, windows or not
+    texts = int(documents[-1]) + 1 if len(documents) else 0
+    report = {**settings, "texts": texts, "longer_than_max_length": len(lines)}
+    if settings["long_text"] == "windows":
+        report["windows"] = len(documents)
+    if lines:
+        shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+        what = {"truncate": "truncated (their ends never read; --long_text head_tail or windows read them)",
+                "head_tail": f"cut to their first {settings.get('head_tokens')} and last {settings.get('tail_tokens')} "
+                             "tokens (--long_text head_tail)",
+                "windows": f"split into overlapping windows ({len(documents):,} windows for {texts:,} texts)"}
+        logger.warning(f"{name}: {len(lines):,} of {texts:,} texts were longer than {max_length} tokens and were "
+                       f"{what[settings['long_text']]} ({split.source}, {split.unit}s {shown})")
+    return report

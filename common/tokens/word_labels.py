@@ -10,6 +10,7 @@ splits words into subwords and tells, through `word_ids()`, which word each subw
 - Predictions are read from each word's first subword: one tag per word, whatever the option above.
 """
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -73,6 +74,13 @@ def _assign_words(windows: list[Window], ends: np.ndarray) -> None:
         owned = np.flatnonzero(best == k)
         # owned words are contiguous: context rises then falls along a window, and windows are in order
         w.own_start, w.own_end = (int(owned[0]), int(owned[-1]) + 1) if len(owned) else (w.start, w.start)
+
+
+def windows_of(windows: list[Window], sentences) -> tuple[list[int], list[Window]]:
+    """The rows (windows) of some sentences, and those windows renumbered to the sentences' positions in the list."""
+    position = {int(s): i for i, s in enumerate(sentences)}
+    rows = [k for k, w in enumerate(windows) if w.sentence in position]
+    return rows, [dataclasses.replace(windows[k], sentence=position[windows[k].sentence]) for k in rows]
 
 
 def log_windowed(windows: list[Window], count: int, max_length: int, name: str, what: str) -> None:
@@ -144,6 +152,12 @@ class TaggedFeatures:
     windows: list[Window]
     word_ids: list[list[int | None]]
     sentence_lengths: list[int]
+
+    def select_sentences(self, sentences) -> "TaggedFeatures":
+        """The features of these sentences only (a cross-validation fold), numbered in the order given."""
+        rows, windows = windows_of(self.windows, sentences)
+        return TaggedFeatures(self.dataset.select(rows), windows, [self.word_ids[k] for k in rows],
+                              [self.sentence_lengths[s] for s in sentences])
 
     def tags(self, logits: np.ndarray, label_list: list[str], crf=None) -> list[list[str]]:
         """Predicted tag of every word of every sentence, from the windows' logits (in input order): each word's

@@ -1,7 +1,7 @@
-"""k-fold cross-validation over the training rows (`--cv_folds K`), for the classification recipes.
+"""k-fold cross-validation over the training rows (`--cv_folds K`): texts for classification, sentences for NER.
 
 The rows are tokenized once; folds are seeded (the same for the same seed) and, for single-label
-data, stratified by label. Every fold trains a freshly built model with the same initial weights
+data, stratified by label. NER folds are cut over sentences, never between the windows of one. Every fold trains a freshly built model with the same initial weights
 (`model_init`, called after `set_seed`) in its own `fold_<k>/` folder and scores the rows it held out,
 so that each training row is scored exactly once. The fold's held-out rows never choose its
 checkpoint: picking the best of several checkpoints on the very rows that are then reported would
@@ -20,15 +20,16 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
-from transformers import set_seed
+from transformers import DataCollatorForTokenClassification, set_seed
 
 from common.config.errors import OptionError
+from common.evaluation.metrics import entity_metrics
 from common.training.stages import build_trainer
 
 logger = logging.getLogger(__name__)
 
 
-def fold_indices(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def fold_indices(labels, k: int, seed: int, rows: str = "training rows") -> list[tuple[np.ndarray, np.ndarray]]:
     """(training rows, held-out rows) of each fold: stratified by label when each row has one label."""
     n = len(labels)
     single = len(labels) and not isinstance(labels[0], (list, tuple, np.ndarray))
@@ -43,7 +44,7 @@ def fold_indices(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(n), labels))
     if k > n:
-        raise OptionError(f"--cv_folds {k}: more folds than the {n} training rows")
+        raise OptionError(f"--cv_folds {k}: more folds than the {n} {rows}")
     return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n)))
 
 
@@ -57,41 +58,95 @@ def summarize(fold_metrics: list[dict]) -> tuple[dict, dict]:
 
 def cross_validate(model_init, tokenized: dict, training_args, compute_metrics, label_list: list[str],
                    tokenizer) -> dict:
-    """Train and score one model per fold; write cv_results.json and README.md into --output_dir."""
+    """Classification: folds over the training rows, stratified by label; cv_results.json and README.md."""
+    train = training_rows(tokenized, training_args)
+    # the folds are over texts: with --long_text windows, a text's windows (rows) stay together
+    documents = np.asarray(train["document"]) if "document" in train.column_names else np.arange(len(train))
+    row_labels = train["labels"]
+    labels = [row_labels[i] for i in np.flatnonzero(np.r_[True, documents[1:] != documents[:-1]])]
+    single = not isinstance(labels[0], list)
+
+    def fold_data(model, train_texts, held_texts):
+        held_labels = np.asarray(labels, dtype=object)[held_texts]
+        counts = {name: int(sum(1 for y in held_labels if y == i)) for i, name in enumerate(label_list)} \
+            if single else None
+        train_rows, held_rows = (np.flatnonzero(np.isin(documents, texts)) for texts in (train_texts, held_texts))
+        return train.select(train_rows), train.select(held_rows), compute_metrics, {"held_out_label_counts": counts}
+
+    return run_folds(model_init, fold_indices(labels, training_args.cv_folds, training_args.seed), fold_data,
+                     training_args, tokenizer, tokenized.get("validation"), lambda model: compute_metrics,
+                     stratified=single)
+
+
+def cross_validate_tagger(model_init, features: dict, splits: dict, training_args, label_list: list[str],
+                          tokenizer) -> dict:
+    """Token classification: folds over the training sentences (or texts), not over their windows, so that a
+    long sentence's windows stay in one fold; each held-out fold is scored on entities with seqeval."""
+    training_rows(features, training_args)
+    train, gold = features["train"], splits["train"].tags
+    n = len(gold)
+    folds = fold_indices([[0]] * n, training_args.cv_folds, training_args.seed,  # not stratified: many tags a row
+                         "training sentences")
+
+    def fold_data(model, train_sentences, held_sentences):
+        held = train.select_sentences(held_sentences)
+        held_gold = [gold[i] for i in held_sentences]
+        entities = sum(1 for tags in held_gold for tag in tags if tag.startswith("B-"))
+        return (train.select_sentences(train_sentences).dataset, held.dataset,
+                entity_metrics(held, held_gold, label_list, getattr(model, "crf", None)), {"held_out_entities": entities})
+
+    def validation_metrics(model):
+        if "validation" not in features:
+            return None
+        return entity_metrics(features["validation"], splits["validation"].tags, label_list, getattr(model, "crf", None))
+
+    return run_folds(model_init, folds, fold_data, training_args, tokenizer,
+                     features["validation"].dataset if "validation" in features else None, validation_metrics,
+                     stratified=False, data_collator=DataCollatorForTokenClassification(tokenizer))
+
+
+def training_rows(tokenized: dict, training_args):
     if "train" not in tokenized or not training_args.do_train:
         raise OptionError("--cv_folds needs training data and --do_train: the folds are cut from the training rows")
-    train = tokenized["train"]
-    labels = train["labels"]
-    folds = fold_indices(labels, training_args.cv_folds, training_args.seed)
-    select_on_validation = training_args.cv_checkpoint_selection == "validation" and "validation" in tokenized
+    return tokenized["train"]
+
+
+def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation, validation_metrics,
+              stratified: bool, data_collator=None) -> dict:
+    """Train a fresh model on each fold's rows and score it on the rows it held out.
+
+    `fold_data(model, training units, held-out units)` gives the fold's training and held-out datasets, the
+    `compute_metrics` that scores the held-out ones, and facts to report; `validation_metrics(model)` gives the
+    `compute_metrics` of the validation set (a function of the fold's model: a CRF's decoding belongs to it).
+    """
+    select_on_validation = training_args.cv_checkpoint_selection == "validation" and validation is not None
     results = []
-    for k, (train_rows, held_rows) in enumerate(folds):
+    for k, (train_units, held_units) in enumerate(folds):
         fold_dir = Path(training_args.output_dir) / f"fold_{k}"
         changes = {"output_dir": str(fold_dir)}
         if not select_on_validation:  # the held-out rows must not pick the checkpoint they are scored on
             changes.update(eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
         fold_args = dataclasses.replace(training_args, **changes)
         set_seed(training_args.seed)  # the same initial weights (and new head) in every fold
-        trainer = build_trainer(model_init(), fold_args, tokenizer, train.select(train_rows),
-                                tokenized["validation"] if select_on_validation else None, compute_metrics)
-        logger.info(f"Fold {k + 1} of {len(folds)}: training on {len(train_rows):,} rows, scoring {len(held_rows):,}")
+        model = model_init()
+        train_data, held_data, held_metrics, facts = fold_data(model, train_units, held_units)
+        trainer = build_trainer(model, fold_args, tokenizer, train_data, validation if select_on_validation else None,
+                                validation_metrics(model), data_collator)
+        logger.info(f"Fold {k + 1} of {len(folds)}: training on {len(train_units):,} rows, scoring {len(held_units):,}")
         train_output = trainer.train()
-        scored = trainer.predict(train.select(held_rows), metric_key_prefix="eval")
-        held_labels = np.asarray(labels, dtype=object)[held_rows]
-        counts = {name: int(sum(1 for y in held_labels if y == i)) for i, name in enumerate(label_list)} \
-            if not isinstance(labels[0], list) else None
-        results.append({"fold": k, "train_rows": len(train_rows), "held_out_rows": sorted(map(int, held_rows)),
-                        "held_out_label_counts": counts, "train_loss": train_output.training_loss,
+        trainer.use_metrics(held_metrics)  # sees the predictions in the held-out rows' order
+        scored = trainer.predict(held_data, metric_key_prefix="eval")
+        results.append({"fold": k, "train_rows": len(train_units), "held_out_rows": sorted(map(int, held_units)),
+                        **facts, "train_loss": train_output.training_loss,
                         "train_runtime": train_output.metrics["train_runtime"],
                         **{name.removeprefix("eval_"): value for name, value in scored.metrics.items()}})
         logger.info(f"Fold {k + 1}: " + ", ".join(f"{m} {v:.4f}" for m, v in scored.metrics.items()
-                                                 if m.removeprefix("eval_") in ("accuracy", "f1_macro", "loss")))
-        del trainer, train_output, scored
+                                                 if m.removeprefix("eval_") in ("accuracy", "f1_macro", "f1", "loss")))
+        del trainer, train_output, scored, model
         gc.collect()  # one fold's model and optimizer at a time
-    metrics = [{k: v for k, v in r.items() if k not in ("fold", "held_out_rows", "held_out_label_counts")}
-               for r in results]
-    mean, std = summarize(metrics)
-    summary = {"cv_folds": len(folds), "seed": training_args.seed, "stratified": not isinstance(labels[0], list),
+    facts_keys = ("fold", "held_out_rows", "held_out_label_counts", "held_out_entities")
+    mean, std = summarize([{k: v for k, v in r.items() if k not in facts_keys} for r in results])
+    summary = {"cv_folds": len(folds), "seed": training_args.seed, "stratified": stratified,
                "checkpoint_selection": "validation set" if select_on_validation else "none (the last step of each fold)",
                "std": "sample standard deviation (ddof=1) over the folds", "mean": mean, "std_dev": std,
                "folds": results}

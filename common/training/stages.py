@@ -132,10 +132,6 @@ def train_tagger(model, tokenizer, training_args, features: dict, splits: dict, 
     `features[name]` holds a split's model windows (`.dataset`) and maps predictions back to the units of
     `splits[name]` (tagged words or characters); test metrics only where the test split has tags.
     """
-    if training_args.cv_folds:
-        raise OptionError("--cv_folds is for the classification recipes; NER runs train once (folds over sentences "
-                          "are not implemented)")
-
     crf = getattr(model, "crf", None)
 
     def metrics_for(split):

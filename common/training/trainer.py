@@ -21,6 +21,8 @@
 - Evaluation and prediction run in batches sorted by length, and both `compute_metrics` and
   `predict()` see the rows in the dataset's own order: `_get_eval_sampler`, `use_metrics`, `predict`.
   (Stock Trainer with `group_by_length` shuffles the evaluation order, and returns predictions in it.)
+  Windows of one long text (`--long_text windows`: a `document` column) are pooled into one row per
+  document (`--window_pooling`) for both: `evaluate`, `predict`, `_to_input_order`.
 """
 
 import inspect
@@ -37,6 +39,7 @@ from transformers.trainer_utils import PredictionOutput, TrainOutput
 
 from common.config.errors import OptionError
 from common.models.crf import save_crf
+from common.tokens.long_text import first_of_each, pool_windows
 from common.training.losses import class_weights_for, l1_penalty, weighted_loss
 from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
 from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
@@ -103,6 +106,7 @@ class RecipeTrainer(Trainer):
         own_mean_loss(model)
         super().__init__(model, *args, **kwargs)
         self._eval_order = None  # the row order of the last evaluation or prediction
+        self._documents = None  # and the document of each of its rows, when long texts were windowed
         self.use_metrics(compute_metrics)
         self.packs_batches = False  # set when a training dataloader really packs
         self.tokens_per_step = None
@@ -256,20 +260,37 @@ class RecipeTrainer(Trainer):
         self._eval_order = longest_first_order(eval_dataset)
         return self._eval_order.tolist()
 
-    def _to_input_order(self, values):
-        if self._eval_order is None:
+    def _to_input_order(self, values, labels: bool = False):
+        """Rows back in the dataset's order; windows of one document (a `document` column) pooled into one row."""
+        if self._eval_order is not None:
+            values = _reorder(values, np.argsort(self._eval_order, kind="stable"))
+        if self._documents is None or values is None:
             return values
-        return _reorder(values, np.argsort(self._eval_order, kind="stable"))
+        pool = first_of_each if labels else lambda v, d: pool_windows(v, d, getattr(self.args, "window_pooling", "mean"))
+        return tuple(pool(v, self._documents) for v in values) if isinstance(values, tuple) else pool(values, self._documents)
 
     def use_metrics(self, compute_metrics) -> None:
-        """Score evaluations with `compute_metrics`, which sees predictions in the dataset's order."""
+        """Score evaluations with `compute_metrics`, which sees predictions in the dataset's order (one per document)."""
         def compute_metrics_in_input_order(prediction: EvalPrediction):
             return compute_metrics(EvalPrediction(predictions=self._to_input_order(prediction.predictions),
-                                                  label_ids=self._to_input_order(prediction.label_ids)))
+                                                  label_ids=self._to_input_order(prediction.label_ids, labels=True)))
 
         self.compute_metrics = compute_metrics_in_input_order if compute_metrics is not None else None
 
+    def _read_documents(self, dataset) -> None:
+        """The `document` of each row (windows of long texts, common/tokens/long_text.py), before Trainer drops it."""
+        columns = getattr(dataset, "column_names", None) or []
+        self._documents = np.asarray(dataset["document"]) if "document" in columns else None
+        if self._documents is not None and not self.args.remove_unused_columns:
+            raise OptionError("--long_text windows needs --remove_unused_columns True (the rows' document column "
+                              "is not a model input)")
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        self._read_documents(eval_dataset if eval_dataset is not None else self.eval_dataset)
+        return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
+        self._read_documents(test_dataset)
         output = super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
         return PredictionOutput(predictions=self._to_input_order(output.predictions),
-                                label_ids=self._to_input_order(output.label_ids), metrics=output.metrics)
+                                label_ids=self._to_input_order(output.label_ids, labels=True), metrics=output.metrics)

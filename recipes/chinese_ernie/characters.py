@@ -22,7 +22,7 @@ import torch
 
 from common.config.errors import OptionError
 from common.data.tag_schemes import parse_tag
-from common.tokens.word_labels import IGNORE, Window, continuation_label, log_windowed, plan_windows
+from common.tokens.word_labels import IGNORE, Window, continuation_label, log_windowed, plan_windows, windows_of
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ class CharFeatures:
     windows: list[Window]
     token_chars: list[list[tuple[int, int] | None]]  # per row and position: the characters it predicts, or None
     text_lengths: list[int]
+
+    def select_sentences(self, texts) -> "CharFeatures":
+        """The features of these texts only (a cross-validation fold), numbered in the order given."""
+        rows, windows = windows_of(self.windows, texts)
+        return CharFeatures(self.dataset.select(rows), windows, [self.token_chars[k] for k in rows],
+                            [self.text_lengths[t] for t in texts])
 
     def tags(self, logits: np.ndarray, label_list: list[str], crf=None) -> list[list[str]]:
         """Predicted tag of every character of every text, from the windows' logits (in input order): each

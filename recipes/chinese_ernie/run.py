@@ -38,8 +38,8 @@ from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.output_dir import claim_output_dir
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
-from common.tokens.tokenization import max_input_length, tokenize_splits
-from common.training.cross_validation import cross_validate
+from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
+from common.training.cross_validation import cross_validate, cross_validate_tagger
 from common.training.stages import build_trainer, train_evaluate_predict, train_tagger
 from recipes.chinese_ernie.characters import encode_char_split
 from recipes.chinese_ernie.cluener import read_char_file, write_cluener_predictions
@@ -92,7 +92,7 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     with training_args.main_process_first(desc="tokenization"):
-        tokenized = tokenize_splits(raw, tokenizer, max_length, data_args.pad_to_max_length, data_args.overwrite_cache)
+        tokenized = tokenize_splits(raw, tokenizer, max_length, **tokenization_settings(data_args))
 
     if training_args.cv_folds:  # k-fold cross-validation instead: a fresh model per fold, cv_results.json
         cross_validate(lambda: tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1],
@@ -119,12 +119,23 @@ def ner(model_args, scratch_args, data_args, training_args, settings):
     labels = tag_set(data, trained_labels(model_args, training_args))  # without training: the model's own
     texts = {name: ["".join(chars) for chars in split.tokens] for name, split in data.splits.items()}
     logger.info(f"Tags: {labels}; texts: " + ", ".join(f"{k} {len(v):,}" for k, v in texts.items()))
-    tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, texts.get("train", []), True)
-    crf = attach_crf(model, labels, model_args.model_name_or_path) if data_args.crf else None  # --crf: Viterbi
+
+    def new_model():  # built again for every fold of --cv_folds
+        tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, texts.get("train", []), True)
+        if data_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
+            attach_crf(model, labels, model_args.model_name_or_path)
+        return tokenizer, model
+
+    tokenizer, model = new_model()
+    crf = getattr(model, "crf", None)
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     features = {name: encode_char_split(texts[name], split.tags, tokenizer, model.config.label2id, max_length,
                                         data_args.stride, name)
                 for name, split in data.splits.items()}
+
+    if training_args.cv_folds:  # k-fold cross-validation over the training texts instead: cv_results.json
+        cross_validate_tagger(lambda: new_model()[1], features, data.splits, training_args, labels, tokenizer)
+        return
 
     # Train, evaluate, predict: entity scores on characters (exact span and type, as CLUENER counts)
     trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels,
@@ -156,6 +167,9 @@ def main(argv=None):
         scratch_args.scratch_model_type = None
     if data_args.task != "ner" and data_args.crf:
         raise OptionError("--crf is for --task ner")
+    if data_args.task == "ner" and (data_args.long_text != "truncate" or data_args.head_tokens is not None):
+        raise OptionError("--long_text and --head_tokens are for classification; NER always windows long texts "
+                          "(--stride)")
     if data_args.task == "ner" and data_args.skip_bad_rows:
         raise OptionError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")
     task = ner if data_args.task == "ner" else classification

@@ -31,6 +31,7 @@ from common.outputs.predictions import write_entities, write_tagged_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length
 from common.tokens.word_labels import encode_tagged_split
+from common.training.cross_validation import cross_validate_tagger
 from common.training.stages import train_tagger
 
 ARGUMENTS = (ModelArguments, TokenDataArguments, RecipeTrainingArguments)
@@ -55,15 +56,27 @@ def main(argv=None):
     # Model: the pretrained encoder with a fresh per-token head, tag names in its config
     tokenizer = load_tokenizer(model_args, words_given=True)
     require_fast_tokenizer(tokenizer, model_args.model_name_or_path)
-    model = build_token_classifier(model_args, labels, tokenizer)
-    crf = attach_crf(model, labels, model_args.model_name_or_path) if data_args.crf else None  # --crf: Viterbi
-    if crf is not None and data_args.label_all_tokens:
+    if data_args.crf and data_args.label_all_tokens:
         raise OptionError("--crf scores each word once (its first subword): it does not combine with --label_all_tokens")
+
+    def new_model():  # built again for every fold of --cv_folds
+        model = build_token_classifier(model_args, labels, tokenizer)
+        if data_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
+            attach_crf(model, labels, model_args.model_name_or_path)
+        return model
+
+    model = new_model()
+    crf = getattr(model, "crf", None)
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     label2id = model.config.label2id
     features = {name: encode_tagged_split(split.tokens, split.tags, tokenizer, label2id, max_length,
                                           data_args.stride, data_args.label_all_tokens, name)
                 for name, split in data.splits.items()}
+
+    # --cv_folds K: k-fold cross-validation over the training sentences instead (cv_results.json, README.md)
+    if training_args.cv_folds:
+        cross_validate_tagger(new_model, features, data.splits, training_args, labels, tokenizer)
+        return
 
     # Train, evaluate, predict: metrics on the words of each split
     trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels)

@@ -29,7 +29,7 @@ from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.output_dir import claim_output_dir
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
-from common.tokens.tokenization import max_input_length, tokenize_splits
+from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.cross_validation import cross_validate
 from common.training.stages import build_trainer, train_evaluate_predict
 
@@ -59,7 +59,7 @@ def main(argv=None):
     model = build_classifier(model_args, labels, tokenizer, multi_label)
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     with training_args.main_process_first(desc="tokenization"):
-        tokenized = tokenize_splits(raw, tokenizer, max_length, data_args.pad_to_max_length, data_args.overwrite_cache)
+        tokenized = tokenize_splits(raw, tokenizer, max_length, **tokenization_settings(data_args))
 
     # --cv_folds K: k-fold cross-validation instead (a fresh model per fold; cv_results.json, README.md)
     if training_args.cv_folds:

@@ -1,0 +1,143 @@
+"""Long texts in classification (--long_text): exact head+tail cuts, windows that cover every token, one
+prediction per document, and a task only the end of each text decides."""
+
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+
+from common.config.errors import OptionError
+from common.data.tables import Split, TextData
+from common.models.tokenizer import load_tokenizer
+from common.config.arguments import ModelArguments
+from common.tokens.long_text import first_of_each, pool_windows
+from common.tokens.tokenization import tokenize_splits
+
+FILLER = "the a is was of it this that and movie film plot actor sports tech news world game match market stock".split()
+
+
+def long_rows(n: int, seed: int = 0, length: int = 60) -> list[tuple[str, str]]:
+    """Texts of `length` neutral words whose label is decided by one adjective three words before the end."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = [rng.choice(FILLER) for _ in range(length)]
+        words[-3] = rng.choice("good great superb lovely".split() if label == "pos" else "bad awful poor dull".split())
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def text_data(texts, pairs=None) -> TextData:
+    import pandas as pd
+
+    frame = pd.DataFrame({"text": texts, "_line": range(2, len(texts) + 2), "labels": [i % 2 for i in range(len(texts))]})
+    if pairs is not None:
+        frame["pair"] = pairs
+    return TextData({"train": Split(frame, "memory.csv", "line")}, "text", "label", "pair" if pairs is not None else None)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_bert):
+    return load_tokenizer(ModelArguments(str(tiny_bert)))
+
+
+def test_pooling_means_or_maxes_each_documents_windows():
+    logits = np.array([[1.0, 0.0], [3.0, 2.0], [0.0, 5.0], [7.0, 1.0]], dtype=np.float32)
+    documents = np.array([0, 0, 1, 2])
+    assert pool_windows(logits, documents).tolist() == [[2.0, 1.0], [0.0, 5.0], [7.0, 1.0]]
+    assert pool_windows(logits, documents, "max").tolist() == [[3.0, 2.0], [0.0, 5.0], [7.0, 1.0]]
+    assert first_of_each(np.array([1, 1, 0, 1]), documents).tolist() == [1, 0, 1]
+    assert pool_windows(logits, np.arange(4)).tobytes() == logits.tobytes()  # one window: the logits themselves
+
+
+def test_windows_cover_every_token_and_keep_special_tokens_whole(tokenizer, caplog):
+    texts = [" ".join(w for w, _ in [(t, 0) for t in long_rows(1, seed=s, length=70)[0][0].split()]) for s in range(3)]
+    texts.insert(1, "the movie was good")  # short: one window, exactly its ordinary encoding
+    data = text_data(texts)
+    windows = tokenize_splits(data, tokenizer, 16, long_text="windows", stride=4)["train"]
+    plain = tokenizer(texts)["input_ids"]
+    documents = np.asarray(windows["document"])
+    assert sorted(set(documents.tolist())) == [0, 1, 2, 3] and (np.diff(documents) >= 0).all()
+    assert windows["input_ids"][int(np.flatnonzero(documents == 1)[0])] == plain[1]
+    for d, ids in enumerate(plain):
+        rows = [windows["input_ids"][k] for k in np.flatnonzero(documents == d)]
+        assert all(r[0] == tokenizer.cls_token_id and r[-1] == tokenizer.sep_token_id and len(r) <= 16 for r in rows)
+        assert all(tokenizer.cls_token_id not in r[1:-1] and tokenizer.sep_token_id not in r[1:-1] for r in rows)
+        text = ids[1:-1]
+        # the windows' texts, with the stride's 4 shared tokens taken off all but the first, are the whole text
+        rebuilt = rows[0][1:-1] + [t for r in rows[1:] for t in r[1:-1][4:]]
+        assert rebuilt == text
+        assert all(r[1:-1][:4] == prev[1:-1][-4:] for prev, r in zip(rows, rows[1:]))  # neighbours overlap by 4
+    assert data.long_texts["train"] == {"long_text": "windows", "max_length": 16, "stride": 4, "texts": 4,
+                                        "longer_than_max_length": 3, "windows": len(windows)}
+    assert "3 of 4 texts were longer than 16 tokens and were split into overlapping windows" in caplog.text
+
+
+def test_head_tail_keeps_exactly_the_first_and_last_tokens(tokenizer):
+    texts = [long_rows(1, seed=s, length=50)[0][0] for s in range(2)] + ["the film was dull"]
+    cut = tokenize_splits(text_data(texts), tokenizer, 20, long_text="head_tail", head_tokens=5)["train"]
+    for ids, row in zip(tokenizer(texts)["input_ids"], cut):
+        text = ids[1:-1]
+        if len(ids) <= 20:
+            assert row["input_ids"] == ids
+        else:
+            assert row["input_ids"] == [tokenizer.cls_token_id, *text[:5], *text[-13:], tokenizer.sep_token_id]
+            assert len(row["attention_mask"]) == len(row["token_type_ids"]) == 20
+    padded = tokenize_splits(text_data(texts), tokenizer, 20, pad_to_max_length=True, long_text="head_tail",
+                             head_tokens=5)["train"]
+    assert {len(ids) for ids in padded["input_ids"]} == {20} and padded["input_ids"][0] == cut["input_ids"][0]
+
+
+def test_text_pairs_window_the_second_text_and_keep_the_first_whole(tokenizer):
+    second = long_rows(1, length=60)[0][0]
+    windows = tokenize_splits(text_data(["good movie"], [second]), tokenizer, 24, long_text="windows", stride=4)["train"]
+    first = tokenizer("good movie", add_special_tokens=False)["input_ids"]
+    assert len(windows) > 2
+    assert all(ids[1:1 + len(first)] == first for ids in windows["input_ids"])
+    with pytest.raises(OptionError, match="head_tail is for single texts"):
+        tokenize_splits(text_data(["good movie"], [second]), tokenizer, 24, long_text="head_tail")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"long_text": "windows", "stride": 14}, r"--stride 14 must be smaller than the 14 tokens"),
+    ({"long_text": "head_tail", "head_tokens": 14}, r"--head_tokens 14 must be smaller than the 14 tokens"),
+    ({"long_text": "truncate", "head_tokens": 4}, r"--head_tokens is for --long_text head_tail"),
+])
+def test_settings_that_cannot_work(tokenizer, settings, message):
+    with pytest.raises(OptionError, match=message):
+        tokenize_splits(text_data(["the movie"]), tokenizer, 16, **settings)
+
+
+def run(recipe, tiny_bert, tmp_path, long_text, *flags):
+    train, dev = tmp_path / "train.csv", tmp_path / "dev.csv"
+    for path, rows in ((train, long_rows(160, seed=0)), (dev, long_rows(60, seed=1))):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows([("text", "label"), *rows])
+    out = tmp_path / long_text
+    recipe("sentiment").main(["--model", str(tiny_bert), "--train_file", str(train), "--validation_file", str(dev),
+                              "--test_file", str(dev), "--do_predict", "--long_text", long_text, "--max_seq_length", "24",
+                              "--stride", "4", "--num_train_epochs", "12", "--learning_rate", "3e-3",
+                              "--warmup_steps", "0", "--per_device_train_batch_size", "16", "--eval_strategy", "no",
+                              "--save_strategy", "no", "--load_best_model_at_end", "False", *flags,
+                              "--output_dir", str(out), "--bf16", "False", "--disable_tqdm", "True"])
+    return json.loads((out / "all_results.json").read_text()), out
+
+
+@pytest.mark.parametrize("long_text", ["truncate", "head_tail", "windows"])
+def test_only_reading_the_end_learns_a_label_decided_at_the_end(recipe, tiny_bert, tmp_path, long_text):
+    results, out = run(recipe, tiny_bert, tmp_path, long_text, *(["--head_tokens", "4"] if long_text == "head_tail" else []))
+    if long_text == "truncate":
+        assert results["eval_accuracy"] < 0.7  # the first 22 tokens never hold the adjective
+    else:
+        assert results["eval_accuracy"] >= 0.9
+    assert results["long_texts"]["validation"]["longer_than_max_length"] == 60
+    with open(out / "predictions.csv", newline="") as f:
+        predicted = list(csv.DictReader(f))
+    assert len(predicted) == 60  # one row per document, in the file's order
+    assert [row["text"] for row in predicted] == [text for text, _ in long_rows(60, seed=1)]
+    if long_text == "windows":
+        assert results["long_texts"]["validation"]["windows"] > 2 * 60 and results["window_pooling"] == "mean"
+        assert results["sizes"]["validation"] == 60

@@ -44,6 +44,7 @@ quick)
     RUNS=(
         "sentiment-sst2|sentiment|sst2|--model $MODEL_EN --max_train_samples 16000"
         "text_classification-ag_news|text_classification|ag_news|--model $MODEL_EN --num_train_epochs 1"
+        "text_classification-bbc_news|text_classification|bbc_news|--model $MODEL_EN"
         "ner-conll2003|ner|conll2003|--model $MODEL_EN --do_predict"
         "chinese-chnsenticorp|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3"
         "chinese-cluener|chinese_ernie|cluener_scratch|"
@@ -54,6 +55,7 @@ full)
     RUNS=(
         "sentiment-sst2|sentiment|sst2|--model ${MODEL_EN:-bert-base-cased} --num_train_epochs 3 --learning_rate 2e-5"
         "text_classification-ag_news|text_classification|ag_news|--model ${MODEL_EN:-bert-base-cased} --num_train_epochs 3 --learning_rate 2e-5"
+        "text_classification-bbc_news|text_classification|bbc_news|--model ${MODEL_EN:-bert-base-cased} --max_seq_length 512 --num_train_epochs 3 --learning_rate 2e-5"
         "ner-conll2003|ner|conll2003|--model ${MODEL_EN:-bert-base-cased} --num_train_epochs 3 --do_predict"
         "chinese-chnsenticorp|chinese_ernie|chnsenticorp|--model $MODEL_ZH"
         "chinese-cluener|chinese_ernie|cluener|--model $MODEL_ZH"

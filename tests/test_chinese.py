@@ -263,13 +263,18 @@ def test_overlapping_spans_can_keep_the_longest_and_say_so(tmp_path, caplog, wri
 
 @pytest.mark.slow
 @pytest.mark.needs_data("chnsenticorp")
-def test_classification_with_a_bert_from_scratch_writes_predictions_in_order(tmp_path, shared_data, repo, chinese):
+@pytest.mark.parametrize("long_text", ["truncate", "windows"])
+def test_classification_with_a_bert_from_scratch_writes_predictions_in_order(tmp_path, shared_data, repo, chinese, long_text):
     out = tmp_path / "out"
     chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
                   "--scratch_model_type", "bert", "--data_dir", str(shared_data), "--output_dir", str(out),
                   "--max_train_samples", "300", "--max_eval_samples", "100", "--max_predict_samples", "50",
-                  "--num_train_epochs", "1", "--max_seq_length", "64"])
+                  "--num_train_epochs", "1", "--max_seq_length", "64", "--long_text", long_text])
     results = json.loads((out / "all_results.json").read_text())
+    test_texts = results["long_texts"]["test"]
+    assert test_texts["texts"] == 50 and test_texts["longer_than_max_length"] > 10  # reviews of up to ~1,000 characters
+    if long_text == "windows":
+        assert test_texts["windows"] > 60 and results["sizes"]["test"] == 50
     assert results["model"].startswith("bert from scratch") and json.loads((out / "config.json").read_text())["model_type"] == "bert"
     predictions = __import__("pandas").read_csv(out / "predictions.csv")
     test_texts = (shared_data / "chnsenticorp" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:51]

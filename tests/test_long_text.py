@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from common.config.errors import OptionError
+from common.data.errors import DataError
 from common.data.tables import Split, TextData
 from common.models.tokenizer import load_tokenizer
 from common.config.arguments import ModelArguments
@@ -99,6 +100,9 @@ def test_text_pairs_window_the_second_text_and_keep_the_first_whole(tokenizer):
     assert all(ids[1:1 + len(first)] == first for ids in windows["input_ids"])
     with pytest.raises(OptionError, match="head_tail is for single texts"):
         tokenize_splits(text_data(["good movie"], [second]), tokenizer, 24, long_text="head_tail")
+    first = long_rows(1, length=20)[0][0]  # 20 tokens: with 3 special ones, no room for windows of the second
+    with pytest.raises(DataError, match=r"memory.csv, line 3: the first text of the pair is 20 tokens long"):
+        tokenize_splits(text_data(["good movie", first], [second, second]), tokenizer, 24, long_text="windows", stride=4)
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -141,3 +145,80 @@ def test_only_reading_the_end_learns_a_label_decided_at_the_end(recipe, tiny_ber
     if long_text == "windows":
         assert results["long_texts"]["validation"]["windows"] > 2 * 60 and results["window_pooling"] == "mean"
         assert results["sizes"]["validation"] == 60
+
+
+def write_long_csvs(tmp_path, labels=lambda label: label):
+    train, dev = tmp_path / "train.csv", tmp_path / "dev.csv"
+    for path, rows in ((train, long_rows(160, seed=0)), (dev, long_rows(60, seed=1))):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows([("text", "label"), *[(text, labels(label)) for text, label in rows]])
+    return train, dev
+
+
+def test_multi_label_documents_from_their_windows(recipe, tiny_bert, tmp_path):
+    # a second label on every text, and the adjective's: logits pooled, then one sigmoid per label
+    train, dev = write_long_csvs(tmp_path, lambda label: f"{label}|review")
+    out = tmp_path / "out"
+    recipe("text_classification").main([
+        "--model", str(tiny_bert), "--train_file", str(train), "--validation_file", str(dev), "--multi_label",
+        "--label_separator", "|", "--long_text", "windows", "--max_seq_length", "24", "--stride", "4",
+        "--num_train_epochs", "12", "--learning_rate", "3e-3", "--warmup_steps", "0", "--per_device_train_batch_size", "16",
+        "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "False",
+        "--output_dir", str(out), "--bf16", "False", "--disable_tqdm", "True"])
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["labels"] == ["neg", "pos", "review"]
+    assert results["eval_f1_micro"] >= 0.9 and results["eval_recall_review"] == 1.0
+    assert results["long_texts"]["validation"]["texts"] == 60
+
+
+def test_cross_validation_keeps_a_documents_windows_in_one_fold(recipe, tiny_bert, tmp_path):
+    train, _ = write_long_csvs(tmp_path)
+    out = tmp_path / "cv"
+    recipe("sentiment").main(["--model", str(tiny_bert), "--train_file", str(train), "--validation_split", "0",
+                              "--cv_folds", "2", "--long_text", "windows", "--max_seq_length", "24", "--stride", "4",
+                              "--num_train_epochs", "12", "--learning_rate", "3e-3", "--warmup_steps", "0",
+                              "--per_device_train_batch_size", "16", "--output_dir", str(out), "--bf16", "False",
+                              "--disable_tqdm", "True"])
+    summary = json.loads((out / "cv_results.json").read_text())
+    assert sorted(d for fold in summary["folds"] for d in fold["held_out_rows"]) == list(range(160))  # documents
+    assert [fold["held_out_label_counts"] for fold in summary["folds"]] == [{"neg": 40, "pos": 40}] * 2
+    assert all(fold["accuracy"] >= 0.9 for fold in summary["folds"])
+
+
+def test_windows_padded_to_the_maximum_predict_the_same(tokenizer):
+    texts = [long_rows(1, seed=s, length=40)[0][0] for s in range(3)]
+    dynamic = tokenize_splits(text_data(texts), tokenizer, 16, long_text="windows", stride=4)["train"]
+    padded = tokenize_splits(text_data(texts), tokenizer, 16, pad_to_max_length=True, long_text="windows",
+                             stride=4)["train"]
+    assert padded["document"] == dynamic["document"] and {len(ids) for ids in padded["input_ids"]} == {16}
+    assert [ids[:len(d)] for ids, d in zip(padded["input_ids"], dynamic["input_ids"])] == dynamic["input_ids"]
+
+
+@pytest.mark.slow
+def test_windows_under_torchrun_match_one_process(tiny_bert, tmp_path, repo):
+    import os
+    import subprocess
+    import sys
+
+    train, dev = write_long_csvs(tmp_path)
+
+    def launch(launcher, out, batch):
+        command = [*launcher, "recipes/sentiment/run.py", "--model", str(tiny_bert), "--train_file", str(train),
+                   "--validation_file", str(dev), "--test_file", str(dev), "--do_predict", "--long_text", "windows",
+                   "--max_seq_length", "24", "--stride", "4", "--num_train_epochs", "12", "--learning_rate", "3e-3",
+                   "--warmup_steps", "0", "--per_device_train_batch_size", str(batch), "--eval_strategy", "no",
+                   "--save_strategy", "no", "--load_best_model_at_end", "False", "--output_dir", str(out),
+                   "--bf16", "False", "--disable_tqdm", "True"]
+        done = subprocess.run(command, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        with open(out / "predictions.csv", newline="") as f:
+            return json.loads((out / "all_results.json").read_text()), list(csv.DictReader(f))
+
+    one, one_rows = launch([sys.executable], tmp_path / "one", 16)
+    two, two_rows = launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                            "29541"], tmp_path / "two", 8)  # the same global batch
+    assert two["world_size"] == 2 and one["eval_accuracy"] >= 0.9 and two["eval_accuracy"] >= 0.9
+    assert len(two_rows) == 60 and [r["text"] for r in two_rows] == [r["text"] for r in one_rows]
+    agree = sum(a["predicted"] == b["predicted"] for a, b in zip(one_rows, two_rows))
+    assert agree >= 57, agree

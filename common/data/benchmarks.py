@@ -1,7 +1,7 @@
 """The benchmark folders under `--data_dir` (default ../shared/data), read in place: one loader per layout.
 
 Text classification: `sst2` (GLUE TSV), `ag_news` (headerless CSV, class names in classes.txt, HTML
-escapes undone), `chnsenticorp` (ERNIE's TSV). Tagged sentences: `conll2003`, `cluener2020` (file names
+escapes undone), `chnsenticorp` (ERNIE's TSV), `bbc_news` (long articles, CSV). Tagged sentences: `conll2003`, `cluener2020` (file names
 in TAGGED_BENCHMARK_FILES, read by the recipe's reader).
 """
 
@@ -92,7 +92,17 @@ def load_ag_news(folder: Path) -> TextData:
     return TextData(splits, "text", "label", label_names=class_names, notes=notes)
 
 
-BENCHMARKS = {"sst2": load_sst2, "ag_news": load_ag_news, "chnsenticorp": load_chnsenticorp}
+def load_bbc_news(folder: Path) -> TextData:
+    """BBC News: `text,category` CSVs (train, val, test), long articles in 5 topics."""
+    splits = {}
+    for split, file in (("train", "train.csv"), ("validation", "val.csv"), ("test", "test.csv")):
+        s = read_table(folder / file)
+        s.frame = s.frame.rename(columns={"category": "label"})
+        splits[split] = s
+    return TextData(splits, "text", "label")
+
+
+BENCHMARKS = {"sst2": load_sst2, "ag_news": load_ag_news, "chnsenticorp": load_chnsenticorp, "bbc_news": load_bbc_news}
 
 
 TAGGED_BENCHMARK_FILES = {

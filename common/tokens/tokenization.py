@@ -15,6 +15,7 @@ import numpy as np
 from datasets.fingerprint import Hasher
 
 from common.config.errors import OptionError
+from common.data.errors import DataError
 from common.data.tables import TextData
 from common.tokens.long_text import check_stride, cut_head_tail, head_tokens_for
 
@@ -80,13 +81,15 @@ def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length
         {"head_tokens": head_tokens, "tail_tokens": budget - head_tokens} if long_text == "head_tail"
         else {"stride": stride} if long_text == "windows" else {})}
 
-    def encode(batch, rows):
+    def encode(batch, rows, where):
         texts = [batch[c] for c in text_columns]
         encoded = tokenizer(*texts, truncation=False, padding=False, verbose=False,
                             return_special_tokens_mask=long_text == "head_tail")
         long = [len(ids) > max_length for ids in encoded["input_ids"]]
         source = list(range(len(rows)))  # the batch row each output row comes from
         if long_text == "windows" and any(long):
+            if len(texts) == 2:
+                check_pair_room(tokenizer, texts[0], batch["_line"], max_length, stride, where)
             encoded = tokenizer(*texts, truncation="only_second" if len(texts) == 2 else True, max_length=max_length,
                                 stride=stride, return_overflowing_tokens=True, padding=padding)
             source = encoded.pop("overflow_to_sample_mapping")
@@ -113,6 +116,7 @@ def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length
             encode,
             batched=True,
             with_indices=True,
+            fn_kwargs={"where": f"{split.source}, {split.unit}"},
             remove_columns=dataset.column_names,
             cache_file_name=str(cache_dir / f"{fingerprint}.arrow"),
             new_fingerprint=fingerprint,
@@ -122,6 +126,16 @@ def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length
         raw.long_texts[name] = report_long_texts(name, split, dataset, max_length, settings)
         tokenized[name] = dataset.remove_columns(["_line", "long"] + ([] if long_text == "windows" else ["document"]))
     return tokenized
+
+
+def check_pair_room(tokenizer, first_texts, lines, max_length: int, stride: int, where: str) -> None:
+    """Windows over a pair's second text need the first text whole in each, with more room than the stride."""
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    for ids, line in zip(tokenizer(first_texts, add_special_tokens=False)["input_ids"], lines):
+        if max_length - special - len(ids) <= stride:
+            raise DataError(f"{where} {line}: the first text of the pair is {len(ids)} tokens long, which "
+                            f"leaves no more than --stride {stride} of the {max_length} for windows over the second "
+                            "text (windows keep the first text whole): raise --max_seq_length or lower --stride")
 
 
 def report_long_texts(name: str, split, dataset: datasets.Dataset, max_length: int, settings: dict) -> dict:

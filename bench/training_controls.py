@@ -10,7 +10,7 @@ training sentences, scored on the SST-2 dev set; each run is its own process. Pr
 - sgd: SGD with momentum 0.9 at several learning rates beside AdamW (the default);
 - weights: an imbalanced subset (1,900 positive, 100 negative; 3 epochs): minority recall and macro F1
   with and without --class_weights balanced;
-- ner_cv: the NER recipe's CoNLL-2003 config on the first 2,000 training sentences: 5-fold
+- ner_cv: the NER recipe's CoNLL-2003 config on the first 2,000 training sentences, 3 epochs: 5-fold
   cross-validation over sentences (entity F1 mean +- sample std) against one ordinary run (dev F1).
 """
 
@@ -119,12 +119,12 @@ def main():
                 rows.append((name, f"negative recall {run['eval_recall_negative']:.4f}, macro F1 "
                              f"{run['eval_f1_macro']:.4f}, accuracy {run['eval_accuracy']:.4f}", f"{run_s:.0f} s"))
         if "ner_cv" in parts:
-            ner = {"task": "ner", "config": "conll2003"}
+            ner, epochs = {"task": "ner", "config": "conll2003"}, ("--num_train_epochs", "3")
             recipe(tmp / "ner_warm", args, *subset, "--max_steps", "1", **ner)  # CoNLL-2003 read and cached once
-            one, one_s = recipe(tmp / "ner_plain", args, *subset, **ner)
-            rows.append(("NER, 2,000 CoNLL-2003 sentences", f"dev entity F1 {one['eval_f1']:.4f}",
+            one, one_s = recipe(tmp / "ner_plain", args, *subset, *epochs, **ner)
+            rows.append(("NER, 2,000 CoNLL-2003 sentences, 3 epochs", f"dev entity F1 {one['eval_f1']:.4f}",
                          f"{one_s:.0f} s (training {one['train_runtime']:.0f} s)"))
-            cv, cv_s = recipe(tmp / "ner_cv", args, *subset, "--cv_folds", "5", **ner)
+            cv, cv_s = recipe(tmp / "ner_cv", args, *subset, *epochs, "--cv_folds", "5", **ner)
             rows.append(("NER 5-fold CV over sentences", f"fold entity F1 {cv['mean']['f1']:.4f} +- "
                          f"{cv['std_dev']['f1']:.4f} (sample std); folds: " + ", ".join(f"{f['f1']:.4f}" for f in cv["folds"]),
                          f"{cv_s:.0f} s = {cv_s / one_s:.2f}x one run"))

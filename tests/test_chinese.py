@@ -269,8 +269,12 @@ def test_classification_with_a_bert_from_scratch_writes_predictions_in_order(tmp
     chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
                   "--scratch_model_type", "bert", "--data_dir", str(shared_data), "--output_dir", str(out),
                   "--max_train_samples", "300", "--max_eval_samples", "100", "--max_predict_samples", "50",
-                  "--num_train_epochs", "1", "--max_seq_length", "64", "--long_text", long_text])
+                  "--num_train_epochs", "1", "--max_seq_length", "64", "--long_text", long_text, "--explain_examples", "2"])
     results = json.loads((out / "all_results.json").read_text())
+    explained = json.loads((out / "explanations" / "explanations.json").read_text())
+    assert len(explained) == 2 and all(e["truncated"] == (len(e["text"]) > 62) for e in explained)  # long: the start
+    han = [w for e in explained for w in e["words"] if "\u4e00" <= w[0] <= "\u9fff"]
+    assert len(han) > 20 and all(len(w) == 1 for w in han)  # a score per character
     test_texts = results["long_texts"]["test"]
     assert test_texts["texts"] == 50 and test_texts["longer_than_max_length"] > 10  # reviews of up to ~1,000 characters
     if long_text == "windows":

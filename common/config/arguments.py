@@ -126,9 +126,19 @@ class TextDataArguments(DataSourceArguments):
         default=32, metadata={"help": "Long texts (--long_text windows): tokens shared by consecutive windows."}
     )
 
+    explain_examples: int = field(
+        default=0, metadata={"help": "After training, explain N validation texts (the most confident correct and "
+                                     "wrong ones of each class) with Integrated Gradients: explanations/ in the "
+                                     "output folder (HTML, PNG, JSON)."}
+    )
+    group_column: str | None = field(
+        default=None, metadata={"help": "A column of the validation/test file naming each row's group: metrics per "
+                                        "group with bootstrap intervals, and the gaps between groups (fairlearn)."}
+    )
+
     def __post_init__(self):
         super().__post_init__()
-        check_at_least(self, {"head_tokens": 0, "stride": 0})
+        check_at_least(self, {"head_tokens": 0, "stride": 0, "explain_examples": 0})
         for name in ("validation_split", "test_split"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"--{name} {getattr(self, name)} must be at least 0 and below 1")

@@ -49,6 +49,9 @@ def config_to_flags(config: dict, source: str, known: set[str]) -> list[str]:
     return flags
 
 
+CLASSIFICATION_ONLY = {"explain_examples", "group_column", "long_text", "head_tokens"}
+
+
 def raise_option_error(message: str):
     raise OptionError(message)
 
@@ -114,6 +117,9 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
     flags = config_to_flags(config, config_path, known)
 
     given = {"model_name_or_path" if key == "model" else key for key in config} | set(flags_given(argv))
+    for flag in sorted((given & CLASSIFICATION_ONLY) - known):
+        raise OptionError(f"--{flag} is for the classification recipes (sentiment, text_classification, chinese_ernie "
+                          "--task classification), not this one")
     if "bf16" not in given and "fp16" not in given and bf16_supported():
         flags += ["--bf16", "True"]
     if "use_cpu" not in given and not torch.cuda.is_available() and not torch.backends.mps.is_available():

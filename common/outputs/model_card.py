@@ -42,6 +42,39 @@ def _setting(value) -> str:
     return str(value)
 
 
+def group_tables(results: dict) -> list[str]:
+    """Per-group metrics (--group_column) with their intervals, and the largest gap of each."""
+    lines = []
+    for split, prefix in (("validation", "eval"), ("test", "test")):
+        result = results.get(f"{prefix}_groups")
+        if not result:
+            continue
+        metrics = ["accuracy", "f1_macro"] + [m for m in next(iter(result["groups"].values()))
+                                              if m.startswith(("recall_", "predicted_rate_")) and not m.endswith("_ci")]
+        lines += [f"## Results by group ({split}, `{result['column']}`)", "",
+                  f"Intervals: {result['interval']}.", "",
+                  "| group | rows | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+        for group, values in result["groups"].items():
+            lines.append(f"| {group} | {values['count']} | " + " | ".join(
+                f"{values[m]:.3f} [{values[m + '_ci'][0]:.3f}, {values[m + '_ci'][1]:.3f}]" for m in metrics) + " |")
+        gaps = result["largest_gap"]
+        lines.append("| largest gap | | " + " | ".join(
+            f"{gaps[m]['value']:.3f} [{gaps[m]['ci'][0]:.3f}, {gaps[m]['ci'][1]:.3f}]" for m in metrics) + " |")
+        for name in ("demographic_parity_difference", "equalized_odds_difference"):
+            if name in result:
+                lines.append(f"\n{name.replace('_', ' ').capitalize()} (positive: `{result['positive_label']}`): "
+                             f"{result[name]:.4f}")
+        lines += ["", f"![{result['plot']}]({result['plot']})", ""] if result.get("plot") else [""]
+    probe = results.get("counterfactual_probe")
+    if probe:
+        lines += ["## Counterfactual probe", "", probe["description"], "",
+                  "| group | mean positive probability | sentences |", "|---|---|---|",
+                  *[f"| {g} | {v['mean_positive']:.4f} | {v['sentences']} |" for g, v in probe["groups"].items()],
+                  "", f"Largest gap: {probe['largest_gap']:.4f} (95% bootstrap interval over templates "
+                  f"[{probe['largest_gap_ci'][0]:.4f}, {probe['largest_gap_ci'][1]:.4f}]).", ""]
+    return lines
+
+
 def write_model_card(path, results: dict, task: str, recipe: str, images: list[str]) -> Path:
     pipeline_tag, task_name = TASKS[task]
     model = results.get("model", "?")
@@ -99,6 +132,7 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "",
         *[f"![{image}]({image})" for image in images],
         "",
+        *group_tables(results),
         "## Use",
         "",
         "```python",

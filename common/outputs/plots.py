@@ -69,6 +69,27 @@ def f1_bars(path, results: dict, names: list[str], prefix: str = "eval") -> Path
     return _save(figure, path)
 
 
+def group_bars(path, result: dict, split: str) -> Path:
+    """Accuracy, macro F1 and each class's recall per group (`--group_column`), with their bootstrap intervals."""
+    groups = list(result["groups"])
+    metrics = ["accuracy", "f1_macro"] + [m for m in next(iter(result["groups"].values()))
+                                          if m.startswith("recall_") and not m.endswith("_ci")]
+    figure, axes = plt.subplots(figsize=(max(6, 0.5 * len(groups) * len(metrics) + 2), 4))
+    width = 0.8 / len(groups)
+    for k, group in enumerate(groups):
+        values = result["groups"][group]
+        heights = [values[m] for m in metrics]
+        errors = np.array([[values[m] - values[f"{m}_ci"][0], values[f"{m}_ci"][1] - values[m]] for m in metrics]).T
+        axes.bar(np.arange(len(metrics)) + k * width, heights, width, yerr=np.clip(errors, 0, None), capsize=3,
+                 label=f"{group} (n={values['count']})")
+    axes.set_xticks(np.arange(len(metrics)) + width * (len(groups) - 1) / 2, metrics)
+    axes.set_ylim(0, 1.1)
+    axes.set_title(f"{split}: metrics per group, with 95% bootstrap intervals")
+    axes.legend(fontsize=8)
+    plt.setp(axes.get_xticklabels(), rotation=20, ha="right")
+    return _save(figure, path)
+
+
 def _save(figure, path) -> Path:
     path = Path(path)
     figure.tight_layout()

@@ -30,6 +30,7 @@ from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
 from common.data.tagged import load_tagged_data, tag_set
 from common.data.text import load_text_data
+from common.evaluation.analysis import analyse, check_analysis_options
 from common.evaluation.metrics import classification_metrics
 from common.models.crf import attach_crf, decoding
 from common.models.heads import build_classifier, build_token_classifier, trained_labels
@@ -88,6 +89,7 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
     raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
     encode_labels(raw, labels)
+    check_analysis_options(data_args, training_args, raw)  # --group_column, --explain_examples
     train_texts = raw.splits["train"].frame[data_args.text_column] if "train" in raw.splits else []
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
@@ -104,6 +106,7 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
 
     if trainer.is_world_process_zero():
         results.update(facts(model_args, scratch_args, data_args, trainer, raw, labels, max_length))
+        results.update(analyse(trainer, tokenizer, raw, predictions, labels, data_args, max_length))  # if asked
         write_all_results(training_args.output_dir, results)
         write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
                          predictions.get("validation"), recipe="chinese_ernie")
@@ -170,6 +173,8 @@ def main(argv=None):
     if data_args.task == "ner" and (data_args.long_text != "truncate" or data_args.head_tokens is not None):
         raise OptionError("--long_text and --head_tokens are for classification; NER always windows long texts "
                           "(--stride)")
+    if data_args.task == "ner" and (data_args.explain_examples or data_args.group_column):
+        raise OptionError("--explain_examples and --group_column are for classification, not --task ner")
     if data_args.task == "ner" and data_args.skip_bad_rows:
         raise OptionError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")
     task = ner if data_args.task == "ner" else classification

@@ -22,6 +22,7 @@ from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
 from common.data.text import load_text_data
+from common.evaluation.analysis import analyse, check_analysis_options
 from common.evaluation.metrics import classification_metrics
 from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
@@ -32,15 +33,16 @@ from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.cross_validation import cross_validate
 from common.training.stages import build_trainer, train_evaluate_predict
+from recipes.sentiment.probe import ProbeArguments, read_probe, run_probe
 
-ARGUMENTS = (ModelArguments, TextDataArguments, RecipeTrainingArguments)
+ARGUMENTS = (ModelArguments, TextDataArguments, RecipeTrainingArguments, ProbeArguments)
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "sst2.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    model_args, data_args, training_args, settings = parse_args(
+    model_args, data_args, training_args, probe_args, settings = parse_args(
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
@@ -52,6 +54,8 @@ def main(argv=None):
     labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
     encode_labels(raw, labels)
     logger.info(f"Labels: {labels}; rows: " + ", ".join(f"{k} {len(v.frame):,}" for k, v in raw.splits.items()))
+    check_analysis_options(data_args, training_args, raw)  # --group_column, --explain_examples
+    probe = read_probe(probe_args.counterfactual_probe) if probe_args.counterfactual_probe else None
 
     # Model: the pretrained encoder with a fresh classification head, label names in its config
     tokenizer = load_tokenizer(model_args)
@@ -74,6 +78,9 @@ def main(argv=None):
     # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
     if trainer.is_world_process_zero():
         results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length))
+        results.update(analyse(trainer, tokenizer, raw, predictions, labels, data_args, max_length))  # if asked
+        if probe:  # template sentences that differ only in a person word: the gap between groups
+            results.update(run_probe(trainer.model, tokenizer, probe, labels, training_args.seed))
         write_all_results(training_args.output_dir, results)
         write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
                          predictions.get("validation"), recipe="sentiment")

@@ -22,6 +22,7 @@ from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
 from common.data.text import load_text_data
+from common.evaluation.analysis import analyse, check_analysis_options
 from common.evaluation.metrics import classification_metrics
 from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
@@ -53,6 +54,7 @@ def main(argv=None):
     labels = build_label_list(raw, multi_label, separator, model_labels=trained_labels(model_args, training_args))
     encode_labels(raw, labels, multi_label, separator)
     logger.info(f"Labels: {labels}; rows: " + ", ".join(f"{k} {len(v.frame):,}" for k, v in raw.splits.items()))
+    check_analysis_options(data_args, training_args, raw)  # --group_column, --explain_examples
 
     # Model: the pretrained encoder with a fresh head (softmax, or one sigmoid per label), label names in its config
     tokenizer = load_tokenizer(model_args)
@@ -75,6 +77,7 @@ def main(argv=None):
     # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
     if trainer.is_world_process_zero():
         results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length))
+        results.update(analyse(trainer, tokenizer, raw, predictions, labels, data_args, max_length))  # if asked
         write_all_results(training_args.output_dir, results)
         write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
                          predictions.get("validation"), recipe="text_classification")

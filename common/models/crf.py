@@ -134,6 +134,8 @@ def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
     subword, a mean over sentences) when given labels. It runs inside forward so that DDP sees the CRF's
     parameters used there, as it expects of every parameter.
     """
+    if type(model).__module__.startswith("peft."):
+        raise OptionError("--crf and --lora_r do not combine: the CRF wraps the model's forward, which peft wraps too")
     model.crf = CRF(labels)
     saved = Path(model_dir) / CRF_FILE
     if saved.is_file():

@@ -10,7 +10,8 @@ import re
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from common.config.errors import OptionError
-from common.models.tokenizer import load_error
+from common.models.lora import apply_lora
+from common.models.tokenizer import hub_settings, load_error
 
 
 def label_settings(label_list: list[str]) -> dict:
@@ -26,8 +27,7 @@ def trained_labels(model_args, training_args) -> list[str] | None:
         return None
     name = model_args.model_name_or_path
     try:
-        config = AutoConfig.from_pretrained(name, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
-                                            trust_remote_code=model_args.trust_remote_code)
+        config = AutoConfig.from_pretrained(name, **hub_settings(model_args))
     except (OSError, ValueError) as error:
         raise OptionError(f"--model_name_or_path {name}: cannot load its config ({load_error(name, error)})") from None
     names = [config.id2label[i] for i in range(len(config.id2label or {}))]
@@ -38,16 +38,22 @@ def trained_labels(model_args, training_args) -> list[str] | None:
 
 
 def _load_with_head(auto_class, model_args, label_list: list[str], tokenizer, **config_kwargs):
-    hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
-               trust_remote_code=model_args.trust_remote_code)
+    hub = hub_settings(model_args)
     try:
         config = AutoConfig.from_pretrained(model_args.model_name_or_path, **label_settings(label_list), **hub,
                                             **config_kwargs)
         config.pad_token_id = tokenizer.pad_token_id
-        return auto_class.from_pretrained(model_args.model_name_or_path, config=config, **hub)
+        model = auto_class.from_pretrained(model_args.model_name_or_path, config=config, **hub)
     except (OSError, ValueError) as error:  # no weights, an unknown architecture, no network
         raise OptionError(f"--model_name_or_path {model_args.model_name_or_path}: cannot load the model "
                           f"({load_error(model_args.model_name_or_path, error)})") from None
+    if getattr(model_args, "gguf_file", None) and getattr(model, "hf_quantizer", None) is not None:
+        # GGUF weights are dequantized to float on load: from here on an ordinary model (Trainer would refuse
+        # to train a "quantized" one, and the saved config must not claim a quantization it no longer has)
+        model.hf_quantizer.remove_quantization_config(model)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:  # a pad token added to the tokenizer
+        model.resize_token_embeddings(len(tokenizer))
+    return apply_lora(model, model_args)
 
 
 def build_classifier(model_args, label_list: list[str], tokenizer, multi_label: bool = False):

@@ -23,20 +23,42 @@ def load_error(name: str, error: Exception) -> str:
     return str(error).splitlines()[0]
 
 
+def gguf_location(model: str, gguf_file: str) -> tuple[str, str]:
+    """(folder, file name) of a GGUF checkpoint given as a path or as a name inside the model folder; checked."""
+    path = Path(gguf_file)
+    if not path.is_file():
+        path = Path(model) / gguf_file
+    if not path.is_file():
+        raise OptionError(f"--gguf_file {gguf_file}: no such file (looked for it as a path and in {model})")
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise OptionError(f"--gguf_file {path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+    return str(path.parent), path.name
+
+
+def hub_settings(model_args) -> dict:
+    """The from_pretrained keywords every load shares: cache, revision, remote code, and a GGUF file if given."""
+    if getattr(model_args, "gguf_file", None):
+        model_args.model_name_or_path, model_args.gguf_file = gguf_location(model_args.model_name_or_path,
+                                                                            model_args.gguf_file)
+    return {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision,
+            "trust_remote_code": model_args.trust_remote_code,
+            **({"gguf_file": model_args.gguf_file} if getattr(model_args, "gguf_file", None) else {})}
+
+
 def load_tokenizer(model_args, words_given: bool = False):
     """The model's tokenizer; `words_given` for pre-split words (token classification)."""
     kwargs = {}
     name = model_args.tokenizer_name or model_args.model_name_or_path
+    hub = hub_settings(model_args)
+    if model_args.tokenizer_name:
+        hub.pop("gguf_file", None)  # a tokenizer named apart comes from its own files
     try:
         if words_given:
-            model_type = AutoConfig.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir,
-                                                    revision=model_args.model_revision,
-                                                    trust_remote_code=model_args.trust_remote_code).model_type
+            model_type = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub_settings(model_args)).model_type
             if model_type in PREFIX_SPACE_MODELS:
                 kwargs["add_prefix_space"] = True
-        tokenizer = AutoTokenizer.from_pretrained(name, cache_dir=model_args.cache_dir,
-                                                  revision=model_args.model_revision,
-                                                  trust_remote_code=model_args.trust_remote_code, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name, **hub, **kwargs)
     except (OSError, ValueError) as error:  # no such folder or Hub model, no network, files it cannot read
         raise OptionError(f"--model_name_or_path/--tokenizer_name {name}: cannot load its tokenizer "
                           f"({load_error(name, error)})") from None
@@ -54,6 +76,23 @@ def load_tokenizer(model_args, words_given: bool = False):
             raise OptionError(f"{model_args.model_name_or_path}: the tokenizer has neither a pad nor an EOS token")
         tokenizer.pad_token = tokenizer.eos_token
         logger.info(f"The tokenizer has no pad token: using its EOS token {tokenizer.eos_token!r}")
+    if tokenizer.padding_side != "right":
+        # Left padding shifts a row's absolute positions (GPT-2 counts them from the first token, pad or
+        # not): a row would score differently alone and in a batch. Classifiers pad on the right.
+        logger.info(f"The tokenizer pads on the {tokenizer.padding_side}: padding on the right instead")
+        tokenizer.padding_side = "right"
+    ids = tokenizer("a b")["input_ids"]
+    if len(ids) > 1 and ids[-1] == tokenizer.pad_token_id:
+        # The tokenizer appends its pad token (an EOS used as pad) to every text: a decoder's head, which
+        # reads the last token that is not padding, would read the one before it. Pad with another token.
+        appended = tokenizer.pad_token
+        spare = [t for t in tokenizer.all_special_tokens if tokenizer.convert_tokens_to_ids(t) not in ids]
+        if spare:
+            tokenizer.pad_token = spare[0]
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<|pad|>"})  # the model's embeddings grow to match
+        logger.warning(f"The tokenizer appends {appended!r}, which was also its pad token: padding with "
+                       f"{tokenizer.pad_token!r} instead, so the classifier reads each text's last real token")
     return tokenizer
 
 

@@ -10,6 +10,7 @@ import torch
 import transformers
 
 from common.config.hardware import precision_name
+from common.models.lora import is_lora, parameter_counts
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_l
         "weight_decay": training_args.weight_decay,
         **({"l1_lambda": training_args.l1_lambda} if getattr(training_args, "l1_lambda", 0) else {}),
         **({"class_weights": trainer.class_weights} if getattr(trainer, "class_weights", None) else {}),
+        **parameter_counts(trainer.model),
+        **({"lora": {"r": model_args.lora_r, "target_modules": sorted(trainer.model.peft_config["default"].target_modules)}}
+           if getattr(model_args, "lora_r", 0) and is_lora(trainer.model) else {}),
+        **({"gguf_file": model_args.gguf_file} if getattr(model_args, "gguf_file", None) else {}),
         "world_size": training_args.world_size,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "hardware": f"{platform.machine()} {platform.processor() or ''}".strip()

@@ -37,9 +37,11 @@ def _score_rows(results: dict, names: list[str]) -> list[str]:
 
 
 def _setting(value) -> str:
-    if isinstance(value, dict):  # class weights
-        return ", ".join(f"{k} {v:.4g}" for k, v in value.items())
-    return str(value)
+    if isinstance(value, dict):  # class weights, LoRA settings
+        return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {_setting(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def group_tables(results: dict) -> list[str]:
@@ -89,7 +91,8 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
                                                   "per_device_train_batch_size", "world_size", "max_seq_length",
                                                   "train_sampling_strategy", "padding", "precision", "seed",
                                                   "optim", "weight_decay", "l1_lambda", "class_weights",
-                                                  "decoding")}
+                                                  "decoding", "gguf_file", "lora", "trainable_parameters",
+                                                  "total_parameters")}
     data = results.get("data", {})
     sizes = results.get("sizes", {})
     lines = [

@@ -14,6 +14,8 @@
   train at `crf_learning_rate`, batches are not packed (transitions would cross sentences), and the
   final model is saved without it (pipeline() loads the emissions alone) beside `crf.safetensors`:
   `create_optimizer`, `get_train_dataloader`, `save_model`.
+- LoRA (`--lora_r`, a peft model): the final folder holds the adapters merged into the weights, and
+  `adapter/` the adapter alone: `save_model`.
 - With `pack_batches`, the sentences of each training batch share rows instead of being padded
   (common/training/packing.py): `get_train_dataloader`.
 - A run resumed from a checkpoint reports `train_loss` over the whole run, not only the steps after
@@ -25,6 +27,7 @@
   document (`--window_pooling`) for both: `evaluate`, `predict`, `_to_input_order`.
 """
 
+import copy
 import inspect
 import json
 import logging
@@ -39,6 +42,7 @@ from transformers.trainer_utils import PredictionOutput, TrainOutput
 
 from common.config.errors import OptionError
 from common.models.crf import save_crf
+from common.models.lora import is_lora
 from common.tokens.long_text import first_of_each, pool_windows
 from common.training.losses import class_weights_for, l1_penalty, weighted_loss
 from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
@@ -220,6 +224,8 @@ class RecipeTrainer(Trainer):
         return optimizer
 
     def save_model(self, output_dir=None, _internal_call=False):
+        if is_lora(self.model) and not _internal_call:  # checkpoints keep the adapters, for resuming
+            return self._save_merged(output_dir or self.args.output_dir)
         if self.crf is None or _internal_call:  # checkpoints keep the CRF inside, for resuming and the best model
             return super().save_model(output_dir, _internal_call)
         del self.model.crf  # the final folder: a plain token classifier that pipeline() loads, and crf.safetensors
@@ -229,6 +235,18 @@ class RecipeTrainer(Trainer):
             self.model.crf = self.crf
         if self.args.should_save:
             save_crf(self.crf, output_dir or self.args.output_dir)
+
+    def _save_merged(self, output_dir) -> None:
+        """LoRA: the adapters merged into a copy of the model (pipeline() loads it without peft), and adapter/ alone."""
+        if not self.args.should_save:
+            return
+        self.model.save_pretrained(str(Path(output_dir) / "adapter"))
+        merged = copy.deepcopy(self.model).merge_and_unload()
+        merged.save_pretrained(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, Path(output_dir) / "training_args.bin")
+        logger.info(f"LoRA adapters merged into the model saved in {output_dir} (the adapter alone: {output_dir}/adapter)")
 
     # --- packed training batches
     def get_train_dataloader(self):

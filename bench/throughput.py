@@ -5,8 +5,10 @@
 All in one session, each measurement in its own process (so peak memory is its own), repeated in
 interleaved rounds (ratios are taken within a round; the table gives medians):
 - training, recipe defaults (dynamic padding, length-grouped batches, bf16 where native) against the
-  reference defaults (every sequence padded to 128 tokens, random order, fp32): samples/s, non-pad
-  tokens/s, peak memory, and the ratio;
+  reference defaults (every sequence padded to 128 tokens, random order, fp32) and against the
+  reference's best flags (a plain `transformers.Trainer` with its stock length-grouped sampler and
+  collator: dynamic padding, group_by_length, bf16 where native): samples/s, non-pad tokens/s, peak
+  memory, and both ratios;
 - prediction, the recipe (`Trainer.predict`, length-sorted batches, dynamic padding) against
   `transformers.pipeline()` batch inference on the same saved model and texts;
 - this machine's fp32 matrix-multiply peak, measured here, and the fraction of it that training
@@ -15,6 +17,7 @@ Prints a table; nothing is asserted.
 """
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -51,7 +54,6 @@ def matmul_peak(size: int = 2048, seconds: float = 3.0) -> float:
 
 
 def load(args, extra: list[str]):
-    from common.config.arguments import ModelArguments, RecipeTrainingArguments, TextDataArguments
     from common.config.parsing import parse_args
     from common.data.labels import build_label_list, encode_labels
     from common.data.text import load_text_data
@@ -59,8 +61,9 @@ def load(args, extra: list[str]):
     from common.models.tokenizer import load_tokenizer
     from common.tokens.tokenization import max_input_length, tokenize_splits
 
-    model_args, data_args, training_args, _ = parse_args(
-        (ModelArguments, TextDataArguments, RecipeTrainingArguments),
+    arguments = importlib.import_module(f"recipes.{args.recipe}.run").ARGUMENTS  # the recipe's own, config keys and all
+    model_args, data_args, training_args, *_ = parse_args(
+        arguments,
         ["--config", str(REPO / RECIPE_CONFIGS[args.recipe]), "--model", args.model, "--data_dir", args.data_dir,
          "--output_dir", args.work, "--report_to", "none", "--disable_tqdm", "True", "--eval_strategy", "no",
          "--save_strategy", "no", "--do_eval", "False", "--load_best_model_at_end", "False", "--logging_strategy", "no",
@@ -75,7 +78,9 @@ def load(args, extra: list[str]):
     return raw, model, tokenizer, tokenized, training_args, data_args
 
 
-def phase_train(args, reference: bool) -> dict:
+def phase_train(args, mode: str) -> dict:
+    """mode: "recipe" (its defaults), "reference" (run_glue.py's defaults) or "best-flags" (a plain Trainer with
+    the best flags a user of the reference scripts can pass: dynamic padding, group_by_length, bf16 where native)."""
     from transformers import TrainerCallback
 
     from common.config.hardware import precision_name
@@ -92,11 +97,19 @@ def phase_train(args, reference: bool) -> dict:
             self.end = time.perf_counter()
 
     extra = ["--max_steps", str(args.steps)]
-    if reference:
+    if mode == "reference":
         extra += ["--pad_to_max_length", "--train_sampling_strategy", "random", "--bf16", "False"]
+    if mode == "best-flags":
+        extra += ["--train_sampling_strategy", "group_by_length"]
     _, model, tokenizer, tokenized, training_args, _ = load(args, extra)
     clock = SteadyClock()
-    trainer = build_trainer(model, training_args, tokenizer, tokenized["train"])
+    if mode == "best-flags":  # stock Trainer, stock length-grouped sampler, stock collator
+        from transformers import DataCollatorWithPadding, Trainer
+
+        trainer = Trainer(model=model, args=training_args, train_dataset=tokenized["train"], processing_class=tokenizer,
+                          data_collator=DataCollatorWithPadding(tokenizer))
+    else:
+        trainer = build_trainer(model, training_args, tokenizer, tokenized["train"])
     trainer.add_callback(clock)
     batches = []  # (non-pad tokens, positions) of every batch, in order
     collate = trainer.data_collator
@@ -166,7 +179,7 @@ def run_phase(args, phase: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-ROUND_PHASES = ("matmul", "train-reference", "train-recipe", "predict-pipeline", "predict-recipe")
+ROUND_PHASES = ("matmul", "train-reference", "train-bestflags", "train-recipe", "predict-pipeline", "predict-recipe")
 
 
 def main():
@@ -182,7 +195,9 @@ def main():
     args = parser.parse_args()
 
     if args.phase:
-        phases = {"train-recipe": lambda: phase_train(args, False), "train-reference": lambda: phase_train(args, True),
+        phases = {"train-recipe": lambda: phase_train(args, "recipe"),
+                  "train-reference": lambda: phase_train(args, "reference"),
+                  "train-bestflags": lambda: phase_train(args, "best-flags"),
                   "predict-recipe": lambda: phase_predict(args, False), "predict-pipeline": lambda: phase_predict(args, True),
                   "predict-pipeline-1": lambda: phase_predict(args, True, 1),
                   "matmul": lambda: {"GFLOP/s": matmul_peak()}}
@@ -218,12 +233,16 @@ def main():
              "| training | precision | samples/s | non-pad tokens/s | padding | peak MB | share of matmul peak |",
              "|---|---|---|---|---|---|---|"]
     for name, phase in (("reference defaults (pad 128, random, fp32)", "train-reference"),
+                        ("reference best flags (plain Trainer: dynamic padding, group_by_length, bf16 where native)",
+                         "train-bestflags"),
                         ("recipe defaults", "train-recipe")):
         share = statistics.median(share_of_peak(r, phase) for r in rounds)
         lines.append(f"| {name} | {rounds[0][phase]['precision']} | {median(phase, 'samples/s'):.1f} | "
                      f"{median(phase, 'non-pad tokens/s'):.0f} | {median(phase, 'padding'):.0%} | "
                      f"{median(phase, 'peak MB'):.0f} | {share:.1%} |")
-    lines += ["", f"training throughput ratio (recipe / reference): {ratio_line('train-recipe', 'train-reference', 'samples/s')}", "",
+    lines += ["", f"training throughput ratio (recipe / reference): {ratio_line('train-recipe', 'train-reference', 'samples/s')}",
+              f"training throughput ratio (recipe / reference best flags): "
+              f"{ratio_line('train-recipe', 'train-bestflags', 'samples/s')}", "",
               "| prediction | texts/s | padding | peak MB |", "|---|---|---|---|",
               f"| transformers.pipeline(), one text at a time (its default; one round) | "
               f"{one_at_a_time['texts/s']:.1f} | {one_at_a_time['padding']:.0%} | {one_at_a_time['peak MB']:.0f} |"]

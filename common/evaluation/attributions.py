@@ -131,12 +131,13 @@ def explain_validation(model, tokenizer, raw, prediction, label_list: list[str],
     """Explain up to n validation texts (confident correct and wrong ones of each class) into output_dir/explanations."""
     from scipy.special import softmax
 
+    from common.evaluation.metrics import logits_of
     from common.outputs.explanations import write_explanations
 
     frame = raw.splits["validation"].frame
     if n > len(frame):
         logger.warning(f"--explain_examples {n}: the validation set has {len(frame)} texts; explaining all of them")
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    logits = logits_of(prediction.predictions)
     gold = np.asarray(prediction.label_ids, dtype=int)
     rows = choose_examples(softmax(np.asarray(logits, dtype=np.float64), -1), gold, n)
     explanations = explain_texts(model, tokenizer, [frame[raw.text_column].iloc[i] for i in rows], label_list,

@@ -17,6 +17,7 @@ from fairlearn.metrics import MetricFrame, count, demographic_parity_difference,
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from common.data.errors import DataError
+from common.evaluation.metrics import logits_of
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +114,8 @@ def scores_by_group(raw, column: str | None, predictions: dict, label_list: list
         if "labels" not in split.frame:
             logger.warning(f"--group_column: the {name} split has no labels, so it cannot be scored by group")
             continue
-        logits = predictions[name].predictions
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        result = group_metrics(split.frame["labels"].to_numpy(), np.asarray(logits).argmax(-1),
+        predicted = np.asarray(logits_of(predictions[name].predictions)).argmax(-1)
+        result = group_metrics(split.frame["labels"].to_numpy(), predicted,
                                group_column_values(split, column).to_numpy(), label_list, seed)
         result["column"] = column
         result["plot"] = group_bars(Path(output_dir) / f"groups_{name}.png", result, name).name

@@ -29,13 +29,17 @@ def decisions(logits: np.ndarray, multi_label: bool) -> np.ndarray:
     return (logits > 0).astype(int) if multi_label else logits.argmax(axis=-1)
 
 
+def logits_of(predictions) -> np.ndarray:
+    """The logits of a prediction output (models that return more than logits give a tuple, logits first)."""
+    return predictions[0] if isinstance(predictions, tuple) else predictions
+
+
 def classification_metrics(label_list: list[str], multi_label: bool = False):
     """A `compute_metrics` function for `Trainer`: averages, plus `<metric>_<label>` for each class."""
     module = load_metric("classification_scores", "multilabel" if multi_label else None)
 
     def compute_metrics(eval_prediction):
-        logits = eval_prediction.predictions
-        logits = logits[0] if isinstance(logits, tuple) else logits
+        logits = logits_of(eval_prediction.predictions)
         references = eval_prediction.label_ids.astype(int)
         scores = module.compute(predictions=decisions(logits, multi_label), references=references,
                                 num_labels=len(label_list))
@@ -68,8 +72,7 @@ def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str], 
     module = load_metric("seqeval_scores")
 
     def compute_metrics(eval_prediction):
-        logits = eval_prediction.predictions
-        logits = logits[0] if isinstance(logits, tuple) else logits
+        logits = logits_of(eval_prediction.predictions)
         predicted = features.tags(logits, label_list, crf)
         scores = flatten_entity_scores(module.compute(predictions=predicted, references=gold_tags))
         return {**scores, "forbidden_transitions": forbidden_transitions(predicted)}

@@ -18,6 +18,7 @@ from torch import nn
 
 from common.config.errors import OptionError
 from common.data.tag_schemes import parse_tag
+from common.models.lora import is_lora
 
 logger = logging.getLogger(__name__)
 CRF_FILE = "crf.safetensors"  # the transitions, beside the model (which pipeline() loads without them)
@@ -134,7 +135,7 @@ def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
     subword, a mean over sentences) when given labels. It runs inside forward so that DDP sees the CRF's
     parameters used there, as it expects of every parameter.
     """
-    if type(model).__module__.startswith("peft."):
+    if is_lora(model):
         raise OptionError("--crf and --lora_r do not combine: the CRF wraps the model's forward, which peft wraps too")
     model.crf = CRF(labels)
     saved = Path(model_dir) / CRF_FILE

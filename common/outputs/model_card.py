@@ -44,8 +44,8 @@ def _setting(value) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-def group_tables(results: dict) -> list[str]:
-    """Per-group metrics (--group_column) with their intervals, and the largest gap of each."""
+def analysis_sections(results: dict) -> list[str]:
+    """Per-group metrics (--group_column) with their intervals and the largest gap of each; the counterfactual probe."""
     lines = []
     for split, prefix in (("validation", "eval"), ("test", "test")):
         result = results.get(f"{prefix}_groups")
@@ -135,7 +135,7 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "",
         *[f"![{image}]({image})" for image in images],
         "",
-        *group_tables(results),
+        *analysis_sections(results),
         "## Use",
         "",
         "```python",

@@ -17,7 +17,6 @@ import numpy as np
 
 from common.config.errors import OptionError
 
-STRATEGIES = ("truncate", "head_tail", "windows")
 SUN_ET_AL_HEAD = 128  # of 510 tokens
 
 
@@ -54,9 +53,14 @@ def cut_head_tail(encoded: dict, row: int, head: int, budget: int) -> None:
             encoded[key][row] = [encoded[key][row][i] for i in keep]
 
 
+def document_starts(documents: np.ndarray) -> np.ndarray:
+    """The first row of each document, whose windows are consecutive rows."""
+    return np.flatnonzero(np.r_[True, documents[1:] != documents[:-1]])
+
+
 def pool_windows(values: np.ndarray, documents: np.ndarray, how: str = "mean") -> np.ndarray:
     """One row per document from the rows of its windows (consecutive): mean or max of logits."""
-    starts = np.flatnonzero(np.r_[True, documents[1:] != documents[:-1]])
+    starts = document_starts(documents)
     if how == "max":
         return np.maximum.reduceat(values, starts, axis=0)
     counts = np.diff(np.r_[starts, len(documents)]).reshape(-1, *([1] * (values.ndim - 1)))
@@ -65,4 +69,4 @@ def pool_windows(values: np.ndarray, documents: np.ndarray, how: str = "mean") -
 
 def first_of_each(values: np.ndarray, documents: np.ndarray) -> np.ndarray:
     """A document's labels: those of its first window (all its windows carry the same)."""
-    return values[np.flatnonzero(np.r_[True, documents[1:] != documents[:-1]])]
+    return values[document_starts(documents)]

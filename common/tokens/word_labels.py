@@ -129,19 +129,9 @@ def word_emissions(windows: list[Window], window_word_ids: list[list[int | None]
 def word_predictions(windows: list[Window], window_word_ids: list[list[int | None]], predicted_ids: np.ndarray,
                      sentence_lengths: list[int]) -> list[list[int]]:
     """One predicted label id per word of every sentence, each from its first subword in its window."""
-    result = [[-1] * n for n in sentence_lengths]
-    for w, word_ids, row in zip(windows, window_word_ids, predicted_ids):
-        previous = None
-        for position, word in enumerate(word_ids):
-            if word is not None and word != previous:
-                absolute = w.start + word
-                if w.own_start <= absolute < w.own_end:
-                    result[w.sentence][absolute] = int(row[position])
-            previous = word
-    for sentence, predicted in enumerate(result):
-        if -1 in predicted:  # cannot happen unless windows and features disagree: never hide it
-            raise RuntimeError(f"sentence {sentence}: word {predicted.index(-1)} got no prediction")
-    return result
+    per_word = word_emissions(windows, window_word_ids, np.asarray(predicted_ids, dtype=np.float32)[..., None],
+                              sentence_lengths)
+    return [scores[:, 0].astype(int).tolist() for scores in per_word]
 
 
 @dataclass

@@ -24,15 +24,17 @@ from transformers import DataCollatorForTokenClassification, set_seed
 
 from common.config.errors import OptionError
 from common.evaluation.metrics import entity_metrics
+from common.tokens.long_text import document_starts
 from common.training.stages import build_trainer
 
 logger = logging.getLogger(__name__)
 
 
-def fold_indices(labels, k: int, seed: int, rows: str = "training rows") -> list[tuple[np.ndarray, np.ndarray]]:
+def fold_indices(labels, k: int, seed: int, rows: str = "training rows",
+                 stratify: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """(training rows, held-out rows) of each fold: stratified by label when each row has one label."""
     n = len(labels)
-    single = len(labels) and not isinstance(labels[0], (list, tuple, np.ndarray))
+    single = stratify and len(labels) and not isinstance(labels[0], (list, tuple, np.ndarray))
     if k < 2:
         raise OptionError(f"--cv_folds {k}: cross-validation needs at least 2 folds")
     if single:
@@ -63,7 +65,7 @@ def cross_validate(model_init, tokenized: dict, training_args, compute_metrics, 
     # the folds are over texts: with --long_text windows, a text's windows (rows) stay together
     documents = np.asarray(train["document"]) if "document" in train.column_names else np.arange(len(train))
     row_labels = train["labels"]
-    labels = [row_labels[i] for i in np.flatnonzero(np.r_[True, documents[1:] != documents[:-1]])]
+    labels = [row_labels[i] for i in document_starts(documents)]
     single = not isinstance(labels[0], list)
 
     def fold_data(model, train_texts, held_texts):
@@ -82,11 +84,9 @@ def cross_validate_tagger(model_init, features: dict, splits: dict, training_arg
                           tokenizer) -> dict:
     """Token classification: folds over the training sentences (or texts), not over their windows, so that a
     long sentence's windows stay in one fold; each held-out fold is scored on entities with seqeval."""
-    training_rows(features, training_args)
-    train, gold = features["train"], splits["train"].tags
-    n = len(gold)
-    folds = fold_indices([[0]] * n, training_args.cv_folds, training_args.seed,  # not stratified: many tags a row
-                         "training sentences")
+    train, gold = training_rows(features, training_args), splits["train"].tags
+    folds = fold_indices(gold, training_args.cv_folds, training_args.seed, "training sentences",
+                         stratify=False)  # a sentence has many tags
 
     def fold_data(model, train_sentences, held_sentences):
         held = train.select_sentences(held_sentences)

@@ -35,10 +35,27 @@ def setup_logging(training_args) -> None:
     warn_if_accelerate_starved_threads()
 
 
+def close_process_group(wait_for_others: bool) -> None:
+    """End a torchrun/accelerate run's process group before Python exits.
+
+    Left to the interpreter's shutdown, gloo's worker threads can be destroyed while still joinable, and a rank
+    that finished early (every rank but the writer) then dies with "terminate called without an active exception"
+    (SIGABRT) although its work was done. Waiting at a barrier first also keeps the launcher from killing the
+    writer while it writes the outputs. After an error the other ranks may never arrive, so there is no barrier.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    if wait_for_others:
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+
+
 def run_main(main) -> None:
     """Run a recipe's main(); bad data or settings end it with the message alone and exit status 2."""
     try:
         main()
     except (DataError, OptionError) as e:
         print(f"error: {e}", file=sys.stderr)
+        close_process_group(wait_for_others=False)
         sys.exit(2)
+    close_process_group(wait_for_others=True)

@@ -1,21 +1,23 @@
-"""Training and prediction throughput of a recipe's defaults against the reference scripts' defaults.
+"""Training and prediction throughput of the recipes' defaults against the reference scripts.
 
-    python bench/throughput.py --recipe sentiment --model MODEL_FOLDER --data_dir ../shared/data --steps 40 --rounds 3
+    python bench/throughput.py --model MODEL_FOLDER --data_dir ../shared/data --steps 60 --rounds 3
 
 All in one session, each measurement in its own process (so peak memory is its own), repeated in
-interleaved rounds (ratios are taken within a round; the table gives medians):
-- training, recipe defaults (dynamic padding, length-grouped batches, bf16 where native) against the
-  reference defaults (every sequence padded to 128 tokens, random order, fp32) and against the
-  reference's best flags (a plain `transformers.Trainer` with its stock length-grouped sampler and
-  collator: dynamic padding, group_by_length, bf16 where native): samples/s, non-pad tokens/s, peak
-  memory, and both ratios;
+interleaved rounds (ratios are taken within a round; the tables give medians and every round's ratio):
+- classification training (--recipe, default sentiment/SST-2), every mode on the same first steps x 32
+  training rows for one epoch: the recipe's defaults (dynamic padding, length-grouped batches, bf16 where
+  native) against the reference defaults (every sequence padded to 128 tokens, random order, fp32) and
+  against the reference's best flags (a plain `transformers.Trainer` with its stock length-grouped sampler
+  and collator: dynamic padding, group_by_length, bf16 where native): samples/s, non-pad tokens/s, peak memory;
+- NER training on CoNLL-2003: the NER recipe's config (random batches of 32 packed into shared rows, bf16
+  where native) against run_ner.py's defaults (a plain Trainer, random batches of 8, fp32): sentences/s
+  and labelled words/s;
 - prediction, the recipe (`Trainer.predict`, length-sorted batches, dynamic padding) against
   `transformers.pipeline()` batch inference on the same saved model and texts;
-- this machine's fp32 matrix-multiply peak, measured here, and the fraction of it that training
-  reaches on non-pad tokens (6 x parameters + attention FLOPs per token).
-Prints a table; nothing is asserted.
+- this machine's fp32 and bf16 matrix-multiply peaks, measured here, and the fraction of the one of its
+  precision that training reaches on non-pad tokens (6 x parameters + attention FLOPs per token).
+Prints the tables and the three ratios of issue 18; nothing is asserted.
 """
-
 import argparse
 import importlib
 import json
@@ -38,11 +40,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_peak(size: int = 2048, seconds: float = 3.0) -> float:
-    """fp32 GFLOP/s of a large square matmul, the best of a few timed runs."""
+def matmul_peak(dtype: str = "fp32", size: int = 2048, seconds: float = 3.0) -> float:
+    """GFLOP/s of a large square matmul in fp32 or bf16, the best of a few timed runs."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.matmul(a, b)
     best, end = 0.0, time.time() + seconds
     while time.time() < end:
@@ -51,6 +54,11 @@ def matmul_peak(size: int = 2048, seconds: float = 3.0) -> float:
             torch.matmul(a, b)
         best = max(best, 4 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9)
     return best
+
+
+BATCH = 32  # the issue's batch for the classification runs (the recipe's default)
+QUIET = ["--report_to", "none", "--disable_tqdm", "True", "--eval_strategy", "no", "--save_strategy", "no",
+         "--do_eval", "False", "--load_best_model_at_end", "False", "--logging_strategy", "no"]
 
 
 def load(args, extra: list[str]):
@@ -65,9 +73,7 @@ def load(args, extra: list[str]):
     model_args, data_args, training_args, *_ = parse_args(
         arguments,
         ["--config", str(REPO / RECIPE_CONFIGS[args.recipe]), "--model", args.model, "--data_dir", args.data_dir,
-         "--output_dir", args.work, "--report_to", "none", "--disable_tqdm", "True", "--eval_strategy", "no",
-         "--save_strategy", "no", "--do_eval", "False", "--load_best_model_at_end", "False", "--logging_strategy", "no",
-         *extra])
+         "--output_dir", args.work, *QUIET, *extra])
     raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw)
     encode_labels(raw, labels)
@@ -78,59 +84,123 @@ def load(args, extra: list[str]):
     return raw, model, tokenizer, tokenized, training_args, data_args
 
 
+def load_ner(args, extra: list[str]):
+    """The NER recipe's CoNLL-2003 config (random batches of 32 packed into shared rows, bf16 where native)."""
+    from recipes.ner.run import ARGUMENTS, BENCHMARK_CONFIG
+
+    from common.config.parsing import parse_args
+    from common.data.tagged import load_tagged_data, tag_set
+    from common.models.heads import build_token_classifier
+    from common.models.tokenizer import load_tokenizer
+    from common.tokens.tokenization import max_input_length
+    from common.tokens.word_labels import encode_tagged_split
+
+    model_args, data_args, training_args, *_ = parse_args(
+        ARGUMENTS, ["--config", str(BENCHMARK_CONFIG), "--model", args.model, "--data_dir", args.data_dir,
+                    "--output_dir", args.work, *QUIET, *extra])
+    data = load_tagged_data(data_args)
+    labels = tag_set(data)
+    tokenizer = load_tokenizer(model_args, words_given=True)
+    model = build_token_classifier(model_args, labels, tokenizer)
+    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
+    train = data.splits["train"]
+    features = encode_tagged_split(train.tokens, train.tags, tokenizer, model.config.label2id, max_length,
+                                   data_args.stride, data_args.label_all_tokens, "train")
+    return model, tokenizer, features.dataset, training_args
+
+
+class SteadyClock:
+    """Times the steps after the first few (start-up, allocator warm-up) and counts what they trained on: rows and
+    non-pad tokens (classification) or labelled tokens, one per word (NER, where packed rows hold many sentences)."""
+
+    def __init__(self, warmup_steps: int, model, count_labels: bool):
+        from transformers import TrainerCallback
+
+        clock = self
+        self.steps = self.rows = self.tokens = self.positions = 0
+        self.start = self.end = None
+
+        class Callback(TrainerCallback):
+            def on_step_end(self, training_args, state, control, **kwargs):
+                if state.global_step == warmup_steps:
+                    clock.start, clock.steps, clock.rows, clock.tokens, clock.positions = time.perf_counter(), 0, 0, 0, 0
+                elif state.global_step > warmup_steps:
+                    clock.end, clock.steps = time.perf_counter(), clock.steps + 1
+
+        def count(module, positional, kwargs):
+            if module.training:
+                if count_labels:
+                    clock.tokens += int((kwargs["labels"] != -100).sum())
+                else:
+                    mask = kwargs["attention_mask"]
+                    clock.tokens, clock.positions = clock.tokens + int(mask.sum()), clock.positions + mask.numel()
+                    clock.rows += mask.shape[0]
+
+        self.callback = Callback()
+        model.register_forward_pre_hook(count, with_kwargs=True)
+
+
 def phase_train(args, mode: str) -> dict:
-    """mode: "recipe" (its defaults), "reference" (run_glue.py's defaults) or "best-flags" (a plain Trainer with
-    the best flags a user of the reference scripts can pass: dynamic padding, group_by_length, bf16 where native)."""
-    from transformers import TrainerCallback
+    """Classification on the same first steps x 32 training rows, one epoch, in every mode:
+    "recipe" (its defaults), "reference" (run_glue.py's defaults: pad to 128, random order, fp32) or "best-flags"
+    (a plain Trainer with the best flags a user of the reference scripts can pass: dynamic padding,
+    group_by_length, bf16 where native)."""
+    from transformers import DataCollatorWithPadding, Trainer
 
     from common.config.hardware import precision_name
     from common.training.stages import build_trainer
 
-    class SteadyClock(TrainerCallback):
-        """Times the steps after the first few (start-up, the longest batch first, allocator warm-up)."""
-
-        start = end = None
-
-        def on_step_end(self, training_args, state, control, **kwargs):
-            if state.global_step == args.warmup_steps:
-                self.start = time.perf_counter()
-            self.end = time.perf_counter()
-
-    extra = ["--max_steps", str(args.steps)]
+    extra = ["--max_train_samples", str(args.steps * BATCH), "--num_train_epochs", "1",
+             "--per_device_train_batch_size", str(BATCH)]
     if mode == "reference":
         extra += ["--pad_to_max_length", "--train_sampling_strategy", "random", "--bf16", "False"]
     if mode == "best-flags":
         extra += ["--train_sampling_strategy", "group_by_length"]
     _, model, tokenizer, tokenized, training_args, _ = load(args, extra)
-    clock = SteadyClock()
     if mode == "best-flags":  # stock Trainer, stock length-grouped sampler, stock collator
-        from transformers import DataCollatorWithPadding, Trainer
-
         trainer = Trainer(model=model, args=training_args, train_dataset=tokenized["train"], processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer))
     else:
         trainer = build_trainer(model, training_args, tokenizer, tokenized["train"])
-    trainer.add_callback(clock)
-    batches = []  # (non-pad tokens, positions) of every batch, in order
-    collate = trainer.data_collator
-
-    def counting_collator(features):
-        batch = collate(features)
-        batches.append((int(batch["attention_mask"].sum()), batch["attention_mask"].numel()))
-        return batch
-
-    trainer.data_collator = counting_collator
+    clock = SteadyClock(args.warmup_steps, model, count_labels=False)
+    trainer.add_callback(clock.callback)
     trainer.train()
-    timed = batches[args.warmup_steps:args.steps]
     elapsed = clock.end - clock.start
-    tokens, positions = sum(t for t, _ in timed), sum(p for _, p in timed)
     config = model.config
     parameters = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
-    mean_length = positions / (len(timed) * training_args.train_batch_size)
+    mean_length = clock.positions / clock.rows
     flops_per_token = 6 * parameters + 6 * 2 * config.num_hidden_layers * config.hidden_size * mean_length
-    return {"samples/s": len(timed) * training_args.train_batch_size / elapsed, "non-pad tokens/s": tokens / elapsed,
-            "padding": 1 - tokens / positions, "peak MB": peak_rss_mb(),
+    return {"samples/s": clock.rows / elapsed, "non-pad tokens/s": clock.tokens / elapsed,
+            "padding": 1 - clock.tokens / clock.positions, "peak MB": peak_rss_mb(),
             "precision": precision_name(training_args), "flops_per_token": flops_per_token}
+
+
+def phase_train_ner(args, mode: str) -> dict:
+    """CoNLL-2003, `args.steps` steps: "recipe" (its config: random batches of 32 packed into shared rows, bf16
+    where native) or "reference" (run_ner.py's defaults: a plain Trainer, random batches of 8 padded to their
+    longest, fp32). Sentences/s and labelled words/s (each word's first subword carries its label)."""
+    from transformers import DataCollatorForTokenClassification, Trainer
+
+    from common.config.hardware import precision_name
+    from common.training.stages import build_trainer
+
+    extra = ["--max_steps", str(args.steps)]
+    if mode == "reference":
+        extra += ["--per_device_train_batch_size", "8", "--pack_batches", "False", "--bf16", "False"]
+    model, tokenizer, train, training_args = load_ner(args, extra)
+    collator = DataCollatorForTokenClassification(tokenizer)
+    if mode == "reference":
+        trainer = Trainer(model=model, args=training_args, train_dataset=train, processing_class=tokenizer,
+                          data_collator=collator)
+    else:
+        trainer = build_trainer(model, training_args, tokenizer, train, data_collator=collator)
+    clock = SteadyClock(args.warmup_steps, model, count_labels=True)
+    trainer.add_callback(clock.callback)
+    trainer.train()
+    elapsed = clock.end - clock.start
+    return {"sentences/s": clock.steps * training_args.train_batch_size / elapsed, "words/s": clock.tokens / elapsed,
+            "batch": training_args.train_batch_size, "packed": bool(getattr(trainer, "packs_batches", False)),
+            "peak MB": peak_rss_mb(), "precision": precision_name(training_args)}
 
 
 def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:
@@ -179,7 +249,8 @@ def run_phase(args, phase: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-ROUND_PHASES = ("matmul", "train-reference", "train-bestflags", "train-recipe", "predict-pipeline", "predict-recipe")
+ROUND_PHASES = ("matmul", "train-reference", "train-bestflags", "train-recipe", "train-ner-reference", "train-ner-recipe",
+                "predict-pipeline", "predict-recipe")
 
 
 def main():
@@ -200,7 +271,9 @@ def main():
                   "train-bestflags": lambda: phase_train(args, "best-flags"),
                   "predict-recipe": lambda: phase_predict(args, False), "predict-pipeline": lambda: phase_predict(args, True),
                   "predict-pipeline-1": lambda: phase_predict(args, True, 1),
-                  "matmul": lambda: {"GFLOP/s": matmul_peak()}}
+                  "train-ner-reference": lambda: phase_train_ner(args, "reference"),
+                  "train-ner-recipe": lambda: phase_train_ner(args, "recipe"),
+                  "matmul": lambda: {"fp32": matmul_peak("fp32"), "bf16": matmul_peak("bf16")}}
         print(json.dumps(phases[args.phase]()))
         return
 
@@ -218,19 +291,26 @@ def main():
     def median(phase, key):
         return statistics.median(r[phase][key] for r in rounds)
 
-    def share_of_peak(r, phase):
-        return r[phase]["non-pad tokens/s"] * r[phase]["flops_per_token"] / 1e9 / r["matmul"]["GFLOP/s"]
+    def share_of_peak(r, phase):  # against the matmul peak of the precision the run trains in
+        peak = r["matmul"]["bf16" if r[phase]["precision"] == "bf16" else "fp32"]
+        return r[phase]["non-pad tokens/s"] * r[phase]["flops_per_token"] / 1e9 / peak
+
+    def ratios(numerator, denominator, key):
+        return [r[numerator][key] / r[denominator][key] for r in rounds]
 
     def ratio_line(numerator, denominator, key):
-        ratios = [r[numerator][key] / r[denominator][key] for r in rounds]
-        return f"**{statistics.median(ratios):.2f}x** (rounds: {', '.join(f'{x:.2f}x' for x in ratios)})"
+        each = ratios(numerator, denominator, key)
+        return f"**{statistics.median(each):.2f}x** (rounds: {', '.join(f'{x:.2f}x' for x in each)})"
 
-    peaks = [r["matmul"]["GFLOP/s"] for r in rounds]
-    lines = [f"# Throughput: recipes/{args.recipe}, model {args.model}, {args.steps} training steps per run "
-             f"(the first {args.warmup_steps} not timed), medians of {args.rounds} interleaved rounds",
-             f"fp32 matmul peak measured here: {statistics.median(peaks):.1f} GFLOP/s "
-             f"(rounds: {', '.join(f'{p:.0f}' for p in peaks)})", "",
-             "| training | precision | samples/s | non-pad tokens/s | padding | peak MB | share of matmul peak |",
+    def peak_line(dtype):
+        peaks = [r["matmul"][dtype] for r in rounds]
+        return f"{statistics.median(peaks):.0f} GFLOP/s {dtype} (rounds: {', '.join(f'{p:.0f}' for p in peaks)})"
+
+    lines = [f"# Throughput: recipes/{args.recipe} and recipes/ner, model {args.model}, {args.steps} training steps "
+             f"per run (the first {args.warmup_steps} not timed), medians of {args.rounds} interleaved rounds",
+             f"Matrix-multiply peak measured here (2048 x 2048): {peak_line('fp32')}, {peak_line('bf16')}", "",
+             f"## Classification training: the same first {args.steps * BATCH:,} training rows, batch {BATCH}, one epoch",
+             "", "| training | precision | samples/s | non-pad tokens/s | padding | peak MB | share of matmul peak |",
              "|---|---|---|---|---|---|---|"]
     for name, phase in (("reference defaults (pad 128, random, fp32)", "train-reference"),
                         ("reference best flags (plain Trainer: dynamic padding, group_by_length, bf16 where native)",
@@ -240,21 +320,38 @@ def main():
         lines.append(f"| {name} | {rounds[0][phase]['precision']} | {median(phase, 'samples/s'):.1f} | "
                      f"{median(phase, 'non-pad tokens/s'):.0f} | {median(phase, 'padding'):.0%} | "
                      f"{median(phase, 'peak MB'):.0f} | {share:.1%} |")
-    lines += ["", f"training throughput ratio (recipe / reference): {ratio_line('train-recipe', 'train-reference', 'samples/s')}",
-              f"training throughput ratio (recipe / reference best flags): "
-              f"{ratio_line('train-recipe', 'train-bestflags', 'samples/s')}", "",
+    lines += ["", f"recipe / reference defaults, samples/s: {ratio_line('train-recipe', 'train-reference', 'samples/s')}",
+              f"recipe / reference best flags, samples/s: {ratio_line('train-recipe', 'train-bestflags', 'samples/s')}; "
+              f"non-pad tokens/s: {ratio_line('train-recipe', 'train-bestflags', 'non-pad tokens/s')}", "",
+              f"## NER training (CoNLL-2003): {args.steps} steps of random batches", "",
+              "| training | precision | batch | packed | sentences/s | labelled words/s | peak MB |",
+              "|---|---|---|---|---|---|---|"]
+    for name, phase in (("run_ner.py defaults (plain Trainer, batch 8 padded to its longest, fp32)",
+                         "train-ner-reference"), ("recipe defaults (conll2003.yaml)", "train-ner-recipe")):
+        first = rounds[0][phase]
+        lines.append(f"| {name} | {first['precision']} | {first['batch']} | {'yes' if first['packed'] else 'no'} | "
+                     f"{median(phase, 'sentences/s'):.1f} | {median(phase, 'words/s'):.0f} | {median(phase, 'peak MB'):.0f} |")
+    lines += ["", f"recipe / run_ner.py defaults, sentences/s: "
+                  f"{ratio_line('train-ner-recipe', 'train-ner-reference', 'sentences/s')}; labelled words/s: "
+                  f"{ratio_line('train-ner-recipe', 'train-ner-reference', 'words/s')}", "",
+              "## Prediction: the validation texts", "",
               "| prediction | texts/s | padding | peak MB |", "|---|---|---|---|",
               f"| transformers.pipeline(), one text at a time (its default; one round) | "
               f"{one_at_a_time['texts/s']:.1f} | {one_at_a_time['padding']:.0%} | {one_at_a_time['peak MB']:.0f} |"]
-    for name, phase in (("transformers.pipeline(), batch_size=64", "predict-pipeline"),
-                        ("recipe (Trainer.predict, batches of 64 sorted by length)", "predict-recipe")):
+    for name, phase in (("transformers.pipeline(), batch_size=64 (fp32)", "predict-pipeline"),
+                        ("recipe (Trainer.predict, batches of 64 sorted by length, bf16 where native)", "predict-recipe")):
         lines.append(f"| {name} | {median(phase, 'texts/s'):.1f} | {median(phase, 'padding'):.0%} | "
                      f"{median(phase, 'peak MB'):.0f} |")
-    # Both run the same fp32 model, so without padding the recipe can only save the pipeline's padded positions
     work_ratio = rounds[0]["predict-pipeline"]["positions"] / rounds[0]["predict-recipe"]["positions"]
-    lines += ["", f"prediction throughput ratio (recipe / pipeline with batch_size=64): "
-                  f"{ratio_line('predict-recipe', 'predict-pipeline', 'texts/s')} "
-                  f"(the pipeline computes {work_ratio:.2f}x the token positions)"]
+    lines += ["", f"recipe / pipeline(batch_size=64), texts/s: {ratio_line('predict-recipe', 'predict-pipeline', 'texts/s')} "
+                  f"(the pipeline computes {work_ratio:.2f}x the token positions)", "",
+              "## The three ratios of issue 18 (goal in brackets)", "",
+              f"- training, recipe / reference best flags, samples/s (1.5x): "
+              f"{ratio_line('train-recipe', 'train-bestflags', 'samples/s')}",
+              f"- NER training, recipe / run_ner.py defaults, sentences/s (3x): "
+              f"{ratio_line('train-ner-recipe', 'train-ner-reference', 'sentences/s')}",
+              f"- prediction, recipe / pipeline(batch_size=64), texts/s (5x): "
+              f"{ratio_line('predict-recipe', 'predict-pipeline', 'texts/s')}"]
     print("\n".join(lines))
 
 

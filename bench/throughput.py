@@ -235,8 +235,9 @@ def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:
         start = time.perf_counter()
         trainer.predict(tokenized[split])
         elapsed = time.perf_counter() - start
+    parameters = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
     return {"texts/s": len(texts) / elapsed, "peak MB": peak_rss_mb(), "padding": 1 - lengths.sum() / positions,
-            "positions": int(positions)}
+            "positions": int(positions), "texts": len(texts), "linear GFLOP": 2 * parameters * int(positions) / 1e9}
 
 
 def run_phase(args, phase: str) -> dict:
@@ -344,7 +345,15 @@ def main():
                      f"{median(phase, 'peak MB'):.0f} |")
     work_ratio = rounds[0]["predict-pipeline"]["positions"] / rounds[0]["predict-recipe"]["positions"]
     lines += ["", f"recipe / pipeline(batch_size=64), texts/s: {ratio_line('predict-recipe', 'predict-pipeline', 'texts/s')} "
-                  f"(the pipeline computes {work_ratio:.2f}x the token positions)", "",
+                  f"(the pipeline computes {work_ratio:.2f}x the token positions)"]
+    # An upper bound: the recipe's linear layers alone (attention and everything else left out) at the matmul peak
+    recipe = rounds[0]["predict-recipe"]
+    peak = statistics.median(r["matmul"]["bf16" if rounds[0]["train-recipe"]["precision"] == "bf16" else "fp32"]
+                             for r in rounds)
+    ceiling = recipe["texts"] / (recipe["linear GFLOP"] / peak)
+    lines += [f"ceiling: the recipe's linear layers do {recipe['linear GFLOP']:.0f} GFLOP for these texts; at the "
+              f"matmul peak alone that is {ceiling:.0f} texts/s, "
+              f"{ceiling / median('predict-pipeline', 'texts/s'):.2f}x the pipeline", "",
               "## The three ratios of issue 18 (goal in brackets)", "",
               f"- training, recipe / reference best flags, samples/s (1.5x): "
               f"{ratio_line('train-recipe', 'train-bestflags', 'samples/s')}",

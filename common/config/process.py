@@ -35,19 +35,16 @@ def setup_logging(training_args) -> None:
     warn_if_accelerate_starved_threads()
 
 
-def close_process_group(wait_for_others: bool) -> None:
+def close_process_group() -> None:
     """End a torchrun/accelerate run's process group before Python exits.
 
     Left to the interpreter's shutdown, gloo's worker threads can be destroyed while still joinable, and a rank
     that finished early (every rank but the writer) then dies with "terminate called without an active exception"
-    (SIGABRT) although its work was done. Waiting at a barrier first also keeps the launcher from killing the
-    writer while it writes the outputs. After an error the other ranks may never arrive, so there is no barrier.
+    (SIGABRT) although its work was done. Each rank ends its own part; there is no barrier, so a rank never waits
+    (and times out) while the main process writes the outputs, nor for ranks that stopped on an error.
     """
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    if wait_for_others:
-        torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def run_main(main) -> None:
@@ -56,6 +53,6 @@ def run_main(main) -> None:
         main()
     except (DataError, OptionError) as e:
         print(f"error: {e}", file=sys.stderr)
-        close_process_group(wait_for_others=False)
         sys.exit(2)
-    close_process_group(wait_for_others=True)
+    finally:
+        close_process_group()

@@ -237,15 +237,16 @@ class RecipeTrainer(Trainer):
             save_crf(self.crf, output_dir or self.args.output_dir)
 
     def _save_merged(self, output_dir) -> None:
-        """LoRA: the adapters merged into a copy of the model (pipeline() loads it without peft), and adapter/ alone."""
+        """LoRA: Trainer's own save of the adapters merged into a copy of the model (pipeline() loads it without
+        peft), as the CRF path saves the model without its CRF; the adapter alone in adapter/."""
         if not self.args.should_save:
             return
         self.model.save_pretrained(str(Path(output_dir) / "adapter"))
-        merged = copy.deepcopy(self.model).merge_and_unload()
-        merged.save_pretrained(output_dir)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
-        torch.save(self.args, Path(output_dir) / "training_args.bin")
+        peft_model, self.model = self.model, copy.deepcopy(self.model).merge_and_unload()
+        try:
+            super().save_model(output_dir)
+        finally:
+            self.model = peft_model
         logger.info(f"LoRA adapters merged into the model saved in {output_dir} (the adapter alone: {output_dir}/adapter)")
 
     # --- packed training batches

@@ -49,13 +49,13 @@ def hub_settings(model_args) -> dict:
 def load_tokenizer(model_args, words_given: bool = False):
     """The model's tokenizer; `words_given` for pre-split words (token classification)."""
     kwargs = {}
+    model_hub = hub_settings(model_args)  # with --gguf_file, model_name_or_path becomes the file's folder
     name = model_args.tokenizer_name or model_args.model_name_or_path
-    hub = hub_settings(model_args)
-    if model_args.tokenizer_name:
-        hub.pop("gguf_file", None)  # a tokenizer named apart comes from its own files
+    # a tokenizer named apart comes from its own files, not from the model's GGUF file
+    hub = {k: v for k, v in model_hub.items() if k != "gguf_file"} if model_args.tokenizer_name else model_hub
     try:
         if words_given:
-            model_type = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub_settings(model_args)).model_type
+            model_type = AutoConfig.from_pretrained(model_args.model_name_or_path, **model_hub).model_type
             if model_type in PREFIX_SPACE_MODELS:
                 kwargs["add_prefix_space"] = True
         tokenizer = AutoTokenizer.from_pretrained(name, **hub, **kwargs)

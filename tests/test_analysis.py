@@ -4,6 +4,7 @@ and their bad inputs."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,8 +69,18 @@ def test_examples_are_the_most_confident_right_and_wrong_of_each_class():
     probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7], [0.99, 0.01], [0.45, 0.55]])
     gold = np.array([0, 0, 1, 1, 1, 0])
     # class 0 right: rows 0 (0.9), 1 (0.6); class 0 wrong: 5; class 1 right: 2, 3; class 1 wrong: 4
-    assert choose_examples(probabilities, gold, 4) == [0, 5, 2, 4]
-    assert sorted(choose_examples(probabilities, gold, 10)) == list(range(6))
+    # each explains the prediction
+    assert choose_examples(probabilities, gold, 4) == [(0, 0), (5, 1), (2, 1), (4, 0)]
+    assert sorted(row for row, _ in choose_examples(probabilities, gold, 10)) == list(range(6))
+
+
+def test_multi_label_examples_are_right_and_wrong_decisions_on_each_label():
+    probabilities = np.array([[0.9, 0.2], [0.7, 0.6], [0.1, 0.95], [0.4, 0.3]])
+    gold = np.array([[1, 0], [0, 1], [0, 1], [1, 0]])
+    # label 0 right: row 0; wrong: row 1 (assigned, 0.2 from 0.5), row 3 (missed, 0.1); label 1 right: rows 2
+    # (0.45 from 0.5), 1 (0.1); wrong: none (a label rightly left out is not a decision worth explaining)
+    assert choose_examples(probabilities, gold, 4, multi_label=True) == [(0, 0), (1, 0), (2, 1), (3, 0)]
+    assert len(choose_examples(probabilities, gold, 10, multi_label=True)) == 5
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +117,7 @@ def test_explanations_add_up_and_point_at_the_adjective(analysed_run):
     large = 0
     for e in explanations:
         assert e["words"] == e["text"].split()  # one score per word ("the film was very good . .")
+        assert e["segments"] == [0] * len(e["words"]) and e["text_pair"] is None and e["predicted"] == [e["label"]]
         assert len(e["scores"]) == len(e["words"])
         difference = e["f_text"] - e["f_baseline"]
         assert abs(sum(e["scores"]) - difference) <= 0.01 * abs(difference)  # completeness, 50 steps
@@ -186,3 +198,74 @@ def test_more_examples_than_validation_texts_explains_them_all(analysed_run, tmp
     explained = json.loads((tmp_path / "eval" / "explanations" / "explanations.json").read_text())
     assert sorted(e["text"] for e in explained) == sorted(["the film was very good", "the plot was very dull",
                                                           "the actor was very bad"])
+
+
+def test_text_pairs_are_explained_word_by_word_in_both_texts(tmp_path, tiny_bert, write_csv, sentiment_rows, recipe):
+    # the label is decided by the second text's adjective; the first text is the same filler in every row
+    rows = [("about the film :", text, label) for text, label in sentiment_rows(240)]
+    train = write_csv(tmp_path / "train.csv", rows, header=("question", "answer", "label"))
+    dev = write_csv(tmp_path / "dev.csv", [("about the film :", t, l) for t, l in sentiment_rows(40, seed=1)],
+                    header=("question", "answer", "label"))
+    out = tmp_path / "out"
+    recipe("text_classification").main([
+        "--model", str(tiny_bert), "--train_file", str(train), "--validation_file", str(dev), "--text_column",
+        "question", "--text_pair_column", "answer", "--explain_examples", "4", "--num_train_epochs", "15",
+        "--learning_rate", "3e-3", "--warmup_steps", "0", "--per_device_train_batch_size", "16",
+        "--output_dir", str(out), "--bf16", "False", "--disable_tqdm", "True"])
+    explanations = json.loads((out / "explanations" / "explanations.json").read_text())
+    assert len(explanations) == 4
+    for e in explanations:
+        first, second = e["text"].split(), e["text_pair"].split()
+        assert e["words"] == first + second and e["segments"] == [0] * len(first) + [1] * len(second)
+        assert [e["text_pair"][a:b] for (a, b), s in zip(e["spans"], e["segments"]) if s == 1] == second
+        difference = e["f_text"] - e["f_baseline"]
+        assert abs(sum(e["scores"]) - difference) <= 0.01 * abs(difference) + 1e-6
+        if e["label"] == e["true_label"]:
+            assert max(zip(e["scores"], e["words"]))[1] == second[4]  # the adjective of the second text
+    page = (out / "explanations" / "explanations.html").read_text()
+    assert page.count('<div class="text pair">') == 4 and ">about</span>" in page and ">film</span>" in page
+    done = subprocess.run([sys.executable, "-m", "common.explain", "--model_dir", str(out), "--text",
+                           "about the film :", "--text_pair", "the plot was very awful", "--output_dir",
+                           str(tmp_path / "why")], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [explained] = json.loads((tmp_path / "why" / "explanations.json").read_text())
+    assert explained["label"] == "neg" and max(zip(explained["scores"], explained["words"]))[1] == "awful"
+
+
+def test_multi_label_explains_each_label_it_assigns(tmp_path, tiny_bert, write_csv, recipe):
+    import random
+
+    rng = random.Random(0)
+    keywords = {"sports": ["game", "match"], "tech": ["tech", "stock"]}
+    rows = []
+    for _ in range(300):  # each topic present or not, shown by one of its keywords among filler words
+        chosen = [t for t in keywords if rng.random() < 0.5]
+        words = [rng.choice(keywords[t]) for t in chosen] + rng.sample(["the", "a", "it", "is", "this"], 3)
+        rng.shuffle(words)
+        rows.append((" ".join(words), ",".join(chosen)))
+    train, dev = write_csv(tmp_path / "train.csv", rows[:240]), write_csv(tmp_path / "dev.csv", rows[240:])
+    out = tmp_path / "out"
+    recipe("text_classification").main([
+        "--model", str(tiny_bert), "--train_file", str(train), "--validation_file", str(dev), "--multi_label",
+        "--label_separator", ",", "--explain_examples", "4", "--eval_strategy", "no", "--save_strategy", "no",
+        "--load_best_model_at_end", "False", "--num_train_epochs", "30", "--learning_rate", "1e-3", "--warmup_steps", "0",
+        "--per_device_train_batch_size", "16", "--output_dir", str(out), "--bf16", "False", "--disable_tqdm", "True"])
+    explanations = json.loads((out / "explanations" / "explanations.json").read_text())
+    results = json.loads((out / "all_results.json").read_text())["explanations"]
+    assert [e["label"] for e in explanations] == results["labels_explained"]
+    assert len(explanations) == 4 and {e["label"] for e in explanations} == {"sports", "tech"}
+    for e in explanations:
+        assert e["multi_label"] and e["probabilities"][e["label"]] == pytest.approx(1 / (1 + np.exp(-e["f_text"])))
+        difference = e["f_text"] - e["f_baseline"]
+        assert abs(sum(e["scores"]) - difference) <= 0.01 * abs(difference) + 1e-6
+        if e["label"] in e["predicted"] and e["label"] in e["true_label"].split(", "):  # rightly assigned
+            assert max(zip(e["scores"], e["words"]))[1] in keywords[e["label"]]
+    command = [sys.executable, "-m", "common.explain", "--model_dir", str(out), "--text", "the match is it stock",
+               "--output_dir", str(tmp_path / "why")]
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    explained = json.loads((tmp_path / "why" / "explanations.json").read_text())
+    assert sorted(e["label"] for e in explained) == ["sports", "tech"]  # both assigned, each explained
+    assert {e["label"]: max(zip(e["scores"], e["words"]))[1] for e in explained} == {"sports": "match", "tech": "stock"}

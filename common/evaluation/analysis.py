@@ -21,5 +21,6 @@ def analyse(trainer, tokenizer, raw, predictions: dict, labels: list[str], data_
     results = scores_by_group(raw, data_args.group_column, predictions, labels, args.output_dir, args.seed)
     if data_args.explain_examples:
         results.update(explain_validation(trainer.model, tokenizer, raw, predictions["validation"], labels,
-                                          data_args.explain_examples, max_length, args.output_dir))
+                                          data_args.explain_examples, max_length, args.output_dir,
+                                          data_args.multi_label))
     return results

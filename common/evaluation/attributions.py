@@ -25,16 +25,20 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Explanation:
     text: str
-    words: list[str]
-    spans: list[tuple[int, int]]  # each word's characters in `text`
+    words: list[str]  # the words of `text`, then those of `text_pair`
+    spans: list[tuple[int, int]]  # each word's characters in its own text
+    segments: list[int]  # each word's text: 0 for `text`, 1 for `text_pair`
     scores: list[float]  # one per word, towards the explained class
-    label: str  # the class explained (the predicted one unless asked)
-    probabilities: dict[str, float]
-    true_label: str | None
+    label: str  # the class explained (by default the prediction; multi-label: each label assigned)
+    predicted: list[str]  # what the model predicts: one class, or (multi-label) every label it assigns
+    probabilities: dict[str, float]  # softmax over classes; multi-label: each label's own sigmoid
+    true_label: str | None  # multi-label: the true labels, joined by ", "
     f_text: float  # the explained class's logit for the text
     f_baseline: float  # and for the baseline
     convergence_delta: float  # sum of scores - (f_text - f_baseline)
     truncated: bool  # the text was longer than the model's input: only its start is explained
+    text_pair: str | None = None
+    multi_label: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,8 +52,10 @@ def _forward(model):
 
 
 def explain_texts(model, tokenizer, texts: list[str], label_list: list[str], max_length: int,
-                  true_labels: list[str | None] | None = None, n_steps: int = 50) -> list[Explanation]:
-    """An explanation of the predicted class of each text (single texts; words from the fast tokenizer)."""
+                  true_labels: list[str | None] | None = None, n_steps: int = 50, text_pairs: list[str] | None = None,
+                  multi_label: bool = False, targets: list[list[int]] | None = None) -> list[Explanation]:
+    """Explanations of each text (or text pair): of the classes in `targets`, by default of the prediction
+    (multi-label: one explanation per label assigned, or of the likeliest label when none is)."""
     model = model.float().eval()
     device = next(model.parameters()).device
     forward = _forward(model)
@@ -57,93 +63,114 @@ def explain_texts(model, tokenizer, texts: list[str], label_list: list[str], max
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     explanations = []
     for i, text in enumerate(texts):
-        encoded = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True,
+        pair = text_pairs[i] if text_pairs is not None else None
+        encoded = tokenizer(text, pair, truncation=True, max_length=max_length, return_offsets_mapping=True,
                             return_special_tokens_mask=True, return_tensors="pt")
-        truncated = len(tokenizer(text, add_special_tokens=False)["input_ids"]) > \
-            max_length - tokenizer.num_special_tokens_to_add(pair=False)
-        word_ids = encoded.word_ids(0)
+        truncated = len(tokenizer(text, pair, add_special_tokens=False)["input_ids"]) > \
+            max_length - tokenizer.num_special_tokens_to_add(pair=pair is not None)
+        word_ids, sequence_ids = encoded.word_ids(0), encoded.sequence_ids(0)
         offsets = encoded.pop("offset_mapping")[0].tolist()
         special = encoded.pop("special_tokens_mask").bool()
         inputs = {k: v.to(device) for k, v in encoded.items()}
         baseline = torch.where(special.to(device), inputs["input_ids"], torch.full_like(inputs["input_ids"], pad))
         extra = (inputs["attention_mask"], inputs.get("token_type_ids"))
         with torch.no_grad():
-            logits = forward(inputs["input_ids"], *extra)[0]
-            target = int(logits.argmax())
-            f_baseline = float(forward(baseline, *extra)[0, target])
-        attributions, delta = integrated.attribute(inputs["input_ids"], baselines=baseline, target=target,
-                                                   additional_forward_args=extra, n_steps=n_steps,
-                                                   internal_batch_size=n_steps, return_convergence_delta=True)
-        token_scores = attributions.sum(-1)[0].detach().cpu().numpy().astype(np.float64)
-        words, spans, scores = words_of(word_ids, offsets, token_scores, text)
-        probabilities = torch.softmax(logits.float(), -1).tolist()
-        explanations.append(Explanation(
-            text=text, words=words, spans=spans, scores=scores, label=label_list[target],
-            probabilities={name: float(p) for name, p in zip(label_list, probabilities)},
-            true_label=true_labels[i] if true_labels else None, f_text=float(logits[target]), f_baseline=f_baseline,
-            convergence_delta=float(delta[0]), truncated=truncated))
+            logits = forward(inputs["input_ids"], *extra)[0].float()
+            f_baselines = forward(baseline, *extra)[0].float()
+        probabilities = (torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)).tolist()
+        predicted = torch.nonzero(logits > 0).flatten().tolist() if multi_label else [int(logits.argmax())]
+        explained = targets[i] if targets is not None else predicted or [int(logits.argmax())]
+        for target in explained:
+            attributions, delta = integrated.attribute(inputs["input_ids"], baselines=baseline, target=target,
+                                                       additional_forward_args=extra, n_steps=n_steps,
+                                                       internal_batch_size=n_steps, return_convergence_delta=True)
+            token_scores = attributions.sum(-1)[0].detach().cpu().numpy().astype(np.float64)
+            words, spans, segments, scores = words_of(word_ids, sequence_ids, offsets, token_scores, (text, pair))
+            explanations.append(Explanation(
+                text=text, words=words, spans=spans, segments=segments, scores=scores, label=label_list[target],
+                predicted=[label_list[c] for c in predicted],
+                probabilities={name: float(p) for name, p in zip(label_list, probabilities)},
+                true_label=true_labels[i] if true_labels else None, f_text=float(logits[target]),
+                f_baseline=float(f_baselines[target]), convergence_delta=float(delta[0]), truncated=truncated,
+                text_pair=pair, multi_label=multi_label))
     return explanations
 
 
-def words_of(word_ids, offsets, token_scores, text: str):
-    """Sum subword scores into words (in order); each word's span and text from the tokens' offsets."""
+def words_of(word_ids, sequence_ids, offsets, token_scores, texts: tuple[str, str | None]):
+    """Sum subword scores into words (in order, the first text's before the second's); each word's span in its
+    own text, from the tokens' offsets."""
     spans, scores = {}, {}
-    for word, (start, end), score in zip(word_ids, offsets, token_scores):
-        if word is None:
+    for word, sequence, (start, end), score in zip(word_ids, sequence_ids, offsets, token_scores):
+        if word is None or sequence is None:
             continue
-        first, last = spans.get(word, (start, end))
-        spans[word] = (min(first, start), max(last, end))
-        scores[word] = scores.get(word, 0.0) + float(score)
+        key = (sequence, word)  # word numbers start again in the second text
+        first, last = spans.get(key, (start, end))
+        spans[key] = (min(first, start), max(last, end))
+        scores[key] = scores.get(key, 0.0) + float(score)
     order = sorted(spans)
-    return [text[spans[w][0]:spans[w][1]] for w in order], [spans[w] for w in order], [scores[w] for w in order]
+    return ([texts[s][spans[s, w][0]:spans[s, w][1]] for s, w in order], [spans[key] for key in order],
+            [s for s, _ in order], [scores[key] for key in order])
 
 
-def choose_examples(probabilities: np.ndarray, gold: np.ndarray, n: int) -> list[int]:
-    """Up to n rows: per class, the most confident correct and the most confident wrong predictions, in turn."""
-    predicted = probabilities.argmax(-1)
-    confidence = probabilities.max(-1)
+def choose_examples(probabilities: np.ndarray, gold: np.ndarray, n: int,
+                    multi_label: bool = False) -> list[tuple[int, int]]:
+    """Up to n (row, class to explain): per class, the most confident right and the most confident wrong
+    decisions, in turn. Single-label: right or wrong among the rows of that true class, explaining the
+    prediction; multi-label: that label assigned rightly, or assigned or missed wrongly, explaining it."""
     queues = []
-    for c in range(probabilities.shape[1]):
-        for correct in (True, False):
-            rows = np.flatnonzero((gold == c) & ((predicted == gold) == correct))
-            queues.append(list(rows[np.argsort(-confidence[rows], kind="stable")]))
+    if multi_label:
+        assigned, confidence = probabilities >= 0.5, np.abs(probabilities - 0.5)
+        for c in range(probabilities.shape[1]):
+            right = np.flatnonzero(assigned[:, c] & (gold[:, c] == 1))
+            wrong = np.flatnonzero(assigned[:, c] != (gold[:, c] == 1))
+            queues += [[(int(r), c) for r in rows[np.argsort(-confidence[rows, c], kind="stable")]]
+                       for rows in (right, wrong)]
+    else:
+        predicted, confidence = probabilities.argmax(-1), probabilities.max(-1)
+        for c in range(probabilities.shape[1]):
+            for correct in (True, False):
+                rows = np.flatnonzero((gold == c) & ((predicted == gold) == correct))
+                queues.append([(int(r), int(predicted[r])) for r in rows[np.argsort(-confidence[rows], kind="stable")]])
     chosen = []
     while len(chosen) < n and any(queues):
         for queue in queues:
             if queue and len(chosen) < n:
-                chosen.append(int(queue.pop(0)))
+                chosen.append(queue.pop(0))
     return chosen
 
 
 def check_explain_examples(data_args, raw) -> None:
-    """Before training: --explain_examples needs single texts with one label each, and a validation split."""
-    if not data_args.explain_examples:
-        return
-    if data_args.multi_label or raw.text_pair_column:
-        raise OptionError("--explain_examples explains single texts with one label each (not multi-label rows or "
-                          "text pairs); `python -m common.explain` explains any text with a saved model")
-    if "validation" not in raw.splits:
+    """Before training: --explain_examples needs a validation split."""
+    if data_args.explain_examples and "validation" not in raw.splits:
         raise OptionError("--explain_examples explains validation texts and there is no validation split")
 
 
 def explain_validation(model, tokenizer, raw, prediction, label_list: list[str], n: int, max_length: int,
-                       output_dir) -> dict:
-    """Explain up to n validation texts (confident correct and wrong ones of each class) into output_dir/explanations."""
-    from scipy.special import softmax
-
-    from common.evaluation.metrics import logits_of
+                       output_dir, multi_label: bool = False) -> dict:
+    """Explain up to n validation texts (confident right and wrong decisions of each class) into
+    output_dir/explanations."""
+    from common.evaluation.metrics import logits_of, probabilities
     from common.outputs.explanations import write_explanations
 
     frame = raw.splits["validation"].frame
-    if n > len(frame):
+    if n > len(frame) and not multi_label:
         logger.warning(f"--explain_examples {n}: the validation set has {len(frame)} texts; explaining all of them")
-    logits = logits_of(prediction.predictions)
     gold = np.asarray(prediction.label_ids, dtype=int)
-    rows = choose_examples(softmax(np.asarray(logits, dtype=np.float64), -1), gold, n)
+    chosen = choose_examples(probabilities(np.asarray(logits_of(prediction.predictions), dtype=np.float64),
+                                           multi_label), gold, n, multi_label)
+    if len(chosen) < n and multi_label:
+        logger.warning(f"--explain_examples {n}: the validation set offers {len(chosen)} right or wrong decisions "
+                       "on labels; explaining them all")
+    rows = [row for row, _ in chosen]
+    true = [", ".join(label_list[j] for j in np.flatnonzero(gold[i])) if multi_label else label_list[gold[i]]
+            for i in rows]
+    pairs = [frame[raw.text_pair_column].iloc[i] for i in rows] if raw.text_pair_column else None
     explanations = explain_texts(model, tokenizer, [frame[raw.text_column].iloc[i] for i in rows], label_list,
-                                 max_length, [label_list[gold[i]] for i in rows])
+                                 max_length, true, text_pairs=pairs, multi_label=multi_label,
+                                 targets=None if not multi_label else [[c] for _, c in chosen])
     folder = Path(output_dir) / "explanations"
     write_explanations(folder, explanations, f"Validation texts explained ({len(rows)})")
     relative = [abs(e.convergence_delta) / max(abs(e.f_text - e.f_baseline), 1e-12) for e in explanations]
-    return {"explanations": {"folder": "explanations", "texts": len(rows), "validation_rows": [int(r) for r in rows],
+    return {"explanations": {"folder": "explanations", "texts": len(rows), "validation_rows": rows,
+                             **({"labels_explained": [label_list[c] for _, c in chosen]} if multi_label else {}),
                              "max_relative_completeness_error": float(max(relative, default=0.0))}}

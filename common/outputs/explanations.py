@@ -1,6 +1,6 @@
 """Explanations written three ways: a self-contained HTML page, a PNG of the same, and the scores as JSON.
 
-Words are shaded by their attribution towards the explained (predicted) class: green for, red
+Words are shaded by their attribution towards the explained class (the predicted one unless chosen): green for, red
 against, the strongest word of each text at full colour. The page needs no internet (inline CSS, no
 scripts); each word's score is in its tooltip.
 """
@@ -29,10 +29,13 @@ def _css(rgba) -> str:
     return f"rgba({int(r * 255)},{int(g * 255)},{int(b * 255)},{a:.2f})"
 
 
-def _pieces(explanation: dict):
-    """(piece of text, score or None) in order: the words and the text between them, so nothing is lost."""
-    position, text = 0, explanation["text"]
-    for (start, end), score in zip(explanation["spans"], explanation["scores"]):
+def _pieces(explanation: dict, segment: int = 0):
+    """(piece of text, score or None) in order: one text's words and the text between them, so nothing is lost."""
+    text = explanation["text"] if segment == 0 else explanation.get("text_pair") or ""
+    position, segments = 0, explanation.get("segments") or [0] * len(explanation["words"])
+    for (start, end), score, word_segment in zip(explanation["spans"], explanation["scores"], segments):
+        if word_segment != segment:
+            continue
         if start > position:
             yield text[position:start], None
         yield text[start:end], score
@@ -41,7 +44,19 @@ def _pieces(explanation: dict):
         yield text[position:], None
 
 
+def _texts(explanation: dict) -> list[int]:
+    """The segments to show: the text, and the second text of a pair."""
+    return [0, 1] if explanation.get("text_pair") is not None else [0]
+
+
 def _heading(e: dict) -> str:
+    if e.get("multi_label"):
+        right = e["true_label"] is not None and (e["label"] in e["predicted"]) == (
+            e["label"] in e["true_label"].split(", "))
+        verdict = "" if e["true_label"] is None else " (right)" if right else " (wrong)"
+        return (f"explained {e['label']} (probability {e['probabilities'][e['label']]:.3f}){verdict}; predicted "
+                f"{', '.join(e['predicted']) or 'no label'}" + (
+                    f"; true {e['true_label'] or 'no label'}" if e["true_label"] is not None else ""))
     verdict = "" if e["true_label"] is None else (" (correct)" if e["true_label"] == e["label"] else " (wrong)")
     probabilities = ", ".join(f"{name} {p:.3f}" for name, p in e["probabilities"].items())
     return (f"predicted {e['label']}" + (f", true {e['true_label']}" if e["true_label"] is not None else "")
@@ -52,9 +67,11 @@ def write_html(path, explanations: list[dict], title: str) -> Path:
     blocks = []
     for e in explanations:
         scale = max((abs(s) for s in e["scores"]), default=0.0)
-        words = "".join(html.escape(piece) if score is None else
-                        f'<span style="background:{_css(_shade(score, scale))}" title="{score:+.4f}">'
-                        f"{html.escape(piece)}</span>" for piece, score in _pieces(e))
+        words = '</div><div class="text pair">'.join(
+            "".join(html.escape(piece) if score is None else
+                    f'<span style="background:{_css(_shade(score, scale))}" title="{score:+.4f}">'
+                    f"{html.escape(piece)}</span>" for piece, score in _pieces(e, segment))
+            for segment in _texts(e))
         note = " The text was longer than the model's input: only its start is explained." if e["truncated"] else ""
         blocks.append(f'<div class="example"><div class="head">{html.escape(_heading(e))}</div>'
                       f'<div class="text">{words}</div><div class="check">sum of scores {sum(e["scores"]):+.4f}; '
@@ -68,13 +85,14 @@ body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; color: #222;
 .head {{ font-weight: bold; margin-bottom: 0.5em; }}
 .text {{ font-size: 1.15em; line-height: 1.9; }}
 .text span {{ padding: 0.1em 0.15em; border-radius: 3px; }}
+.pair {{ border-top: 1px dashed #bbb; margin-top: 0.4em; padding-top: 0.3em; }}
 .check {{ color: #666; font-size: 0.85em; margin-top: 0.5em; }}
 .legend span {{ padding: 0.1em 0.4em; border-radius: 3px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p class="legend">Integrated Gradients towards the predicted class: <span style="background:rgba(25,153,51,0.75)">for
+<p class="legend">Integrated Gradients towards the class explained: <span style="background:rgba(25,153,51,0.75)">for
 </span> <span style="background:rgba(216,38,38,0.75)">against</span>; the strongest word of each text at full colour.
-Hover a word for its score.</p>
+Hover a word for its score. A text pair shows its second text under the first.</p>
 {''.join(blocks)}
 </body></html>
 """
@@ -93,7 +111,8 @@ def _font_family(explanations: list[dict]) -> list[str]:
 
     installed = {font.name for font in font_manager.fontManager.ttflist}
     cjk = [name for name in CJK_FONTS if name in installed]
-    if not cjk and any("\u4e00" <= ch <= "\u9fff" for e in explanations for ch in e["text"]):
+    texts = "".join(e["text"] + (e.get("text_pair") or "") for e in explanations)
+    if not cjk and any("\u4e00" <= ch <= "\u9fff" for ch in texts):
         logger.warning("No CJK font is installed: explanations.png shows boxes for Chinese characters "
                        "(explanations.html shows them with the browser's fonts)")
     return ["DejaVu Sans", *cjk]
@@ -121,14 +140,20 @@ def _write_png(path, explanations: list[dict], title: str, width: float) -> Path
     for e in explanations:
         placed.append(("head", _heading(e), margin, y, None))
         y += line
-        scale, x = max((abs(s) for s in e["scores"]), default=0.0), margin
-        for piece, score in _pieces(e):
-            for word in piece.split():
-                size = measure(word)
-                if x + size > width - margin and x > margin:
-                    x, y = margin, y + line
-                placed.append(("word", word, x, y, None if score is None else _shade(score, scale)))
-                x += size + space
+        scale = max((abs(s) for s in e["scores"]), default=0.0)
+        for segment in _texts(e):
+            x = margin
+            if segment == 1:  # the second text of a pair on its own line, marked
+                y += line
+                placed.append(("head", "second text:", x, y, None))
+                x += measure("second text:") + space
+            for piece, score in _pieces(e, segment):
+                for word in piece.split():
+                    size = measure(word)
+                    if x + size > width - margin and x > margin:
+                        x, y = margin, y + line
+                    placed.append(("word", word, x, y, None if score is None else _shade(score, scale)))
+                    x += size + space
         y += line * 1.6
     plt.close(scratch)
     height = y + 0.1

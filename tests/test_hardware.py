@@ -6,8 +6,9 @@ import sys
 import pytest
 
 COUNT_FAULTS = """
-import resource, sys, torch
+import ctypes, resource, sys, torch
 from common.config.hardware import keep_freed_memory
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 4 kB pages even where huge pages are 'always'
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 for _ in range(12):  # 64 MB allocated and freed: glibc's heap settles (its holes fit the next block) first

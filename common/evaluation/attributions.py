@@ -7,6 +7,8 @@ line from the baseline's token embeddings to the text's, in 50 steps by default;
 then add up to F(x) - F(baseline) (completeness), up to the integral's error, which captum reports
 as the convergence delta. The model runs in float32 and eval mode. A word's score is the sum of its
 subwords' (a Chinese character is a word of its own: BERT-style Chinese tokenizers split them).
+A text pair is explained in both its texts (the baseline pads both); a multi-label model once per label
+it assigns, F being that label's logit.
 """
 
 import logging

@@ -111,6 +111,23 @@ def tiny_gpt2(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def topic_rows():
+    """topic_rows(keywords, n, seed=0): multi-label rows, each topic present or not (shown by one of its keywords
+    among filler words), labels joined by commas."""
+    def rows(keywords: dict[str, list[str]], n: int, seed: int = 0) -> list[tuple[str, str]]:
+        rng = random.Random(seed)
+        made = []
+        for _ in range(n):
+            chosen = [t for t in keywords if rng.random() < 0.5]
+            words = [rng.choice(keywords[t]) for t in chosen] + rng.sample(["the", "a", "it", "is", "this"], 3)
+            rng.shuffle(words)
+            made.append((" ".join(words), ",".join(chosen)))
+        return made
+
+    return rows
+
+
+@pytest.fixture(scope="session")
 def sentiment_rows():
     """sentiment_rows(n, seed=0): sentences whose label follows from their adjective, learnable by a tiny model."""
     def rows(n: int, seed: int = 0) -> list[tuple[str, str]]:

@@ -233,17 +233,9 @@ def test_text_pairs_are_explained_word_by_word_in_both_texts(tmp_path, tiny_bert
     assert explained["label"] == "neg" and max(zip(explained["scores"], explained["words"]))[1] == "awful"
 
 
-def test_multi_label_explains_each_label_it_assigns(tmp_path, tiny_bert, write_csv, recipe):
-    import random
-
-    rng = random.Random(0)
+def test_multi_label_explains_each_label_it_assigns(tmp_path, tiny_bert, write_csv, recipe, topic_rows):
     keywords = {"sports": ["game", "match"], "tech": ["tech", "stock"]}
-    rows = []
-    for _ in range(300):  # each topic present or not, shown by one of its keywords among filler words
-        chosen = [t for t in keywords if rng.random() < 0.5]
-        words = [rng.choice(keywords[t]) for t in chosen] + rng.sample(["the", "a", "it", "is", "this"], 3)
-        rng.shuffle(words)
-        rows.append((" ".join(words), ",".join(chosen)))
+    rows = topic_rows(keywords, 300)
     train, dev = write_csv(tmp_path / "train.csv", rows[:240]), write_csv(tmp_path / "dev.csv", rows[240:])
     out = tmp_path / "out"
     recipe("text_classification").main([

@@ -95,17 +95,8 @@ def test_run_report_files_card_plots_and_a_config_that_reruns(sentiment_run, sen
 
 
 @pytest.mark.slow  # 40 epochs
-def test_multi_label_text_classification(tmp_path, tiny_bert, write_csv, recipe):
-    import random
-
-    rng = random.Random(0)
-    keywords = {"sports": ["game", "match"], "tech": ["tech", "stock"], "world": ["world", "news"]}
-    rows = []
-    for _ in range(400):  # each topic present or not, shown by one of its keywords among filler words
-        chosen = [t for t in keywords if rng.random() < 0.5]
-        words = [rng.choice(keywords[t]) for t in chosen] + rng.sample(["the", "a", "it", "is", "this"], 3)
-        rng.shuffle(words)
-        rows.append((" ".join(words), ",".join(chosen)))
+def test_multi_label_text_classification(tmp_path, tiny_bert, write_csv, recipe, topic_rows):
+    rows = topic_rows({"sports": ["game", "match"], "tech": ["tech", "stock"], "world": ["world", "news"]}, 400)
     write_csv(tmp_path / "train.csv", rows[:320])
     write_csv(tmp_path / "test.csv", rows[320:])
     out = tmp_path / "out"

@@ -155,14 +155,12 @@ def explain_validation(model, tokenizer, raw, prediction, label_list: list[str],
     from common.outputs.explanations import write_explanations
 
     frame = raw.splits["validation"].frame
-    if n > len(frame) and not multi_label:
-        logger.warning(f"--explain_examples {n}: the validation set has {len(frame)} texts; explaining all of them")
     gold = np.asarray(prediction.label_ids, dtype=int)
     chosen = choose_examples(probabilities(np.asarray(logits_of(prediction.predictions), dtype=np.float64),
                                            multi_label), gold, n, multi_label)
-    if len(chosen) < n and multi_label:
-        logger.warning(f"--explain_examples {n}: the validation set offers {len(chosen)} right or wrong decisions "
-                       "on labels; explaining them all")
+    if len(chosen) < n:
+        offered = f"{len(chosen)} right or wrong decisions on labels" if multi_label else f"{len(frame)} texts"
+        logger.warning(f"--explain_examples {n}: the validation set has {offered}; explaining all of them")
     rows = [row for row, _ in chosen]
     true = [", ".join(label_list[j] for j in np.flatnonzero(gold[i])) if multi_label else label_list[gold[i]]
             for i in rows]

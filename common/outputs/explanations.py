@@ -44,7 +44,7 @@ def _pieces(explanation: dict, segment: int = 0):
         yield text[position:], None
 
 
-def _texts(explanation: dict) -> list[int]:
+def _segments(explanation: dict) -> list[int]:
     """The segments to show: the text, and the second text of a pair."""
     return [0, 1] if explanation.get("text_pair") is not None else [0]
 
@@ -71,7 +71,7 @@ def write_html(path, explanations: list[dict], title: str) -> Path:
             "".join(html.escape(piece) if score is None else
                     f'<span style="background:{_css(_shade(score, scale))}" title="{score:+.4f}">'
                     f"{html.escape(piece)}</span>" for piece, score in _pieces(e, segment))
-            for segment in _texts(e))
+            for segment in _segments(e))
         note = " The text was longer than the model's input: only its start is explained." if e["truncated"] else ""
         blocks.append(f'<div class="example"><div class="head">{html.escape(_heading(e))}</div>'
                       f'<div class="text">{words}</div><div class="check">sum of scores {sum(e["scores"]):+.4f}; '
@@ -141,7 +141,7 @@ def _write_png(path, explanations: list[dict], title: str, width: float) -> Path
         placed.append(("head", _heading(e), margin, y, None))
         y += line
         scale = max((abs(s) for s in e["scores"]), default=0.0)
-        for segment in _texts(e):
+        for segment in _segments(e):
             x = margin
             if segment == 1:  # the second text of a pair on its own line, marked
                 y += line

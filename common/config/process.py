@@ -1,5 +1,6 @@
 """Per-process set-up of a recipe run: logging, a warning about idle CPU cores, and the exit on bad input."""
 
+import gc
 import logging
 import os
 import sys
@@ -42,8 +43,11 @@ def close_process_group() -> None:
     that finished early (every rank but the writer) then dies with "terminate called without an active exception"
     (SIGABRT) although its work was done. Each rank ends its own part; there is no barrier, so a rank never waits
     (and times out) while the main process writes the outputs, nor for ranks that stopped on an error.
+    The trainer's DDP model still holds the group, in reference cycles that outlive main(): without collecting
+    them first, destroy_process_group only unregisters the group and its threads live on into that shutdown.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        gc.collect()
         torch.distributed.destroy_process_group()
 
 

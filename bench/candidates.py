@@ -12,7 +12,9 @@ compiling happens), the steady milliseconds a step after them against the baseli
 - compile: torch.compile of the model (the first steps include compiling: the cost to amortise);
 - foreach-adamw: `--optim adamw_torch` instead of the recipe's fused AdamW;
 - eager-attention: attn_implementation="eager" instead of SDPA;
-- no-dropout: every dropout probability 0 (not a candidate: it changes training; it shows what dropout costs).
+- no-dropout: every dropout probability 0 (not a candidate: it changes training; it shows what dropout costs);
+- nonfinite-guard: the check the recipes run before each optimizer step (common/training/guards.py: every
+  gradient finite), to show its cost.
 Nothing is asserted.
 """
 
@@ -30,7 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-VARIANTS = ("baseline", "keep-freed-memory", "compile", "foreach-adamw", "eager-attention", "no-dropout")
+VARIANTS = ("baseline", "keep-freed-memory", "compile", "foreach-adamw", "eager-attention", "no-dropout",
+            "nonfinite-guard")
 
 
 def measure(args) -> dict:
@@ -39,6 +42,7 @@ def measure(args) -> dict:
     from transformers import set_seed
 
     from common.training import stages
+    from common.training.guards import StopOnNonFiniteGradients
     from throughput import load
 
     set_seed(42)  # the same new head and dropout masks in every variant's process
@@ -64,12 +68,15 @@ def measure(args) -> dict:
         forward = torch.compile(model) if args.variant == "compile" else model
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if training_args.bf16 else contextlib.nullcontext()
         model.train()
+        guard = StopOnNonFiniteGradients() if args.variant == "nonfinite-guard" else None
 
         def step(batch):
             with autocast:
                 loss = forward(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), training_args.max_grad_norm)
+            if guard is not None:
+                guard.on_pre_optimizer_step(training_args, trainer.state, trainer.control, model=model)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()

@@ -47,6 +47,7 @@ def main(argv=None):
 
     from common.data.tables import read_table
     from common.evaluation.attributions import explain_texts
+    from common.models.tokenizer import LOAD_ERRORS
     from common.outputs.explanations import write_explanations
     from common.tokens.tokenization import max_input_length
 
@@ -71,7 +72,7 @@ def main(argv=None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as error:
+    except LOAD_ERRORS as error:
         raise OptionError(f"--model_dir {model_dir}: cannot load a sequence classifier and its tokenizer ({error})") from None
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     max_length = max_input_length(tokenizer, model.config, args.max_seq_length)

@@ -113,3 +113,37 @@ def test_a_config_file_that_is_not_yaml_names_its_line(tmp_path):
     (tmp_path / "bad.yaml").write_text("learning_rate: 2e-5\nseed: [1, 2\n")
     with pytest.raises(OptionError, match=r"bad.yaml, line 3: not a valid config file"):
         parse_args(TYPES, ["--config", str(tmp_path / "bad.yaml")])
+
+
+def test_config_given_with_an_equals_sign(tmp_path):
+    config = write(tmp_path / "c.yaml", "learning_rate: 1.0e-4\nbf16: false\n")
+    _, _, training_args, settings = parse_args(TYPES, [f"--config={config}", "--output_dir", str(tmp_path / "o")])
+    assert training_args.learning_rate == 1e-4 and settings.config_file == config
+    with pytest.raises(OptionError, match="--config needs a file name"):
+        parse_args(TYPES, ["--config=", "--output_dir", str(tmp_path / "o")])
+
+
+def test_without_training_a_configs_training_settings_do_not_apply(tmp_path):
+    config = write(tmp_path / "c.yaml", "do_train: true\neval_strategy: epoch\nsave_strategy: epoch\n"
+                                        "load_best_model_at_end: true\nmetric_for_best_model: accuracy\n"
+                                        "learning_rate: 1.0e-4\ndo_eval: true\nbf16: false\n")
+    _, _, training_args, settings = parse_args(
+        TYPES, ["--config", config, "--do_train", "False", "--test_file", "x.csv", "--output_dir", str(tmp_path / "o")])
+    assert not training_args.load_best_model_at_end and training_args.eval_strategy == "no"
+    assert training_args.do_predict and not training_args.do_eval  # a test file named, no validation data
+    assert "learning_rate" not in settings.values  # run_config.yaml says what applied
+    _, _, training_args, _ = parse_args(
+        TYPES, ["--config", config, "--do_train", "False", "--validation_file", "d.csv", "--output_dir", str(tmp_path / "o")])
+    assert training_args.do_eval and not training_args.do_predict
+    # what the command line gives still applies
+    _, _, training_args, _ = parse_args(
+        TYPES, ["--config", config, "--do_train", "False", "--do_eval", "False", "--per_device_eval_batch_size", "3",
+                "--output_dir", str(tmp_path / "o")])
+    assert not training_args.do_eval and training_args.per_device_eval_batch_size == 3
+
+
+@pytest.mark.parametrize("flags, message", [(["--max_steps", "0"], "--max_steps 0 trains for 0 steps"),
+                                            (["--max_steps", "-5"], "--max_steps -5 trains for 0 steps")])
+def test_max_steps_that_train_nothing_are_refused(tmp_path, flags, message):
+    with pytest.raises(OptionError, match=message):
+        parse_args(TYPES, ["--do_train", "True", *flags, "--output_dir", str(tmp_path / "o")])

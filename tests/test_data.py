@@ -285,3 +285,58 @@ def test_skip_bad_rows_leaves_out_and_lists_every_bad_row(tmp_path, write_csv):
     path.write_text("text,label\n,pos\n ,neg\n")
     with pytest.raises(DataError, match=r"reviews.csv: every row was skipped as bad \(2\)"):
         load_text_data(args(train_file=str(path), skip_bad_rows=True), seed=0)
+
+
+# ------------------------------------------------------------- missing values, invisible texts, any label set
+
+
+@pytest.mark.parametrize("missing", ["NaN", "nan", "None", "null", " ", "N/A"])
+def test_missing_value_labels_are_missing_labels_not_classes(tmp_path, write_csv, missing):
+    write_csv(tmp_path / "t.csv", [("a good film", "pos"), ("an awful film", "neg"), ("a dull film", missing)])
+    with pytest.raises(DataError, match=r"t.csv, line 4: missing label in column 'label'"):
+        load_text_data(args(train_file=str(tmp_path / "t.csv")), seed=0)
+    raw = load_text_data(args(train_file=str(tmp_path / "t.csv"), skip_bad_rows=True), seed=0)
+    assert build_label_list(raw) == ["neg", "pos"]
+
+
+def test_an_unlabelled_test_file_of_missing_values_is_unlabelled(tmp_path, write_csv):
+    write_csv(tmp_path / "t.csv", [("a good film", "pos"), ("an awful film", "neg")])
+    write_csv(tmp_path / "test.csv", [("a fine film", "NaN"), ("a poor film", "nan")])
+    raw = load_text_data(args(train_file=str(tmp_path / "t.csv"), test_file=str(tmp_path / "test.csv")), seed=0)
+    encode_labels(raw, build_label_list(raw))
+    assert "labels" not in raw.splits["test"].frame
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\u200b\u200c \ufeff", "\u2060\u00ad"])
+def test_a_text_of_invisible_characters_only_is_an_empty_text(tmp_path, write_csv, text):
+    write_csv(tmp_path / "t.csv", [("a good film", "pos"), (text, "neg")])
+    with pytest.raises(DataError, match=r"t.csv, line 3: empty text in column 'text' \(only invisible characters: U\+"):
+        load_text_data(args(train_file=str(tmp_path / "t.csv")), seed=0)
+
+
+@pytest.mark.parametrize("value, kind", [(2024, "a number"), (3.5, "a number"), (["a", "b"], "a list")])
+def test_a_json_text_that_is_no_string_is_named_as_such(tmp_path, value, kind):
+    (tmp_path / "t.jsonl").write_text(json.dumps({"text": "a good film", "label": "pos"}) + "\n"
+                                      + json.dumps({"text": value, "label": "neg"}) + "\n")
+    with pytest.raises(DataError, match=rf"t.jsonl, line 2: the text in column 'text' is {kind} \(.*\), not a string"):
+        load_text_data(args(train_file=str(tmp_path / "t.jsonl")), seed=0)
+
+
+@pytest.mark.parametrize("labels, validation_split", [
+    (["a", "b", "c", "d", "e"] * 2, 0.2),  # 2 rows held out, 5 classes: cannot be stratified
+    ([1, "1", "two", 3, "two", 3, 1, "1", 3, "two"], 0.3),  # numbers and names mixed in one column
+    (["a", "b"] * 5 + ["c"], 0.2),  # a label seen once
+])
+def test_the_held_out_split_works_for_any_label_set(tmp_path, labels, validation_split):
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": f"text {i}", "label": label}) + "\n"
+                                              for i, label in enumerate(labels)))
+    raw = load_text_data(args(train_file=str(tmp_path / "t.jsonl"), validation_split=validation_split), seed=0)
+    sizes = raw.sizes()
+    assert sizes["train"] + sizes["validation"] == len(labels) and sizes["validation"] == round(validation_split * len(labels))
+    assert any("not stratified" in note for note in raw.notes) or len(set(map(str, labels))) == 3
+
+
+def test_a_held_out_share_of_no_rows_is_explained(tmp_path, write_csv):
+    write_csv(tmp_path / "t.csv", [("a good film", "pos"), ("an awful film", "neg"), ("a dull film", "neg")])
+    with pytest.raises(DataError, match=r"t.csv: --validation_split 0.1 of its 3 rows holds out none"):
+        load_text_data(args(train_file=str(tmp_path / "t.csv"), validation_split=0.1), seed=0)

@@ -373,3 +373,13 @@ def test_ner_recipe_cross_validates_over_sentences(tmp_path, ner_tokenizer, reci
         second = run(tmp_path / "b")
         assert [(f["held_out_rows"], f["f1"], f["loss"]) for f in second["folds"]] == \
             [(f["held_out_rows"], f["f1"], f["loss"]) for f in folds]
+
+
+def test_a_file_whose_last_column_is_the_chunk_column_names_it(tmp_path):
+    # CoNLL-2003 without its entity column: 'B-NP' would be read as an entity of type NP, and the error would
+    # only come later, blaming the validation file's entity tags
+    train = write(tmp_path / "train.txt", "EU NNP B-NP\nrejects VBZ B-VP\nGerman JJ B-NP\ncall NN I-NP\n\n")
+    dev = write(tmp_path / "dev.txt", "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n")
+    with pytest.raises(DataError, match=r"train.txt: the tag column \(column -1 of 3\) holds chunk tags \(NP, VP\), "
+                                        r"not entity types: is the entity column missing\?"):
+        load_tagged_data(TokenDataArguments(train_file=str(train), validation_file=str(dev)))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from common.config.errors import OptionError
-from common.outputs.output_dir import LOCK_FILE
+from common.training.output_dir import LOCK_FILE
 
 TRAIN_FLAGS = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
                "--disable_tqdm", "True", "--bf16", "False"]
@@ -68,8 +68,10 @@ def test_a_second_run_into_a_busy_folder_stops(tmp_path, sentiment):
     assert not (out / "model.safetensors").exists()
 
 
-def test_evaluation_alone_may_write_beside_the_trained_model(tmp_path, sentiment, tiny_bert):
+def test_evaluation_alone_writes_beside_the_trained_model_in_its_own_folder(tmp_path, sentiment, tiny_bert):
     out = tmp_path / "out"
     sentiment(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     sentiment(out, "--do_train", "False", "--do_eval", "False", "--do_predict", "--model", str(out))
-    assert (out / "predictions.csv").exists() and (out / "model.safetensors").exists()
+    assert (out / "predict" / "predictions.csv").exists() and (out / "predict" / "all_results.json").exists()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # the training run's, as they were

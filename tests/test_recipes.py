@@ -185,7 +185,7 @@ def test_results_table_and_json_with_published_figures(tmp_path, sentiment_run):
      "--do_eval False"),
     (["--resume_from_checkpoint", "True"], "--resume_from_checkpoint True: no complete checkpoint-* folder in"),
     (["--resume_from_checkpoint", "/nonexistent/ckpt"], "--resume_from_checkpoint /nonexistent/ckpt: not a complete "
-                                                        "checkpoint folder"),
+                                                        "checkpoint (not a folder)"),
     (["--max_seq_length", "2"], "--max_seq_length 2 leaves no room for text: the model adds 2 special tokens"),
     (["--metric_for_best_model", "nope"], "--metric_for_best_model nope: evaluation reports no such metric (it "
                                           "reports loss, accuracy, "),

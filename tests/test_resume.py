@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from common.training.checkpoints import COMPLETE_FILE
 from tests.test_ner import synthetic_conll
 
 STEPS_PER_CHECKPOINT = 10
@@ -41,9 +42,9 @@ def run(cmd: list[str], repo: Path) -> subprocess.CompletedProcess:
 
 
 def kill_after_checkpoint(cmd: list[str], repo: Path, out: Path) -> None:
-    """Start the run and SIGKILL it as soon as checkpoint-KILL_AFTER is complete (trainer_state.json written)."""
+    """Start the run and SIGKILL it as soon as checkpoint-KILL_AFTER is complete (marked so)."""
     process = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    saved = out / f"checkpoint-{KILL_AFTER}" / "trainer_state.json"
+    saved = out / f"checkpoint-{KILL_AFTER}" / COMPLETE_FILE
     while not saved.exists():
         if process.poll() is not None:
             pytest.fail(f"the run ended before checkpoint-{KILL_AFTER}: {process.stderr.read()[-3000:]}")

@@ -264,6 +264,9 @@ class RecipeTrainingArguments(TrainingArguments):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"--{name} {getattr(self, name)} must be above 0")
         check_optim_args(self.optim, self.optim_args)
+        if self.do_train and (self.max_steps == 0 or self.max_steps < -1):
+            raise ValueError(f"--max_steps {self.max_steps} trains for {max(self.max_steps, 0)} steps: give a number "
+                             "above 0, or -1 (the default) to train for --num_train_epochs")
         if self.do_train and self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError(f"--num_train_epochs {self.num_train_epochs} (with no --max_steps) trains for 0 steps: "
                              "give a number above 0, or --do_train False to only evaluate or predict")

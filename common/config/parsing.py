@@ -49,6 +49,15 @@ def config_to_flags(config: dict, source: str, known: set[str]) -> list[str]:
     return flags
 
 
+# Settings that only training reads: a config's values are not applied to evaluation or prediction alone
+TRAINING_ONLY = {
+    "eval_strategy", "eval_steps", "save_strategy", "save_steps", "save_total_limit", "load_best_model_at_end",
+    "metric_for_best_model", "greater_is_better", "early_stopping_patience", "num_train_epochs", "max_steps",
+    "learning_rate", "warmup_ratio", "warmup_steps", "weight_decay", "lr_scheduler_type", "gradient_accumulation_steps",
+    "per_device_train_batch_size", "class_weights", "l1_lambda", "optim", "optim_args", "train_sampling_strategy",
+    "pack_batches", "crf_learning_rate", "cv_folds", "cv_checkpoint_selection", "overwrite_output_dir",
+    "resume_from_checkpoint", "max_train_samples", "do_eval", "do_predict",
+}
 CLASSIFICATION_ONLY = {"explain_examples", "group_column", "long_text", "head_tokens"}
 
 
@@ -85,13 +94,18 @@ def flags_given(argv: list[str]) -> dict[str, str | None]:
 
 def choose_config(argv: list[str], benchmark_config, default_config) -> str | None:
     """`--config FILE` (taken out of argv); else the benchmark config, unless the command line names other data."""
-    if "--config" in argv:
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise OptionError("--config needs a file name")
-        path = argv[i + 1]
-        del argv[i : i + 2]
-        return path
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):  # --config=FILE, as argparse takes any flag
+            del argv[i]
+            if not arg.partition("=")[2]:
+                raise OptionError("--config needs a file name")
+            return arg.partition("=")[2]
+        if arg == "--config":
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise OptionError("--config needs a file name")
+            path = argv[i + 1]
+            del argv[i : i + 2]
+            return path
     if benchmark_config is None:
         return str(default_config) if default_config else None
     named = {key: value for key, value in flags_given(argv).items() if key in DATA_FLAGS}
@@ -120,23 +134,54 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
     for flag in sorted((given & CLASSIFICATION_ONLY) - known):
         raise OptionError(f"--{flag} is for the classification recipes (sentiment, text_classification, chinese_ernie "
                           "--task classification), not this one")
+    flags += hardware_flags(given)
+
+    source = f"the settings of {config_path} and the command line" if config_path else "the command line"
+    args = parse_into(parser, flags + argv, source)
+    if "do_train" in given and not next(a.do_train for a in args if hasattr(a, "do_train")):
+        # Evaluation or prediction alone: the config's training settings do not apply (a config's
+        # load_best_model_at_end or eval_strategy would otherwise ask for what such a run does not have).
+        on_command_line = set(flags_given(argv))
+        dropped = {key for key in TRAINING_ONLY if key in config and key not in on_command_line}
+        flags = config_to_flags({k: v for k, v in config.items() if k not in dropped}, config_path, known)
+        flags += stage_flags(on_command_line) + hardware_flags(given)
+        args = parse_into(parser, flags + argv, source)
+        given = (given - dropped) | {"do_eval", "do_predict"}
+    for a in args:
+        if hasattr(a, "data_dir") and a.data_dir is None:
+            a.data_dir = os.environ.get("DATA_DIR")
+    settings = Settings(final_values(args, given | {"bf16", "use_cpu", "data_dir"}), config_path)
+    return (*args, settings)
+
+
+def hardware_flags(given: set[str]) -> list[str]:
+    """bf16 where the hardware runs it natively, and use_cpu without a GPU, unless set."""
+    flags = []
     if "bf16" not in given and "fp16" not in given and bf16_supported():
         flags += ["--bf16", "True"]
     if "use_cpu" not in given and not torch.cuda.is_available() and not torch.backends.mps.is_available():
         # Say it: Trainer then runs bf16 on CPU, and under torchrun sets up CPU DDP (gloo) instead of
         # starting a process group it does not use.
         flags += ["--use_cpu", "True"]
+    return flags
 
+
+def stage_flags(on_command_line: set[str]) -> list[str]:
+    """Without training: evaluate when validation data is named, predict when a test file is (unless told)."""
+    sources = {"dataset_name", "benchmark"} & on_command_line
+    flags = []
+    if "do_eval" not in on_command_line:
+        flags += ["--do_eval", str(bool({"validation_file"} & on_command_line or sources))]
+    if "do_predict" not in on_command_line and "test_file" in on_command_line:
+        flags += ["--do_predict", "True"]
+    return flags
+
+
+def parse_into(parser, flags: list[str], source: str):
     try:
-        args = parser.parse_args_into_dataclasses(args=flags + argv)
+        return parser.parse_args_into_dataclasses(args=flags)
     except ValueError as error:  # an unknown flag, or a combination TrainingArguments or our checks refuse
-        source = f"the settings of {config_path} and the command line" if config_path else "the command line"
         raise OptionError(f"{error} (in {source})") from None
-    for a in args:
-        if hasattr(a, "data_dir") and a.data_dir is None:
-            a.data_dir = os.environ.get("DATA_DIR")
-    settings = Settings(final_values(args, given | {"bf16", "use_cpu", "data_dir"}), config_path)
-    return (*args, settings)
 
 
 def final_values(args, keys) -> dict:

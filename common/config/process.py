@@ -1,5 +1,6 @@
 """Per-process set-up of a recipe run: logging, a warning about idle CPU cores, and the exit on bad input."""
 
+import errno
 import gc
 import logging
 import os
@@ -58,5 +59,18 @@ def run_main(main) -> None:
     except (DataError, OptionError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:
+        if not disk_full(e):
+            raise
+        print(f"error: the disk is full ({getattr(e, 'filename', None) or e}): free some space and run again; the "
+              "output folder keeps what it held before this run's final outputs were complete", file=sys.stderr)
+        sys.exit(2)
     finally:
         close_process_group()
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether an error is a full disk (or quota), however a library wrapped it."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(text in str(error) for text in ("No space left on device", "Disk quota exceeded"))

@@ -5,11 +5,28 @@ stable order: numbers numerically, other names alphabetically. It is what the mo
 `id2label`/`label2id` hold, so a saved model shows names, not ids.
 """
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from common.data.errors import DataError
 from common.data.tables import Split, TextData
+
+# Label values that mean "no label" (as pandas reads them), never a class of their own
+MISSING_LABELS = {"nan", "none", "null", "n/a", "#n/a", "<na>"}
+
+
+def missing_label(value, multi_label: bool = False) -> bool:
+    """Whether a label value is missing: null, NaN, or a string such as 'NaN', 'None' or '' (multi-label: an
+    empty string or list is a row with no labels, not a missing one)."""
+    if isinstance(value, (list, tuple)):
+        return False
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() in MISSING_LABELS or (not multi_label and not value.strip())
+    return False
 
 
 def natural_key(label: str):
@@ -76,9 +93,7 @@ def encode_labels(raw: TextData, label_list: list[str], multi_label: bool = Fals
     label2id = {name: i for i, name in enumerate(label_list)}
     for split in raw.splits.values():
         frame = split.frame
-        if raw.label_column not in frame or frame[raw.label_column].isna().all():
-            continue
-        if not multi_label and (frame[raw.label_column].astype(str).str.strip() == "").all():
+        if raw.label_column not in frame or frame[raw.label_column].map(missing_label).all():
             continue  # an unlabelled test set
         parsed = _labels_of(split, raw.label_column, multi_label, separator)
         for index, labels in parsed.items():

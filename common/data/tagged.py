@@ -80,7 +80,22 @@ def read_conll(path, tag_column: int = -1, encoding: str = "utf-8") -> TaggedSpl
     if 1 in columns_seen:
         line = next(n for sent, ln in zip(tags, lines) for t, n in zip(sent, ln) if t is None)
         raise DataError(f"{path}, line {line}: a token without a tag column")
+    refuse_chunk_tags(path, tags, tag_column, first_columns[0])
     return TaggedSplit(tokens, tags, lines, str(path), "conll")
+
+
+# Phrase types of CoNLL-2000/2003's chunk column (B-NP, I-VP, ...): IOB tags too, but not entities
+CHUNK_TYPES = {"NP", "VP", "PP", "ADJP", "ADVP", "SBAR", "PRT", "INTJ", "CONJP", "LST", "UCP"}
+
+
+def refuse_chunk_tags(path, tags: list[list[str]], tag_column: int, columns: int) -> None:
+    """A tag column of chunk tags only is the chunk column, read where the entity column is missing."""
+    types = {tag.split("-", 1)[1] for sentence in tags for tag in sentence if "-" in tag}
+    if types and types <= CHUNK_TYPES and {"NP", "VP"} & types:
+        raise DataError(f"{path}: the tag column (column {tag_column} of {columns}) holds chunk tags "
+                        f"({', '.join(sorted(types)[:6])}), not entity types: is the entity column missing? "
+                        "CoNLL-2003 lines are: word POS chunk entity. Give --tag_column if the entity tags are in "
+                        "another column")
 
 
 def read_token_jsonl(path, tokens_key: str = "tokens", tags_key: str = "tags", encoding: str = "utf-8") -> TaggedSplit:

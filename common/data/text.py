@@ -6,6 +6,8 @@ message naming its file and line, and every subset or split taken is logged.
 """
 
 import logging
+import math
+import unicodedata
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -13,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from common.data.benchmarks import BENCHMARKS, resolve_data_dir
 from common.data.errors import DataError
 from common.data.hub import load_hub_dataset
+from common.data.labels import missing_label
 from common.data.tables import Split, TextData, from_dataframe, read_table
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,26 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> TextDa
     raise DataError("no data given: set --train_file/--validation_file/--test_file, --dataset_name or --benchmark")
 
 
+# Characters that show nothing and that str.strip() keeps: zero-width spaces and joiners, word joiner,
+# byte-order mark, soft hyphen, Hangul fillers, braille blank
+INVISIBLE = set("\u200b\u200c\u200d\u2060\ufeff\u00ad\u115f\u1160\u3164\uffa0\u2800\u180e")
+
+
+def text_problem(value, column: str) -> str | None:
+    """What is wrong with a text value, or None: missing, not a string, or nothing visible in it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"empty text in column '{column}'"
+    if not isinstance(value, str):
+        kind = "a number" if isinstance(value, (bool, int, float)) else f"a {type(value).__name__}"
+        return f"the text in column '{column}' is {kind} ({str(value)[:40]}), not a string: quote it in the JSON"
+    if not value.strip():
+        return f"empty text in column '{column}'"
+    if all(c.isspace() or c in INVISIBLE or unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        shown = ", ".join(sorted({f"U+{ord(c):04X}" for c in value if not c.isspace()}))
+        return f"empty text in column '{column}' (only invisible characters: {shown})"
+    return None
+
+
 def row_problems(raw: TextData, split_name: str, split: Split, multi_label: bool = False) -> pd.Series:
     """Each row's first problem (empty text, missing label, a label over several lines), or None."""
     frame = split.frame
@@ -59,12 +82,11 @@ def row_problems(raw: TextData, split_name: str, split: Split, multi_label: bool
         problems[new] = [problem(i) if callable(problem) else problem for i in new[new].index]
 
     for column in [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else []):
-        text = frame[column]
-        flag(text.isna() | ~text.map(lambda t: isinstance(t, str) and bool(t.strip())),
-             f"empty text in column '{column}'")
+        text_problems = frame[column].map(lambda value, c=column: text_problem(value, c))
+        flag(text_problems.notna(), lambda i, found=text_problems: found[i])
     if raw.label_column in frame:
         label = frame[raw.label_column]
-        missing = label.isna() if multi_label else label.isna() | label.map(lambda v: isinstance(v, str) and not v.strip())
+        missing = label.map(lambda v: missing_label(v, multi_label))
         if not (split_name == "test" and missing.all()):  # all missing: an unlabelled test set
             flag(missing, f"missing label in column '{raw.label_column}'")
         # a quote opened before the label and closed rows later: those rows became one label
@@ -95,12 +117,29 @@ def check_columns(raw: TextData, split_name: str, split: Split, multi_label: boo
     split.frame = frame[problems.isna()]
 
 
-def _stratify_or_none(labels: pd.Series, what: str, notes: list[str]):
+def _stratify_or_none(labels: pd.Series, held: int, what: str, notes: list[str]):
+    """The labels to stratify a split of `held` rows by, or None (and a note saying why) where it cannot be."""
+    if labels.map(lambda v: isinstance(v, (list, tuple))).any():
+        notes.append(f"{what}: not stratified (multi-label rows)")
+        return None
+    labels = labels.map(lambda v: str(v).strip())  # numbers and names mixed in one column still compare
     counts = labels.value_counts()
-    if labels.map(lambda v: isinstance(v, (list, tuple))).any() or counts.min() < 2:
-        notes.append(f"{what}: not stratified (multi-label rows, or a label seen only once)")
+    if counts.min() < 2:
+        notes.append(f"{what}: not stratified (label {counts.idxmin()!r} is seen only once)")
+        return None
+    if min(held, len(labels) - held) < len(counts):
+        notes.append(f"{what}: not stratified ({held:,} of {len(labels):,} rows held out, and {len(counts)} labels "
+                     "could not all be on both sides)")
         return None
     return labels
+
+
+def _holdout_size(fraction: float, rows: int, flag: str, source: str) -> int:
+    size = round(fraction * rows)
+    if size == 0:
+        raise DataError(f"{source}: {flag} {fraction} of its {rows:,} rows holds out none; give a larger {flag}, "
+                        "more rows, or the split as a file")
+    return size
 
 
 def split_off(raw: TextData, validation_split: float, test_split: float, seed: int) -> None:
@@ -109,16 +148,19 @@ def split_off(raw: TextData, validation_split: float, test_split: float, seed: i
     frame = train.frame
     holdout = {}
     if "validation" not in raw.splits and validation_split > 0:
-        holdout["validation"] = round(validation_split * len(frame))
+        holdout["validation"] = _holdout_size(validation_split, len(frame), "--validation_split", train.source)
     if "test" not in raw.splits and test_split > 0:
-        holdout["test"] = round(test_split * len(frame))
+        holdout["test"] = _holdout_size(test_split, len(frame), "--test_split", train.source)
     if not holdout:
         return
+    if sum(holdout.values()) >= len(frame):
+        raise DataError(f"{train.source}: holding out {sum(holdout.values()):,} of its {len(frame):,} rows leaves none "
+                        "to train on; give more rows, or the validation and test data as files")
     labels = frame[raw.label_column].map(lambda v: tuple(v) if isinstance(v, list) else v)
-    stratify = _stratify_or_none(labels, "held-out split", raw.notes)
+    stratify = _stratify_or_none(labels, sum(holdout.values()), "held-out split", raw.notes)
     rest, held = train_test_split(frame, test_size=sum(holdout.values()), random_state=seed, stratify=stratify)
     if len(holdout) == 2:
-        stratify = _stratify_or_none(labels.loc[held.index], "validation/test split", raw.notes)
+        stratify = _stratify_or_none(labels.loc[held.index], holdout["test"], "validation/test split", raw.notes)
         held_val, held_test = train_test_split(held, test_size=holdout["test"], random_state=seed, stratify=stratify)
         parts = {"validation": held_val, "test": held_test}
     else:

@@ -11,7 +11,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoMod
 
 from common.config.errors import OptionError
 from common.models.lora import apply_lora
-from common.models.tokenizer import hub_settings, load_error
+from common.models.tokenizer import LOAD_ERRORS, hub_settings, load_error
 
 
 def label_settings(label_list: list[str]) -> dict:
@@ -28,7 +28,7 @@ def trained_labels(model_args, training_args) -> list[str] | None:
     name = model_args.model_name_or_path
     try:
         config = AutoConfig.from_pretrained(name, **hub_settings(model_args))
-    except (OSError, ValueError) as error:
+    except LOAD_ERRORS as error:
         raise OptionError(f"--model_name_or_path {name}: cannot load its config ({load_error(name, error)})") from None
     names = [config.id2label[i] for i in range(len(config.id2label or {}))]
     if not names or all(re.fullmatch(r"LABEL_\d+", label) for label in names):
@@ -44,7 +44,7 @@ def _load_with_head(auto_class, model_args, label_list: list[str], tokenizer, **
                                             **config_kwargs)
         config.pad_token_id = tokenizer.pad_token_id
         model = auto_class.from_pretrained(model_args.model_name_or_path, config=config, **hub)
-    except (OSError, ValueError) as error:  # no weights, an unknown architecture, no network
+    except LOAD_ERRORS as error:  # no weights, truncated or refused ones, an unknown architecture, no network
         raise OptionError(f"--model_name_or_path {model_args.model_name_or_path}: cannot load the model "
                           f"({load_error(model_args.model_name_or_path, error)})") from None
     if getattr(model_args, "gguf_file", None) and getattr(model, "hf_quantizer", None) is not None:

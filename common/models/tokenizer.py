@@ -1,8 +1,10 @@
 """The model's tokenizer, ready for batching: a pad token for decoder-only models, a prefix space for words given one by one."""
 
 import logging
+import pickle
 from pathlib import Path
 
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoTokenizer
 
 from common.config.errors import OptionError, require_extra
@@ -11,6 +13,9 @@ logger = logging.getLogger(__name__)
 
 MIN_ORDINARY_TOKENS = 10  # fewer besides [CLS], [PAD], ...: no vocabulary was found (real ones hold thousands)
 
+
+# What from_pretrained raises for a folder it cannot use: missing, truncated or refused files, no network
+LOAD_ERRORS = (OSError, ValueError, SafetensorError, pickle.UnpicklingError)
 
 # Byte-level BPE tokenizers mark a word start with a space; words given one by one need it added.
 PREFIX_SPACE_MODELS = {"roberta", "gpt2", "bloom", "deberta", "longformer", "bart", "mvp"}
@@ -60,7 +65,7 @@ def load_tokenizer(model_args, words_given: bool = False):
             if model_type in PREFIX_SPACE_MODELS:
                 kwargs["add_prefix_space"] = True
         tokenizer = AutoTokenizer.from_pretrained(name, **hub, **kwargs)
-    except (OSError, ValueError) as error:  # no such folder or Hub model, no network, files it cannot read
+    except LOAD_ERRORS as error:  # no such folder or Hub model, no network, files it cannot read
         raise OptionError(f"--model_name_or_path/--tokenizer_name {name}: cannot load its tokenizer "
                           f"({load_error(name, error)})") from None
     ordinary = len(tokenizer) - len(set(tokenizer.all_special_ids))

@@ -11,6 +11,7 @@ import transformers
 
 from common.config.hardware import precision_name
 from common.models.lora import is_lora, parameter_counts
+from common.training.output_dir import final_path
 
 logger = logging.getLogger(__name__)
 
@@ -59,5 +60,5 @@ def write_all_results(output_dir: str, results: dict) -> Path:
     path = Path(output_dir) / "all_results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
-    logger.info(f"Results written to {path}")
+    logger.info(f"Results written to {final_path(path)}")
     return path

@@ -16,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from common.training.output_dir import final_path  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 
@@ -179,5 +181,5 @@ def write_explanations(folder, explanations, title: str = "Why the model said it
     json_path = folder / "explanations.json"
     json_path.write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     written.append(json_path)
-    logger.info(f"Explanations of {len(records)} text(s) written to {folder}/explanations.html (.png, .json)")
+    logger.info(f"Explanations of {len(records)} text(s) written to {final_path(folder)}/explanations.html (.png, .json)")
     return written

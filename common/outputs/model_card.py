@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from common.data.tag_schemes import entity_types
+from common.training.output_dir import final_path
 
 logger = logging.getLogger(__name__)
 
@@ -163,5 +164,5 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
     ]
     path = Path(path)
     path.write_text("\n".join(lines), encoding="utf-8")
-    logger.info(f"Model card written to {path}")
+    logger.info(f"Model card written to {final_path(path)}")
     return path

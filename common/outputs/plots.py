@@ -9,6 +9,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.training.output_dir import final_path  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 
@@ -95,5 +97,5 @@ def _save(figure, path) -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    logger.info(f"Plot written to {path}")
+    logger.info(f"Plot written to {final_path(path)}")
     return path

@@ -10,6 +10,7 @@ import numpy as np
 from common.data.tables import TextData
 from common.data.tag_schemes import tags_to_spans
 from common.evaluation.metrics import decisions, probabilities
+from common.training.output_dir import final_path
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def write_classification_predictions(path, raw: TextData, split: str, logits: np
         out[f"p({name})"] = column.round(6)
     path = Path(path)
     out.to_csv(path, index=False)
-    logger.info(f"{len(out):,} predictions written to {path}")
+    logger.info(f"{len(out):,} predictions written to {final_path(path)}")
     return path
 
 
@@ -55,7 +56,7 @@ def write_tagged_predictions(output_dir, split, predicted_tags: list[list[str]])
             for i, (tokens, predicted) in enumerate(zip(split.tokens, predicted_tags)):
                 record = {"tokens": tokens, **({"tags": split.tags[i]} if split.tags else {}), "predicted": predicted}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    logger.info(f"{sum(map(len, predicted_tags)):,} word predictions in {len(predicted_tags):,} sentences written to {path}")
+    logger.info(f"{sum(map(len, predicted_tags)):,} word predictions in {len(predicted_tags):,} sentences written to {final_path(path)}")
     return path
 
 
@@ -68,5 +69,5 @@ def write_entities(path, split, predicted_tags: list[list[str]]) -> Path:
                 record = {"sentence": sentence, "start": start, "end": end, "type": kind,
                           "text": " ".join(tokens[start:end + 1])}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    logger.info(f"Entities written to {path}")
+    logger.info(f"Entities written to {final_path(path)}")
     return path

@@ -24,6 +24,7 @@ from transformers import DataCollatorForTokenClassification, set_seed
 
 from common.config.errors import OptionError
 from common.evaluation.metrics import entity_metrics
+from common.training.output_dir import commit_outputs, make_room_for_training, stage_outputs
 from common.tokens.long_text import document_starts
 from common.training.stages import build_trainer
 
@@ -120,6 +121,8 @@ def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation
     `compute_metrics` of the validation set (a function of the fold's model: a CRF's decoding belongs to it).
     """
     select_on_validation = training_args.cv_checkpoint_selection == "validation" and validation is not None
+    make_room_for_training(training_args)
+    stage_outputs(training_args)  # every fold's folder and the summary are moved into --output_dir together
     results = []
     for k, (train_units, held_units) in enumerate(folds):
         fold_dir = Path(training_args.output_dir) / f"fold_{k}"
@@ -151,6 +154,7 @@ def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation
                "std": "sample standard deviation (ddof=1) over the folds", "mean": mean, "std_dev": std,
                "folds": results}
     write_cv_results(training_args.output_dir, summary)
+    commit_outputs(training_args)
     return summary
 
 

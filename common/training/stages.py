@@ -5,15 +5,17 @@ Batches are padded per batch to their own longest row; early stopping on metric_
 """
 
 import logging
-from pathlib import Path
+import pickle
 
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback
-from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, PredictionOutput
+from transformers.trainer_utils import PredictionOutput
 
 from common.config.errors import OptionError
 from common.config.hardware import keep_freed_memory, precision_name
 from common.evaluation.metrics import entity_metrics
+from common.training.output_dir import make_room_for_training, stage_outputs
+from common.training.checkpoints import checkpoint_to_resume
+from common.training.guards import StopOnNonFiniteGradients
 from common.training.trainer import RecipeTrainer
 
 logger = logging.getLogger(__name__)
@@ -26,11 +28,11 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
         # Multiples of 8 let GPU tensor cores work on half precision; on CPU they only add padding.
         multiple = 8 if (training_args.bf16 or training_args.fp16) and not training_args.use_cpu else None
         data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
-    if eval_dataset is None and training_args.eval_strategy != "no":
+    if training_args.do_train and eval_dataset is None and training_args.eval_strategy != "no":
         raise OptionError(f"--eval_strategy {training_args.eval_strategy.value} needs validation data and there is "
                           "none: give --validation_file (or a --validation_split above 0), or set --eval_strategy no")
     check_metric_for_best_model(training_args, compute_metrics)
-    callbacks = []
+    callbacks = [StopOnNonFiniteGradients()]
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
     logger.info(f"Training batches: {training_args.train_sampling_strategy}; precision: {precision_name(training_args)}")
@@ -47,17 +49,6 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
     )
 
 
-def complete_checkpoints(output_dir) -> list[Path]:
-    """The checkpoint-N folders of `output_dir`, by step; complete ones only (Trainer writes trainer_state.json last)."""
-    folders = sorted((p for p in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")
-                      if p.is_dir() and p.name.split("-")[-1].isdigit()), key=lambda p: int(p.name.split("-")[-1]))
-    for folder in folders:
-        if not (folder / TRAINER_STATE_NAME).is_file():
-            logger.warning(f"{folder} is incomplete (no {TRAINER_STATE_NAME}: the run stopped while saving it); "
-                           "not resuming from it")
-    return [folder for folder in folders if (folder / TRAINER_STATE_NAME).is_file()]
-
-
 def check_metric_for_best_model(args, compute_metrics) -> None:
     """--metric_for_best_model must be one the evaluation reports: Trainer would only find out after an epoch."""
     names = getattr(compute_metrics, "names", None)
@@ -67,23 +58,6 @@ def check_metric_for_best_model(args, compute_metrics) -> None:
     if metric.removeprefix("eval_") not in ["loss", *names]:
         raise OptionError(f"--metric_for_best_model {metric}: evaluation reports no such metric (it reports loss, "
                           f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
-
-
-def checkpoint_to_resume(args) -> str | None:
-    """--resume_from_checkpoint: a checkpoint folder, or True for the last complete one in --output_dir."""
-    if args.resume_from_checkpoint is None:
-        return None
-    if str(args.resume_from_checkpoint).lower() != "true":
-        if not (Path(args.resume_from_checkpoint) / TRAINER_STATE_NAME).is_file():
-            raise OptionError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: not a complete checkpoint "
-                              f"folder (no {TRAINER_STATE_NAME} in it)")
-        return args.resume_from_checkpoint
-    checkpoints = complete_checkpoints(args.output_dir) if Path(args.output_dir).is_dir() else []
-    if not checkpoints:
-        raise OptionError(f"--resume_from_checkpoint True: no complete checkpoint-* folder in {args.output_dir} "
-                          "to resume from")
-    logger.info(f"Resuming from {checkpoints[-1]}, the last complete checkpoint in {args.output_dir}")
-    return str(checkpoints[-1])
 
 
 def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_metrics=None,
@@ -103,10 +77,14 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
                               f"{file_flag}, or set {stage} False")
     results, predictions = {}, {}
     if args.do_train:
-        results.update(trainer.train(resume_from_checkpoint=checkpoint_to_resume(args)).metrics)
+        checkpoint = checkpoint_to_resume(args)
+        make_room_for_training(args)  # data and model are loaded: the earlier run's checkpoints may go now
+        results.update(train(trainer, checkpoint).metrics)
         if trainer.state.global_step == 0:
             raise OptionError("training took 0 steps, so the model learned nothing: check --num_train_epochs, "
                               "--max_steps and the size of the training data")
+    stage_outputs(args)  # the final outputs go to a staging folder, moved into --output_dir once all are written
+    if args.do_train:
         trainer.save_model()  # the best checkpoint if load_best_model_at_end, with tokenizer and label names
         trainer.save_state()
     if args.do_eval and validation_predictions:
@@ -124,6 +102,16 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
         if split_metrics:
             trainer.log_metrics(split, split_metrics)
     return results, predictions
+
+
+def train(trainer: RecipeTrainer, checkpoint: str | None):
+    """trainer.train(), with a checkpoint that cannot be loaded safely reported as such."""
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint)
+    except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused a pickled object
+        raise OptionError(f"--resume_from_checkpoint {checkpoint}: a file in it holds pickled Python objects that "
+                          f"are not loaded, for safety ({str(error).splitlines()[0][:160]}); resume only from "
+                          "checkpoints you wrote, or start again with --overwrite_output_dir True") from None
 
 
 def train_tagger(model, tokenizer, training_args, features: dict, splits: dict, labels: list[str],

@@ -20,6 +20,8 @@
   (common/training/packing.py): `get_train_dataloader`.
 - A run resumed from a checkpoint reports `train_loss` over the whole run, not only the steps after
   the checkpoint: each checkpoint keeps the loss summed so far (`run_loss.json`): `_save_checkpoint`, `train`.
+- A checkpoint counts only once whole: `checkpoint_complete.json` (common/training/checkpoints.py) is
+  written after its last file, and older checkpoints are rotated away only after that: `_save_checkpoint`.
 - Evaluation and prediction run in batches sorted by length, and both `compute_metrics` and
   `predict()` see the rows in the dataset's own order: `_get_eval_sampler`, `use_metrics`, `predict`.
   (Stock Trainer with `group_by_length` shuffles the evaluation order, and returns predictions in it.)
@@ -38,12 +40,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from transformers import EvalPrediction, Trainer
-from transformers.trainer_utils import PredictionOutput, TrainOutput
+from transformers.trainer_utils import PredictionOutput, TrainOutput, rotate_checkpoints
 
 from common.config.errors import OptionError
 from common.models.crf import save_crf
 from common.models.lora import is_lora
 from common.tokens.long_text import first_of_each, pool_windows
+from common.training.checkpoints import mark_complete, unmark
 from common.training.losses import class_weights_for, l1_penalty, weighted_loss
 from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
 from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
@@ -60,7 +63,8 @@ TRAINER_INTERNALS = {
                              "optimizer step's size",
     "accepts_loss_kwargs": "model attribute Trainer.__init__ reads instead of forward's **kwargs (set False for "
                            "heads that return their own mean)",
-    "_save_checkpoint": "method the training loop calls to write checkpoint-N (extended: writes run_loss.json)",
+    "_save_checkpoint": "method the training loop calls to write checkpoint-N (extended: writes run_loss.json, "
+                        "marks the checkpoint complete, then rotates old ones with its save_total_limit)",
     "_total_loss_scalar": "attribute holding the sum of the logged step losses; with `_tr_loss` (the losses since "
                           "the last log) the loss summed over this train() call",
 }
@@ -161,14 +165,26 @@ class RecipeTrainer(Trainer):
         return output
 
     def _save_checkpoint(self, model, trial):
-        if self.args.should_save:  # written first: Trainer writes trainer_state.json last, the mark of a whole checkpoint
+        run_dir = Path(self._get_output_dir(trial))
+        folder = run_dir / f"checkpoint-{self.state.global_step}"
+        if self.args.should_save:
+            unmark(folder)  # not complete until every file below is written
             # Logged losses are in _total_loss_scalar; those since the last log are still in _tr_loss.
             loss_sum = getattr(self, "_loss_sum_before", 0.0) + self._total_loss_scalar + self._tr_loss.item()
-            folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / RUN_LOSS_FILE).write_text(json.dumps({"global_step": self.state.global_step,
                                                             "loss_sum": loss_sum}))
-        super()._save_checkpoint(model, trial)
+        # Older checkpoints are rotated away only once this one is marked complete: a kill in between
+        # must leave a whole checkpoint to resume from.
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        if self.args.should_save:
+            mark_complete(folder)
+            rotate_checkpoints(str(run_dir), save_total_limit=limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     # --- token-weighted loss, class weights, L1 penalty
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -15,6 +15,7 @@ from common.data.errors import DataError
 from common.data.tables import open_text, require_file
 from common.data.tag_schemes import spans_to_tags, tags_to_spans
 from common.data.tagged import TaggedSplit
+from common.training.output_dir import final_path
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def write_cluener_predictions(path, split: TaggedSplit, predicted_tags: list[lis
             text = "".join(chars)
             record = {"id": split.ids[i] if split.ids else i, "text": text, "label": cluener_label(text, tags)}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    logger.info(f"{len(predicted_tags):,} CLUENER predictions written to {path}")
+    logger.info(f"{len(predicted_tags):,} CLUENER predictions written to {final_path(path)}")
     return path
 
 

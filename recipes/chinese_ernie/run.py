@@ -36,7 +36,7 @@ from common.models.crf import attach_crf, decoding
 from common.models.heads import build_classifier, build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
-from common.outputs.output_dir import claim_output_dir
+from common.training.output_dir import claim_output_dir, commit_outputs
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
@@ -162,7 +162,7 @@ def main(argv=None):
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
-    claim_output_dir(training_args)  # this run's alone: locked, and an earlier run's files only go when asked
+    claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
     set_seed(training_args.seed)  # before the model is built, so the new weights are reproducible
     if scratch_args.scratch_model_type and not training_args.do_train:
         logger.warning(f"--do_train False: --scratch_model_type is ignored; model and tokenizer come from --model "
@@ -179,6 +179,7 @@ def main(argv=None):
         raise OptionError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")
     task = ner if data_args.task == "ner" else classification
     task(model_args, scratch_args, data_args, training_args, settings)
+    commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
 
 
 if __name__ == "__main__":

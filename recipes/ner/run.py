@@ -26,7 +26,7 @@ from common.models.crf import attach_crf, decoding
 from common.models.heads import build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
-from common.outputs.output_dir import claim_output_dir
+from common.training.output_dir import claim_output_dir, commit_outputs
 from common.outputs.predictions import write_entities, write_tagged_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length
@@ -45,7 +45,7 @@ def main(argv=None):
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
-    claim_output_dir(training_args)  # this run's alone: locked, and an earlier run's files only go when asked
+    claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
     set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
 
     # Data: sentences of words with IOB2 tags (other schemes converted on load); the tag set from train
@@ -91,6 +91,7 @@ def main(argv=None):
             predicted_tags = features["test"].tags(predictions["test"].predictions, labels, crf)
             write_tagged_predictions(training_args.output_dir, data.splits["test"], predicted_tags)
             write_entities(Path(training_args.output_dir) / "entities.jsonl", data.splits["test"], predicted_tags)
+    commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from common.evaluation.metrics import classification_metrics
 from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
-from common.outputs.output_dir import claim_output_dir
+from common.training.output_dir import claim_output_dir, commit_outputs
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
@@ -46,7 +46,7 @@ def main(argv=None):
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
-    claim_output_dir(training_args)  # this run's alone: locked, and an earlier run's files only go when asked
+    claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
     set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
 
     # Data: rows checked, a validation set split off if there is none, labels mapped to ids
@@ -87,6 +87,7 @@ def main(argv=None):
         if "test" in predictions:
             write_classification_predictions(Path(training_args.output_dir) / "predictions.csv", raw, "test",
                                              predictions["test"].predictions, labels)
+    commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
 
 
 if __name__ == "__main__":

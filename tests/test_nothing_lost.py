@@ -4,6 +4,7 @@ not used, training that went numerically wrong stops, and prediction from a trai
 import errno
 import hashlib
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -213,7 +214,28 @@ def test_an_output_folder_that_cannot_be_written_is_an_error(tmp_path, run):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     status, err = run(blocker / "out")
-    assert status == 2 and f"--output_dir {blocker / 'out'}: cannot write there" in err
+    assert status == 2 and f"--output_dir {blocker / 'out'}: cannot write there (Not a directory)" in err
+
+
+def test_an_output_folder_without_write_permission_is_an_error(tmp_path, run):
+    folder = tmp_path / "not-mine"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        reason = "Permission denied"
+    elif subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                        capture_output=True).returncode == 0:  # root writes through permissions: a read-only mount
+        reason = "Read-only file system"
+    else:
+        pytest.skip("root without the right to mount: no folder here refuses writes")
+    try:
+        status, err = run(folder / "out")
+        assert status == 2 and f"--output_dir {folder / 'out'}: cannot write there ({reason})" in err
+    finally:
+        if reason == "Permission denied":
+            folder.chmod(0o700)
+        else:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device", "out/model.safetensors"),

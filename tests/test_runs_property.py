@@ -129,13 +129,11 @@ class Folder:
             if (self.out / STAGING / JOURNAL).is_file():  # killed during the moves: the next run completes them
                 self.log.append("  journal left: completing it, as the next run into the folder does")
                 finish_interrupted_commit(self.out)
-                self.finished(run_seed(self.out, self.weights_of))
-            elif top_level(self.out) != before:
-                self.finished(run_seed(self.out, self.weights_of))  # killed after its outputs were in
+            if top_level(self.out) != before:  # its outputs are in: it is the complete run now
+                self.finished_run(kind)
             return
         if process.returncode == 0 and kind != "predict":
-            assert run_seed(self.out, self.weights_of) == self.seed
-            self.finished(self.seed)
+            self.finished_run(kind)
             return
         if kind == "predict" and process.returncode == 0:
             assert (self.out / "predict" / "predictions.csv").is_file()
@@ -143,9 +141,14 @@ class Folder:
             assert process.returncode == 2, "\n".join(self.log) + "\n" + err[-3000:]
         assert top_level(self.out) == before, "a run that failed or only predicted changed the folder's own files"
 
-    def finished(self, seed: int) -> None:
-        self.expected = seed
-        self.weights_of.setdefault(top_level(self.out)["model.safetensors"], set()).add(seed)
+    def finished_run(self, kind: str) -> None:
+        """The step's run is the folder's complete run: checked, then expected from here on."""
+        if kind in ("resume", "kill_resume"):
+            # resumed at the last step, it trains no further: it keeps the weights of the run it resumed
+            self.weights_of.setdefault(top_level(self.out)["model.safetensors"], set()).add(self.seed)
+        assert run_seed(self.out, self.weights_of) == self.seed, "\n".join(self.log)
+        self.expected = self.seed
+        self.weights_of.setdefault(top_level(self.out)["model.safetensors"], set()).add(self.seed)
 
     def check(self) -> None:
         if self.expected is None:
@@ -176,3 +179,4 @@ def test_the_folder_holds_one_complete_run_whatever_happens_to_the_runs_into_it(
         for kind, trigger, fraction in [("train", None, 0.0), *steps]:
             folder.apply(kind, trigger, fraction)
             folder.check()
+        print("\n".join(["sequence:", *folder.log]))  # with -s: what each step was and how it ended

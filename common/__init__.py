@@ -8,5 +8,7 @@
     training/    RecipeTrainer, batch order and packing, the train/evaluate/predict stages
     outputs/     all_results.json, predictions, run_config.yaml, plots, model card; the cross-run table
 
-A package imports only from its own modules and from the packages listed above it.
+A package imports only from its own modules and from the packages listed above it (`common.explain`, the
+command, from all of them). import-linter checks it, imports inside functions included: the contract is in
+pyproject.toml, and tests/test_code_rules.py runs it.
 """

@@ -24,10 +24,12 @@ logger = logging.getLogger(__name__)
 
 
 def refuse(message: str):
+    """Stands in for argparse's error(): one line and exit status 2, through run_main."""
     raise OptionError(message)
 
 
 def main(argv=None):
+    """`python -m common.explain`: explain texts with a saved classifier into explanations/ (HTML, PNG, JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model_dir", required=True, help="A folder written by a classification recipe.")
     parser.add_argument("--text", action="append", default=[], help="A text to explain (repeat for more).")

@@ -178,3 +178,25 @@ def write_lines():
 def recipe():
     """recipe("ner"): the recipe's run.py as a module (call its main(argv))."""
     return lambda name: importlib.import_module(f"recipes.{name}.run")
+
+
+@pytest.fixture(scope="session")
+def synthetic_conll():
+    """synthetic_conll(path, n_sentences, seed): a CoNLL file of sentences like 'john smith visited berlin in paris'
+    (names and places from fixed lists), learnable by a tiny model."""
+    import numpy as np
+
+    def write(path, n_sentences, seed):
+        rng = np.random.default_rng(seed)
+        people, places = [["john", "smith"], ["ann"], ["john"]], [["berlin"], ["paris"]]
+        lines = ["-DOCSTART- -X- O", ""]
+        for _ in range(n_sentences):
+            person, place = people[rng.integers(3)], places[rng.integers(2)]
+            words = [(w, ("B-" if i == 0 else "I-") + "PER") for i, w in enumerate(person)]
+            words += [("visited", "O"), *[(w, "B-LOC") for w in place], ("and", "O"), ("met", "O")]
+            words += [(w, ("B-" if i == 0 else "I-") + "PER") for i, w in enumerate(people[rng.integers(3)])]
+            lines += [f"{w} NN {t}" for w, t in words] + [""]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write

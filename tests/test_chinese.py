@@ -294,3 +294,18 @@ def test_a_fold_of_texts_keeps_each_texts_windows_and_its_tags():
     assert fold.dataset["input_ids"] == [features.dataset["input_ids"][k] for k in rows]
     labels = label_list_for([spans_to_tags(s, len(t)) for t, s in zip(texts, spans)])
     assert fold.tags(logits_from_labels(fold.dataset, len(labels)), labels) == [predicted[5], predicted[1], predicted[6]]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--task", "classification", "--crf", "True"], "--crf is for --task ner"),
+    (["--task", "ner", "--long_text", "windows"], "--long_text and --head_tokens are for classification"),
+    (["--task", "ner", "--explain_examples", "4"], "--explain_examples and --group_column are for classification"),
+    (["--task", "ner", "--skip_bad_rows", "True"], "--skip_bad_rows is for classification rows"),
+])
+def test_options_of_the_other_task_are_refused_when_parsed(tmp_path, recipe, flags, message):
+    from common.config.errors import OptionError
+    from common.config.parsing import parse_args
+
+    with pytest.raises(OptionError, match=message):
+        parse_args(recipe("chinese_ernie").ARGUMENTS, [*flags, "--train_file", "t.json", "--output_dir",
+                                                       str(tmp_path / "o")])

@@ -83,14 +83,12 @@ def test_tags_outside_iob2_are_refused_by_name():
 
 
 @pytest.mark.slow
-def test_the_crf_loss_is_the_same_with_one_and_two_processes(tmp_path, make_bert, repo):
+def test_the_crf_loss_is_the_same_with_one_and_two_processes(tmp_path, make_bert, repo, synthetic_conll):
     """Same global batch (1 x 16 or 2 x 8), fp32, no dropout: the logged CRF losses agree at every step."""
     import json
     import os
     import subprocess
     import sys
-
-    from tests.test_ner import synthetic_conll
 
     words = ["john", "smith", "##son", "visit", "##ed", "berlin", "##x", "in", "paris", "and", "met", "ann"]
     model = make_bert(tmp_path / "bert", words=words)

@@ -170,9 +170,7 @@ def test_smollm2_from_gguf_with_lora_learns_sst2(tmp_path, shared_data, recipe):
 
 
 @needs_decoder_extra
-def test_lora_on_ner_and_in_cross_validation(tmp_path, tiny_bert, write_csv, sentiment_rows, recipe):
-    from tests.test_ner import synthetic_conll
-
+def test_lora_on_ner_and_in_cross_validation(tmp_path, tiny_bert, write_csv, sentiment_rows, recipe, synthetic_conll):
     out = tmp_path / "ner"
     recipe("ner").main(["--model", str(tiny_bert), "--train_file", str(synthetic_conll(tmp_path / "t.txt", 120, 0)),
                         "--validation_file", str(synthetic_conll(tmp_path / "d.txt", 30, 1)), "--lora_r", "4",

@@ -211,23 +211,8 @@ def test_conll_reading_and_scheme_conversion_are_counted(tmp_path, recipe):
 # ------------------------------------------------------------------------------- the recipe
 
 
-def synthetic_conll(path, n_sentences, seed):
-    """Sentences like 'john smith visited berlin in paris': names and places from fixed lists."""
-    rng = np.random.default_rng(seed)
-    people, places = [["john", "smith"], ["ann"], ["john"]], [["berlin"], ["paris"]]
-    lines = ["-DOCSTART- -X- O", ""]
-    for _ in range(n_sentences):
-        person, place = people[rng.integers(3)], places[rng.integers(2)]
-        words = [(w, ("B-" if i == 0 else "I-") + "PER") for i, w in enumerate(person)]
-        words += [("visited", "O"), *[(w, "B-LOC") for w in place], ("and", "O"), ("met", "O")]
-        words += [(w, ("B-" if i == 0 else "I-") + "PER") for i, w in enumerate(people[rng.integers(3)])]
-        lines += [f"{w} NN {t}" for w, t in words] + [""]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
-def ner_run(tmp_path_factory, ner_tokenizer, recipe):
+def ner_run(tmp_path_factory, ner_tokenizer, recipe, synthetic_conll):
     folder = tmp_path_factory.mktemp("ner-data")
     model = ner_tokenizer.name_or_path
     out = folder / "out"
@@ -315,7 +300,7 @@ def test_entity_metric_names_declared_are_the_ones_reported():
     assert sorted(compute(type("P", (), {"predictions": None})())) == sorted(compute.names)
 
 
-def test_ner_recipe_with_a_crf_head(tmp_path, ner_tokenizer, recipe):
+def test_ner_recipe_with_a_crf_head(tmp_path, ner_tokenizer, recipe, synthetic_conll):
     from safetensors.torch import load_file
     from transformers import pipeline
 
@@ -347,7 +332,7 @@ def test_ner_recipe_with_a_crf_head(tmp_path, ner_tokenizer, recipe):
 
 
 @pytest.mark.parametrize("crf", [False, True])
-def test_ner_recipe_cross_validates_over_sentences(tmp_path, ner_tokenizer, recipe, crf):
+def test_ner_recipe_cross_validates_over_sentences(tmp_path, ner_tokenizer, recipe, crf, synthetic_conll):
     train = synthetic_conll(tmp_path / "train.txt", 90, 0)
     gold = read_conll(train).tags
     entities = sum(tag.startswith("B-") for tags in gold for tag in tags)

@@ -14,7 +14,7 @@ import json
 import logging
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.config.arguments import TextDataArguments, TokenDataArguments

@@ -13,7 +13,6 @@ import pytest
 from safetensors.torch import load_file
 
 from common.training.checkpoints import COMPLETE_FILE
-from tests.test_ner import synthetic_conll
 
 STEPS_PER_CHECKPOINT = 10
 KILL_AFTER = 30  # inside the second epoch of each run below (27 and 20 steps per epoch): the harder case
@@ -67,7 +66,7 @@ def sentiment_flags(folder: Path, model: Path, write_csv, sentiment_rows) -> lis
             "--num_train_epochs", "3", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3"]
 
 
-def ner_flags(folder: Path, model: Path, *extra: str) -> list[str]:
+def ner_flags(folder: Path, model: Path, synthetic_conll, *extra: str) -> list[str]:
     return ["--model", str(model), "--train_file", str(synthetic_conll(folder / "train.txt", 320, 0)),
             "--validation_file", str(synthetic_conll(folder / "dev.txt", 20, 1)),
             "--num_train_epochs", "3", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", *extra]
@@ -76,14 +75,14 @@ def ner_flags(folder: Path, model: Path, *extra: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["sentiment", "ner", "ner-length-grouped"])
 def test_a_killed_run_resumed_ends_exactly_like_an_uninterrupted_one(case, tmp_path, repo, tiny_bert, write_csv,
-                                                                     sentiment_rows):
+                                                                     sentiment_rows, synthetic_conll):
     model = with_dropout(tiny_bert, tmp_path / "model")
     if case == "sentiment":  # its default batch order: length-grouped, shuffled
         recipe, flags = "sentiment", sentiment_flags(tmp_path, model, write_csv, sentiment_rows)
     elif case == "ner":  # its default: random batches, packed
-        recipe, flags = "ner", ner_flags(tmp_path, model)
+        recipe, flags = "ner", ner_flags(tmp_path, model, synthetic_conll)
     else:
-        recipe, flags = "ner", ner_flags(tmp_path, model, "--train_sampling_strategy", "group_by_length",
+        recipe, flags = "ner", ner_flags(tmp_path, model, synthetic_conll, "--train_sampling_strategy", "group_by_length",
                                          "--pack_batches", "False")
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     run(command(repo, recipe, flags, whole), repo)

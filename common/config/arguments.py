@@ -41,6 +41,8 @@ def check_optim_args(optim, optim_args: str | None) -> None:
 
 @dataclass
 class ModelArguments:
+    """Which pretrained model to start from, how to load it, and LoRA adapters (as in the reference scripts)."""
+
     model_name_or_path: str = field(
         default="bert-base-uncased",
         metadata={"aliases": ["--model"], "help": "Hub model id or local folder (short form: --model)."},
@@ -203,6 +205,9 @@ class TokenDataArguments(TaggingArguments, DataSourceArguments):
 
 @dataclass
 class RecipeTrainingArguments(TrainingArguments):
+    """Every TrainingArguments flag, with the recipes' defaults (length-grouped batches, no pinned memory
+    without a GPU) and their own training controls, each range-checked when parsed."""
+
     # Length-grouped batches need far less padding than random ones: the recipes' default.
     train_sampling_strategy: str = field(
         default="group_by_length", metadata=TrainingArguments.__dataclass_fields__["train_sampling_strategy"].metadata

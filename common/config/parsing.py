@@ -62,10 +62,12 @@ CLASSIFICATION_ONLY = {"explain_examples", "group_column", "long_text", "head_to
 
 
 def raise_option_error(message: str):
+    """Stands in for argparse's error(), which would print the whole usage and exit."""
     raise OptionError(message)
 
 
 def read_config_file(path) -> dict:
+    """A YAML or JSON config file as a mapping; a missing or malformed file is an OptionError naming its line."""
     if not Path(path).is_file():
         raise OptionError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
@@ -178,6 +180,7 @@ def stage_flags(on_command_line: set[str]) -> list[str]:
 
 
 def parse_into(parser, flags: list[str], source: str):
+    """The dataclasses parsed from `flags`; what argparse or a dataclass check refuses is an OptionError naming `source`."""
     try:
         return parser.parse_args_into_dataclasses(args=flags)
     except ValueError as error:  # an unknown flag, or a combination TrainingArguments or our checks refuse

@@ -19,6 +19,7 @@ def hub_splits(name: str, config: str | None, notes: list[str]) -> dict:
 
 
 def load_hub_dataset(name: str, config: str | None, notes: list[str]) -> tuple[dict, list | None]:
+    """A Hub (or local `load_dataset`) dataset's splits as Splits, and its ClassLabel names if the label column has them."""
     import datasets
 
     loaded = hub_splits(name, config, notes)

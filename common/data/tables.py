@@ -28,6 +28,7 @@ class Split:
     skipped: list[dict] = field(default_factory=list)  # rows left out by --skip_bad_rows: {"line", "problem"}
 
     def where(self, index) -> str:
+        """'file, line N' of a row, for messages."""
         return f"{self.source}, {self.unit} {self.frame.at[index, '_line']}"
 
     def reject(self, line: int, problem: str, skip: bool) -> None:
@@ -39,6 +40,8 @@ class Split:
 
 @dataclass
 class TextData:
+    """The splits of one labelled-text dataset, the columns to read, and what loading noted about it."""
+
     splits: dict[str, Split]
     text_column: str
     label_column: str
@@ -50,9 +53,11 @@ class TextData:
     long_texts: dict[str, dict] = field(default_factory=dict)  # per split, texts cut or windowed (tokenization)
 
     def sources(self) -> dict[str, str]:
+        """Each split's file (or source), for the results file."""
         return {name: split.source for name, split in self.splits.items()}
 
     def sizes(self) -> dict[str, int]:
+        """Each split's number of rows."""
         return {name: len(split.frame) for name, split in self.splits.items()}
 
 
@@ -73,6 +78,7 @@ def open_text(path, newline: str | None = None, encoding: str = "utf-8") -> io.S
 
 
 def require_file(path) -> Path:
+    """`path` as a Path, or a DataError if there is no such file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -80,6 +86,7 @@ def require_file(path) -> Path:
 
 
 def check_file(path) -> Path:
+    """`path` as a Path, or a DataError if it is missing or empty."""
     path = require_file(path)
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
@@ -177,6 +184,7 @@ def _read_json(path: Path, encoding: str = "utf-8", skip_bad_rows: bool = False)
 
 
 def from_dataframe(frame: pd.DataFrame, name: str) -> Split:
+    """A DataFrame as a Split whose rows are numbered from 1, for messages."""
     frame = frame.reset_index(drop=True).copy()
     frame["_line"] = range(1, len(frame) + 1)
     return Split(frame, name, "row")

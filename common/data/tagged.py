@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TaggedSplit:
+    """One split of tagged sentences (words or characters), with the file line of every token."""
+
     tokens: list[list[str]]
     tags: list[list[str]] | None  # None: an unlabelled file
     lines: list[list[int]]  # the file line of every token (JSON lines: the sentence's line)
@@ -30,13 +32,17 @@ class TaggedSplit:
 
 @dataclass
 class TaggedData:
+    """The tagged splits of one dataset, and what loading noted about them."""
+
     splits: dict[str, TaggedSplit]
     notes: list[str] = field(default_factory=list)
 
     def sources(self) -> dict[str, str]:
+        """Each split's file (or source), for the results file."""
         return {name: split.source for name, split in self.splits.items()}
 
     def sizes(self) -> dict[str, int]:
+        """Each split's number of sentences."""
         return {name: len(split.tokens) for name, split in self.splits.items()}
 
 
@@ -139,6 +145,7 @@ def read_token_jsonl(path, tokens_key: str = "tokens", tags_key: str = "tags", e
 
 
 def read_tagged_file(path, tag_column: int = -1, encoding: str = "utf-8") -> TaggedSplit:
+    """A tagged file by its suffix: JSON lines of tokens and tags, else CoNLL columns."""
     suffix = Path(path).suffix.lower()
     if suffix in (".json", ".jsonl"):
         return read_token_jsonl(path, encoding=encoding)

@@ -174,6 +174,7 @@ def split_off(raw: TextData, validation_split: float, test_split: float, seed: i
 
 
 def take_first(raw: TextData, limits: dict[str, int | None]) -> None:
+    """Keep the first N rows of the splits given a limit (--max_*_samples), and note it."""
     for name, limit in limits.items():
         if limit is not None and name in raw.splits and limit < len(raw.splits[name].frame):
             split = raw.splits[name]

@@ -13,7 +13,6 @@ it assigns, F being that label's logit.
 
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Explanation:
+    """One explained text: its words (of both texts for a pair), each word's score towards the explained
+    class, and the check of completeness (the scores add up to F(text) - F(baseline))."""
+
     text: str
     words: list[str]  # the words of `text`, then those of `text_pair`
     spans: list[tuple[int, int]]  # each word's characters in its own text
@@ -43,6 +45,7 @@ class Explanation:
     multi_label: bool = False
 
     def to_dict(self) -> dict:
+        """The explanation as plain values, for JSON."""
         return asdict(self)
 
 
@@ -148,11 +151,10 @@ def check_explain_examples(data_args, raw) -> None:
 
 
 def explain_validation(model, tokenizer, raw, prediction, label_list: list[str], n: int, max_length: int,
-                       output_dir, multi_label: bool = False) -> dict:
-    """Explain up to n validation texts (confident right and wrong decisions of each class) into
-    output_dir/explanations."""
+                       multi_label: bool = False) -> tuple[dict, list]:
+    """Explain up to n validation texts (confident right and wrong decisions of each class): the facts for
+    all_results.json, and the explanations (common.outputs.analysis writes them to explanations/)."""
     from common.evaluation.metrics import logits_of, probabilities
-    from common.outputs.explanations import write_explanations
 
     frame = raw.splits["validation"].frame
     gold = np.asarray(prediction.label_ids, dtype=int)
@@ -168,9 +170,8 @@ def explain_validation(model, tokenizer, raw, prediction, label_list: list[str],
     explanations = explain_texts(model, tokenizer, [frame[raw.text_column].iloc[i] for i in rows], label_list,
                                  max_length, true, text_pairs=pairs, multi_label=multi_label,
                                  targets=None if not multi_label else [[c] for _, c in chosen])
-    folder = Path(output_dir) / "explanations"
-    write_explanations(folder, explanations, f"Validation texts explained ({len(rows)})")
     relative = [abs(e.convergence_delta) / max(abs(e.f_text - e.f_baseline), 1e-12) for e in explanations]
-    return {"explanations": {"folder": "explanations", "texts": len(rows), "validation_rows": rows,
-                             **({"labels_explained": [label_list[c] for _, c in chosen]} if multi_label else {}),
-                             "max_relative_completeness_error": float(max(relative, default=0.0))}}
+    facts = {"texts": len(rows), "validation_rows": rows,
+             **({"labels_explained": [label_list[c] for _, c in chosen]} if multi_label else {}),
+             "max_relative_completeness_error": float(max(relative, default=0.0))}
+    return facts, explanations

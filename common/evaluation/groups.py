@@ -9,7 +9,6 @@ demographic-parity and equalized-odds differences, the second label counting as 
 
 import logging
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +29,7 @@ def _predicted_rate(y_true, y_pred, label: int) -> float:
 
 
 def group_metric_functions(label_list: list[str]) -> dict:
+    """The metrics computed per group: accuracy, macro F1 and each class's recall."""
     labels = list(range(len(label_list)))
     metrics = {"accuracy": accuracy_score,
                "f1_macro": partial(f1_score, labels=labels, average="macro", zero_division=0)}
@@ -81,6 +81,7 @@ def group_metrics(y_true, y_pred, groups, label_list: list[str], seed: int = 0, 
 
 
 def log_group_metrics(split: str, column: str, result: dict) -> None:
+    """Each group's rows, accuracy with its interval and macro F1, and the largest accuracy gap, in the log."""
     for group, values in result["groups"].items():
         logger.info(f"{split} group {column}={group}: {values['count']} rows, accuracy {values['accuracy']:.4f} "
                     f"[{values['accuracy_ci'][0]:.4f}, {values['accuracy_ci'][1]:.4f}], macro F1 {values['f1_macro']:.4f}")
@@ -102,10 +103,8 @@ def check_group_column(raw, column: str | None, multi_label: bool) -> None:
         group_column_values(raw.splits[name], column)
 
 
-def scores_by_group(raw, column: str | None, predictions: dict, label_list: list[str], output_dir, seed: int) -> dict:
-    """`eval_groups` / `test_groups` for all_results.json, each with its plot beside it."""
-    from common.outputs.plots import group_bars
-
+def scores_by_group(raw, column: str | None, predictions: dict, label_list: list[str], seed: int) -> dict:
+    """`eval_groups` / `test_groups` for all_results.json (common.outputs.analysis plots them)."""
     results = {}
     for name, prefix in (("validation", "eval"), ("test", "test")):
         split = raw.splits.get(name)
@@ -118,7 +117,6 @@ def scores_by_group(raw, column: str | None, predictions: dict, label_list: list
         result = group_metrics(split.frame["labels"].to_numpy(), predicted,
                                group_column_values(split, column).to_numpy(), label_list, seed)
         result["column"] = column
-        result["plot"] = group_bars(Path(output_dir) / f"groups_{name}.png", result, name).name
         log_group_metrics(name, column, result)
         results[f"{prefix}_groups"] = result
     return results

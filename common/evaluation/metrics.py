@@ -21,6 +21,7 @@ def load_metric(name: str, config_name: str | None = None):
 
 
 def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """Softmax over classes, or a sigmoid per label for multi-label models."""
     return expit(logits) if multi_label else softmax(logits, axis=-1)
 
 

@@ -44,6 +44,8 @@ def allowed_transitions(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class CRF(nn.Module):
+    """A linear-chain CRF over tag scores whose forbidden IOB2 transitions have a score of minus infinity."""
+
     def __init__(self, labels: list[str]):
         super().__init__()
         try:
@@ -58,6 +60,7 @@ class CRF(nn.Module):
         self.transitions = nn.Parameter(torch.zeros(len(labels), len(labels)))
 
     def scores(self):
+        """Start, transition and end scores in float32, forbidden ones at minus infinity."""
         return self.start.float() + self.start_mask, self.transitions.float() + self.pair_mask, self.end.float()
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -71,6 +74,7 @@ class CRF(nn.Module):
         return torch.logsumexp(alpha + end, dim=1)
 
     def path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The score of each sentence's given tag path (masked positions do not count)."""
         start, transitions, end = self.scores()
         emissions, tags = emissions.float(), tags.clamp(min=0)
         score = start[tags[:, 0]] + emissions[:, 0].gather(1, tags[:, :1])[:, 0]
@@ -158,6 +162,7 @@ def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
 
 
 def save_crf(crf: CRF, output_dir) -> None:
+    """The CRF's learned scores as crf.safetensors in `output_dir`, beside the model that pipeline() loads."""
     save_file({k: v.detach().cpu().contiguous() for k, v in crf.state_dict().items()},
               str(Path(output_dir) / CRF_FILE))
 

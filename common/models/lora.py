@@ -25,6 +25,7 @@ HEADS = ("classifier", "score")
 
 
 def parameter_counts(model) -> dict:
+    """Trainable and total parameters, for the log, all_results.json and the model card."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable_parameters": trainable, "total_parameters": sum(p.numel() for p in model.parameters())}
 
@@ -65,4 +66,5 @@ def apply_lora(model, model_args):
 
 
 def is_lora(model) -> bool:
+    """Whether `model` is a peft model (LoRA adapters around the base model)."""
     return type(model).__module__.startswith("peft.")

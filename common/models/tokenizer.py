@@ -103,6 +103,7 @@ def load_tokenizer(model_args, words_given: bool = False):
 
 
 def require_fast_tokenizer(tokenizer, model_name: str) -> None:
+    """Token classification maps subwords to words with word_ids(), which only fast tokenizers give."""
     if not getattr(tokenizer, "is_fast", False):
         raise OptionError(f"{model_name}: token classification needs a fast tokenizer (one that gives word_ids); "
                          f"{type(tokenizer).__name__} is not. Use a model with a tokenizer.json, or convert it.")

@@ -66,6 +66,7 @@ def _heading(e: dict) -> str:
 
 
 def write_html(path, explanations: list[dict], title: str) -> Path:
+    """A self-contained page (no script, no link): each text with its words shaded by score."""
     blocks = []
     for e in explanations:
         scale = max((abs(s) for s in e["scores"]), default=0.0)

@@ -79,6 +79,7 @@ def analysis_sections(results: dict) -> list[str]:
 
 
 def write_model_card(path, results: dict, task: str, recipe: str, images: list[str]) -> Path:
+    """README.md of the output folder: what the model is, how it was trained, its scores, and how to load it."""
     pipeline_tag, task_name = TASKS[task]
     model = results.get("model", "?")
     from_scratch = "from scratch" in str(model)

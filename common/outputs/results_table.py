@@ -26,11 +26,13 @@ SPLITS = {"eval": "validation", "test": "test"}
 
 
 def benchmark_of(results: dict) -> str | None:
+    """The benchmark a run's data came from (by its folder), or None for the user's own data."""
     sources = " ".join(results.get("data", {}).values())
     return next((name for name, _ in REFERENCES if f"{name}/" in sources), None)
 
 
 def rows(output_dirs):
+    """One table row per output folder, from its all_results.json (a folder without one: a failed run)."""
     for folder in map(Path, output_dirs):
         path = folder / "all_results.json"
         if not path.is_file():
@@ -79,6 +81,7 @@ def markdown_table(records, base: Path | None = None) -> str:
 
 
 def main(argv=None):
+    """`python -m common.outputs.results_table OUT...`: the table of runs against the published figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dirs", nargs="+")
     parser.add_argument("--out", help="folder for RESULTS.md and results.json (default: print the table)")

@@ -36,6 +36,7 @@ def write_run_report(output_dir, results: dict, settings, log_history: list[dict
 
 
 def write_run_config(path, settings) -> Path:
+    """run_config.yaml: every setting given, with its final value, so that `--config` repeats the run."""
     path = Path(path)
     header = (f"# Every setting this run was given ({settings.config_file or 'no config file'}, then the command "
               "line), with its final value.\n# Re-run: run.py --config run_config.yaml\n")

@@ -31,6 +31,7 @@ def head_tokens_for(requested: int | None, budget: int) -> int:
 
 
 def check_stride(stride: int, budget: int) -> None:
+    """Consecutive windows must advance: the stride must be smaller than the text a window holds."""
     if not 0 <= stride < budget:
         raise OptionError(f"--stride {stride} must be smaller than the {budget} tokens of text a window holds "
                           "(--max_seq_length less the special tokens)")

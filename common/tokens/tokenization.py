@@ -38,6 +38,7 @@ def max_input_length(tokenizer, model_config, requested: int | None) -> int:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of what decides the tokenizer's output, for the cache key of tokenized data."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     state = tokenizer
     if backend is not None:

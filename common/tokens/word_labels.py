@@ -28,6 +28,8 @@ IGNORE = -100
 
 @dataclass
 class Window:
+    """The words of one model input cut from a long sentence, and those it predicts for (the rest is context)."""
+
     sentence: int  # index of the sentence in its split
     start: int  # first word of the window
     end: int  # one past its last word
@@ -92,6 +94,7 @@ def log_windowed(windows: list[Window], count: int, max_length: int, name: str, 
 
 
 def continuation_label(tag: str) -> str:
+    """The tag of a word's later subwords under --label_all_tokens: B-X becomes I-X."""
     return "I-" + tag[2:] if tag.startswith("B-") else tag
 
 

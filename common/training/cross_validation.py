@@ -107,6 +107,7 @@ def cross_validate_tagger(model_init, features: dict, splits: dict, training_arg
 
 
 def training_rows(tokenized: dict, training_args):
+    """The training rows the folds are cut from; without them (or without --do_train), an OptionError."""
     if "train" not in tokenized or not training_args.do_train:
         raise OptionError("--cv_folds needs training data and --do_train: the folds are cut from the training rows")
     return tokenized["train"]
@@ -159,6 +160,7 @@ def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation
 
 
 def write_cv_results(output_dir, summary: dict) -> None:
+    """cv_results.json and a README.md table of each fold's metrics, their mean and sample std."""
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cv_results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

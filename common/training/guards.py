@@ -25,6 +25,7 @@ class StopOnNonFiniteGradients(TrainerCallback):
     """
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        """Check every gradient before the optimizer applies it."""
         if args.fp16 or model is None:
             return
         gradients = [p.grad for p in model.parameters() if p.grad is not None]
@@ -37,6 +38,7 @@ class StopOnNonFiniteGradients(TrainerCallback):
 
 
 def nonfinite_message(args, state, bad: int, total: int) -> str:
+    """What stopped, where, what is kept, and what to change."""
     checkpoints = complete_checkpoints(args.output_dir)
     kept = (f"the last good checkpoint is {checkpoints[-1]}" if checkpoints
             else "no checkpoint was saved before it")

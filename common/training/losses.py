@@ -72,6 +72,7 @@ def balanced_class_weights(labels, label_list: list[str]) -> dict[str, float]:
 
 
 def class_weights_for(spec: str, train_labels, label_list: list[str]) -> dict[str, float]:
+    """--class_weights as {label: weight}: given weights, or balanced ones from the training labels."""
     return parse_class_weights(spec, label_list) or balanced_class_weights(train_labels, label_list)
 
 

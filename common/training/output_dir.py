@@ -74,6 +74,7 @@ def _listed(names: list[str]) -> str:
 
 
 def holds_trained_model(folder: Path) -> bool:
+    """Whether `folder` holds a saved model (its config and safetensors weights)."""
     return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
 
 

@@ -12,6 +12,7 @@ def token_lengths(dataset) -> np.ndarray:
 
 
 def longest_first_order(dataset) -> np.ndarray:
+    """Row indices from the longest input to the shortest (stable), for evaluation batches."""
     return np.argsort(-token_lengths(dataset), kind="stable")
 
 
@@ -36,6 +37,7 @@ class ShuffledLengthGroupedSampler(Sampler):
         return len(self.lengths)
 
     def set_epoch(self, epoch: int) -> None:
+        """Trainer calls it each epoch: the batch order depends on the seed and the epoch only."""
         self.epoch = epoch
 
     def __iter__(self):

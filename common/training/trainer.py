@@ -110,6 +110,8 @@ def _reorder(values, order):
 
 
 class RecipeTrainer(Trainer):
+    """Trainer with the recipes' batch order, losses, CRF and LoRA saving, and results in input order."""
+
     def __init__(self, model=None, *args, compute_metrics=None, **kwargs):
         own_mean_loss(model)
         super().__init__(model, *args, **kwargs)
@@ -149,6 +151,7 @@ class RecipeTrainer(Trainer):
 
     # --- train_loss over the whole run when resumed
     def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
+        """Trainer's train(); resumed from a checkpoint, train_loss covers the whole run."""
         self._loss_sum_before, steps_before = 0.0, 0
         if isinstance(resume_from_checkpoint, str):
             saved = Path(resume_from_checkpoint) / RUN_LOSS_FILE
@@ -188,6 +191,7 @@ class RecipeTrainer(Trainer):
 
     # --- token-weighted loss, class weights, L1 penalty
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's loss, or the token- and class-weighted one; plus the L1 penalty when asked."""
         own_loss = model.training and "labels" in inputs and (self.tokens_per_step or self.class_weights)
         if not own_loss:  # with a CRF, the model's forward returns the CRF's loss
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
@@ -223,6 +227,7 @@ class RecipeTrainer(Trainer):
         return self._l1_parameters
 
     def log(self, logs, start_time=None):
+        """Trainer's log, with the mean L1 penalty since the last log beside the loss."""
         if self._l1_values and "loss" in logs:  # the mean penalty of the micro-batches since the last log
             logs["l1_penalty"] = round(torch.stack(self._l1_values).mean().item(), 6)
             self._l1_values = []
@@ -230,6 +235,7 @@ class RecipeTrainer(Trainer):
 
     # --- CRF: its own learning rate; saved beside the model
     def create_optimizer(self, model=None):
+        """Trainer's optimizer, with the CRF's parameters in their own group at --crf_learning_rate."""
         optimizer = super().create_optimizer(model)
         rate = getattr(self.args, "crf_learning_rate", None)
         if self.crf is not None and rate:
@@ -240,6 +246,8 @@ class RecipeTrainer(Trainer):
         return optimizer
 
     def save_model(self, output_dir=None, _internal_call=False):
+        """The final folder loads in pipeline() as it is: LoRA merged (adapter/ beside it), the CRF in
+        crf.safetensors beside a plain token classifier. Checkpoints keep both inside, for resuming."""
         if is_lora(self.model) and not _internal_call:  # checkpoints keep the adapters, for resuming
             return self._save_merged(output_dir or self.args.output_dir)
         if self.crf is None or _internal_call:  # checkpoints keep the CRF inside, for resuming and the best model
@@ -267,6 +275,7 @@ class RecipeTrainer(Trainer):
 
     # --- packed training batches
     def get_train_dataloader(self):
+        """Trainer's training batches, or with --pack_batches sentences packed into shared rows (checked on the model)."""
         if self.crf is not None and getattr(self.args, "pack_batches", False):
             logger.info("pack_batches: not packing with a CRF head (its transitions would cross sentences)")
             return super().get_train_dataloader()
@@ -321,10 +330,12 @@ class RecipeTrainer(Trainer):
                               "is not a model input)")
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        """Trainer's evaluate(), metrics computed on rows in the dataset's order (one per document)."""
         self._read_documents(eval_dataset if eval_dataset is not None else self.eval_dataset)
         return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
 
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
+        """Trainer's predict(), with predictions and labels in the dataset's order (one per document)."""
         self._read_documents(test_dataset)
         output = super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
         return PredictionOutput(predictions=self._to_input_order(output.predictions),

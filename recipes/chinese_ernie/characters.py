@@ -64,6 +64,7 @@ class CharFeatures:
 
 
 def spread_token_tag(char_tags: list, span: tuple[int, int], tag: str) -> None:
+    """Tag the characters of one token's span: B-X on the first, I-X on the rest."""
     start, end = span
     char_tags[start] = tag
     for i in range(start + 1, end):

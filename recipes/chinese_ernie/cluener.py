@@ -123,6 +123,7 @@ def read_char_bio(path, encoding: str = "utf-8") -> TaggedSplit:
 
 
 def read_char_file(path, overlapping_spans: str = "error", encoding: str = "utf-8") -> TaggedSplit:
+    """A character-tagged file by its suffix: CLUENER JSON lines of spans, else one character per line with its tag."""
     if Path(path).suffix.lower() in (".json", ".jsonl"):
         return read_span_jsonl(path, overlapping_spans, encoding)
     return read_char_bio(path, encoding)

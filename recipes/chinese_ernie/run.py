@@ -16,75 +16,45 @@ configs/default.yaml when the command line names other data (or --config FILE), 
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, set_seed
+from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 
-from common.config.arguments import ModelArguments, RecipeTrainingArguments, TaggingArguments, TextDataArguments
-from common.config.errors import OptionError
+from common.config.arguments import ModelArguments, RecipeTrainingArguments
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
 from common.data.tagged import load_tagged_data, tag_set
 from common.data.text import load_text_data
-from common.evaluation.analysis import analyse, check_analysis_options
+from common.evaluation.analysis import check_analysis_options
 from common.evaluation.metrics import classification_metrics
 from common.models.crf import attach_crf, decoding
-from common.models.heads import build_classifier, build_token_classifier, trained_labels
-from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
-from common.outputs.all_results import run_facts, write_all_results
-from common.training.output_dir import claim_output_dir, commit_outputs
+from common.models.heads import trained_labels
+from common.outputs.all_results import write_all_results
+from common.outputs.analysis import analyse
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.cross_validation import cross_validate, cross_validate_tagger
+from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict, train_tagger
+from recipes.chinese_ernie.arguments import ChineseDataArguments
 from recipes.chinese_ernie.characters import encode_char_split
 from recipes.chinese_ernie.cluener import read_char_file, write_cluener_predictions
-from recipes.chinese_ernie.scratch import ScratchArguments, character_tokenizer, describe, scratch_model
+from recipes.chinese_ernie.scratch import ScratchArguments, facts, tokenizer_and_model
 
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class ChineseDataArguments(TaggingArguments, TextDataArguments):
-    """Text classification (TextDataArguments) or character-level NER (TaggingArguments, and the span files' rules)."""
-
-    task: str = field(default="classification", metadata={"help": "What to train.", "choices": ["classification", "ner"]})
-    overlapping_spans: str = field(
-        default="error", metadata={"help": "NER, span files: overlapping spans are an error, or the shorter one is "
-                                           "dropped (and logged).", "choices": ["error", "keep_longest"]}
-    )
-
-
 ARGUMENTS = (ModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments)
 
 
-def tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, token_level: bool):
-    """A pretrained tokenizer and model with a new head, or (scratch_model_type) new ones."""
-    if scratch_args.scratch_model_type:
-        tokenizer = character_tokenizer(train_texts, scratch_args.vocab_min_count, data_args.max_seq_length or 512)
-        auto_class = AutoModelForTokenClassification if token_level else AutoModelForSequenceClassification
-        return tokenizer, scratch_model(auto_class, scratch_args, labels, tokenizer)
-    tokenizer = load_tokenizer(model_args)
-    if token_level:
-        require_fast_tokenizer(tokenizer, model_args.model_name_or_path)  # offsets come from fast tokenizers
-        return tokenizer, build_token_classifier(model_args, labels, tokenizer)
-    return tokenizer, build_classifier(model_args, labels, tokenizer)
-
-
-def facts(model_args, scratch_args, data_args, trainer, data, labels, max_length) -> dict:
-    facts = run_facts(model_args, data_args, trainer, data, labels, max_length)
-    return {**facts, "task": data_args.task,
-            **({"model": describe(scratch_args)} if scratch_args.scratch_model_type else {})}
-
-
 def classification(model_args, scratch_args, data_args, training_args, settings):
+    """ChnSentiCorp-style text classification: load, build, train, evaluate, predict, write."""
     # Data: rows checked, labels mapped to ids (ChnSentiCorp has train, dev and test files)
     raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
@@ -116,6 +86,7 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
 
 
 def ner(model_args, scratch_args, data_args, training_args, settings):
+    """CLUENER-style character NER: load, build, train, evaluate, predict, write."""
     # Data: texts with character-level IOB2 tags, every span checked against its text on load
     data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans,
                                                                           data_args.encoding))
@@ -158,6 +129,7 @@ def ner(model_args, scratch_args, data_args, training_args, settings):
 
 
 def main(argv=None):
+    """Parse the settings, claim the output folder, run the task, move the outputs in."""
     model_args, scratch_args, data_args, training_args, settings = parse_args(
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
@@ -168,15 +140,6 @@ def main(argv=None):
         logger.warning(f"--do_train False: --scratch_model_type is ignored; model and tokenizer come from --model "
                        f"{model_args.model_name_or_path}")
         scratch_args.scratch_model_type = None
-    if data_args.task != "ner" and data_args.crf:
-        raise OptionError("--crf is for --task ner")
-    if data_args.task == "ner" and (data_args.long_text != "truncate" or data_args.head_tokens is not None):
-        raise OptionError("--long_text and --head_tokens are for classification; NER always windows long texts "
-                          "(--stride)")
-    if data_args.task == "ner" and (data_args.explain_examples or data_args.group_column):
-        raise OptionError("--explain_examples and --group_column are for classification, not --task ner")
-    if data_args.task == "ner" and data_args.skip_bad_rows:
-        raise OptionError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")
     task = ner if data_args.task == "ner" else classification
     task(model_args, scratch_args, data_args, training_args, settings)
     commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written

@@ -12,10 +12,13 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
-from transformers import AutoConfig, BertTokenizerFast
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                          BertTokenizerFast)
 
 from common.config.arguments import check_at_least
-from common.models.heads import label_settings
+from common.models.heads import build_classifier, build_token_classifier, label_settings
+from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
+from common.outputs.all_results import run_facts
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +51,15 @@ def _normalise(char: str) -> str:
 
 
 def character_vocabulary(texts, min_count: int = 1) -> list[str]:
+    """Special tokens, then every character seen at least `min_count` times (most frequent first), then
+    each as a continuation (##c), so any split of the text is covered."""
     counts = Counter(c for text in texts for char in text for c in _normalise(char) if not c.isspace())
     chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
     return [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
 
 
 def character_tokenizer(texts, min_count: int = 1, model_max_length: int = 512) -> BertTokenizerFast:
+    """A fast BERT tokenizer over the texts' characters, for a model trained from scratch."""
     vocab = character_vocabulary(texts, min_count)
     with tempfile.TemporaryDirectory() as folder:
         # from_pretrained(folder): BertTokenizerFast(vocab_file=...) silently builds a 5-token vocabulary
@@ -69,6 +75,7 @@ def character_tokenizer(texts, min_count: int = 1, model_max_length: int = 512) 
 
 
 def describe(scratch_args) -> str:
+    """The model built from scratch, in words, for the results and the model card."""
     return (f"{scratch_args.scratch_model_type} from scratch ({scratch_args.scratch_layers} layers, hidden "
             f"{scratch_args.scratch_hidden_size}, character vocabulary)")
 
@@ -90,3 +97,23 @@ def scratch_model(auto_class, scratch_args, label_list: list[str], tokenizer):
     logger.info(f"New {config.model_type} model from scratch: {config.num_hidden_layers} layers, hidden "
                 f"{config.hidden_size}, {model.num_parameters():,} parameters")
     return model
+
+
+def tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, token_level: bool):
+    """A pretrained tokenizer and model with a new head, or (scratch_model_type) new ones."""
+    if scratch_args.scratch_model_type:
+        tokenizer = character_tokenizer(train_texts, scratch_args.vocab_min_count, data_args.max_seq_length or 512)
+        auto_class = AutoModelForTokenClassification if token_level else AutoModelForSequenceClassification
+        return tokenizer, scratch_model(auto_class, scratch_args, labels, tokenizer)
+    tokenizer = load_tokenizer(model_args)
+    if token_level:
+        require_fast_tokenizer(tokenizer, model_args.model_name_or_path)  # offsets come from fast tokenizers
+        return tokenizer, build_token_classifier(model_args, labels, tokenizer)
+    return tokenizer, build_classifier(model_args, labels, tokenizer)
+
+
+def facts(model_args, scratch_args, data_args, trainer, data, labels, max_length) -> dict:
+    """run_facts, with the task and, for a model built from scratch, its description."""
+    facts = run_facts(model_args, data_args, trainer, data, labels, max_length)
+    return {**facts, "task": data_args.task,
+            **({"model": describe(scratch_args)} if scratch_args.scratch_model_type else {})}

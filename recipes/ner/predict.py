@@ -43,6 +43,7 @@ def tag_sentences(model_dir: str, sentences: list[list[str]], max_length: int = 
 
 
 def main():
+    """`python recipes/ner/predict.py --model_dir OUT --text ...`: one tag per word, printed."""
     parser = argparse.ArgumentParser(description="Tag text with a trained NER output folder.")
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--text", required=True, help="one sentence; words are split at spaces")

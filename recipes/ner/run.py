@@ -26,12 +26,12 @@ from common.models.crf import attach_crf, decoding
 from common.models.heads import build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
-from common.training.output_dir import claim_output_dir, commit_outputs
 from common.outputs.predictions import write_entities, write_tagged_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length
 from common.tokens.word_labels import encode_tagged_split
 from common.training.cross_validation import cross_validate_tagger
+from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import train_tagger
 
 ARGUMENTS = (ModelArguments, TokenDataArguments, RecipeTrainingArguments)
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
+    """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
     model_args, data_args, training_args, settings = parse_args(
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")

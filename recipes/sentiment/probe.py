@@ -19,6 +19,8 @@ BUILTIN = Path(__file__).parent / "probe.yaml"
 
 @dataclass
 class ProbeArguments:
+    """The counterfactual probe's one option."""
+
     counterfactual_probe: str | None = field(
         default=None, metadata={"help": "After training, score template sentences that differ only in a person "
                                         "word: 'builtin' (recipes/sentiment/probe.yaml) or a YAML file of templates "
@@ -27,6 +29,7 @@ class ProbeArguments:
 
 
 def read_probe(source: str) -> dict:
+    """The probe's templates and groups of person words, checked ('builtin': probe.yaml beside this file)."""
     path = BUILTIN if source == "builtin" else Path(source)
     if not path.is_file():
         raise OptionError(f"--counterfactual_probe {source}: no such file (or 'builtin')")
@@ -41,6 +44,7 @@ def read_probe(source: str) -> dict:
 
 
 def positive_probabilities(model, tokenizer, sentences: list[str], positive: int, batch_size: int = 64) -> np.ndarray:
+    """The model's probability of the positive class for each sentence, in batches."""
     model.eval()
     device = next(model.parameters()).device
     scores = []
@@ -52,6 +56,8 @@ def positive_probabilities(model, tokenizer, sentences: list[str], positive: int
 
 
 def run_probe(model, tokenizer, probe: dict, label_list: list[str], seed: int, n_boot: int = 1000) -> dict:
+    """Each group's mean positive probability over the templates, and the largest gap with a bootstrap
+    interval over templates."""
     positive = label_list.index("positive") if "positive" in label_list else len(label_list) - 1
     groups, templates = probe["groups"], probe["templates"]
     # scores[g][t, w]: group g, template t, person word w

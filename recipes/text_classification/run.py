@@ -22,16 +22,17 @@ from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
 from common.data.text import load_text_data
-from common.evaluation.analysis import analyse, check_analysis_options
+from common.evaluation.analysis import check_analysis_options
 from common.evaluation.metrics import classification_metrics
 from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
-from common.training.output_dir import claim_output_dir, commit_outputs
+from common.outputs.analysis import analyse
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.cross_validation import cross_validate
+from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
 
 ARGUMENTS = (ModelArguments, TextDataArguments, RecipeTrainingArguments)
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
+    """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
     model_args, data_args, training_args, settings = parse_args(
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")

@@ -31,6 +31,9 @@ Example:
 
 
 class ClassificationScores(evaluate.Metric):
+    """Accuracy, macro and per-class precision, recall, F1 and support, single- or multi-label, as an `evaluate` module
+    shipped with the project (a Hub metric cannot be loaded offline)."""
+
     def _info(self):
         value = datasets.Sequence(datasets.Value("int32")) if self.config_name == "multilabel" else datasets.Value("int32")
         return evaluate.MetricInfo(

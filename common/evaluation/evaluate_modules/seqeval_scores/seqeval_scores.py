@@ -27,6 +27,9 @@ Example:
 
 
 class SeqevalScores(evaluate.Metric):
+    """Entity precision, recall and F1 (overall and per type) with seqeval in strict IOB2 mode, as an `evaluate`
+    module shipped with the project."""
+
     def _info(self):
         tags = datasets.Sequence(datasets.Value("string"))
         return evaluate.MetricInfo(

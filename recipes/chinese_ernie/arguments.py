@@ -1,0 +1,29 @@
+"""The Chinese recipe's data arguments: text classification or character-level NER, each task's options
+checked against the task when parsed."""
+
+from dataclasses import dataclass, field
+
+from common.config.arguments import TaggingArguments, TextDataArguments
+
+
+@dataclass
+class ChineseDataArguments(TaggingArguments, TextDataArguments):
+    """Text classification (TextDataArguments) or character-level NER (TaggingArguments, and the span files' rules)."""
+
+    task: str = field(default="classification", metadata={"help": "What to train.", "choices": ["classification", "ner"]})
+    overlapping_spans: str = field(
+        default="error", metadata={"help": "NER, span files: overlapping spans are an error, or the shorter one is "
+                                           "dropped (and logged).", "choices": ["error", "keep_longest"]}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.task != "ner" and self.crf:
+            raise ValueError("--crf is for --task ner")
+        if self.task == "ner" and (self.long_text != "truncate" or self.head_tokens is not None):
+            raise ValueError("--long_text and --head_tokens are for classification; NER always windows long texts "
+                             "(--stride)")
+        if self.task == "ner" and (self.explain_examples or self.group_column):
+            raise ValueError("--explain_examples and --group_column are for classification, not --task ner")
+        if self.task == "ner" and self.skip_bad_rows:
+            raise ValueError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")

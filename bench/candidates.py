@@ -1,4 +1,4 @@
-"""What each speed candidate of issue 18 gives a training step, measured on the same batches.
+"""What each speed candidate gives a training step, measured on the same batches.
 
     python bench/candidates.py --model MODEL_FOLDER [--steps 60] [--rounds 2]
 
@@ -7,7 +7,7 @@ native, forward, backward, clipping, the optimizer, the scheduler), once per var
 process and repeated in interleaved rounds. Prints, per variant, the time of the first steps (where
 compiling happens), the steady milliseconds a step after them against the baseline of the same round
 (each candidate alone), and the loss of the last step (a candidate that only changes speed leaves it as it is):
-- baseline: the recipe's step as it was before issue 18 (glibc's default allocator behaviour);
+- baseline: the recipe's step without the kept candidate (glibc's default allocator behaviour);
 - keep-freed-memory: common.config.hardware.keep_freed_memory(), which build_trainer now calls;
 - compile: torch.compile of the model (the first steps include compiling: the cost to amortise);
 - foreach-adamw: `--optim adamw_torch` instead of the recipe's fused AdamW;

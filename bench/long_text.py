@@ -1,4 +1,4 @@
-"""Issue 15's measurements: long BBC News articles read by truncation, head+tail, or windows.
+"""Long documents measured: long BBC News articles read by truncation, head+tail, or windows.
 
     python bench/long_text.py --model MODEL_FOLDER [--data_dir ../shared/data] [--max_seq_length 128]
 

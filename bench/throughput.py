@@ -2,7 +2,7 @@
 
     python bench/throughput.py --model MODEL_FOLDER --data_dir ../shared/data --steps 60 --rounds 3
 
-All in one session, each measurement in its own process (so peak memory is its own), repeated in
+All in one run, each measurement in its own process (so peak memory is its own), repeated in
 interleaved rounds (ratios are taken within a round; the tables give medians and every round's ratio):
 - classification training (--recipe, default sentiment/SST-2), every mode on the same first steps x 32
   training rows for one epoch: the recipe's defaults (dynamic padding, length-grouped batches, bf16 where
@@ -16,7 +16,8 @@ interleaved rounds (ratios are taken within a round; the tables give medians and
   `transformers.pipeline()` batch inference on the same saved model and texts;
 - this machine's fp32 and bf16 matrix-multiply peaks, measured here, and the fraction of the one of its
   precision that training reaches on non-pad tokens (6 x parameters + attention FLOPs per token).
-Prints the tables and the three ratios of issue 18; nothing is asserted.
+Prints the tables and the three ratios (training against the best flags, NER against run_ner.py, prediction
+against pipeline()); nothing is asserted.
 """
 import argparse
 import importlib
@@ -354,7 +355,7 @@ def main():
     lines += [f"ceiling: the recipe's linear layers do {recipe['linear GFLOP']:.0f} GFLOP for these texts; at the "
               f"matmul peak alone that is {ceiling:.0f} texts/s, "
               f"{ceiling / median('predict-pipeline', 'texts/s'):.2f}x the pipeline", "",
-              "## The three ratios of issue 18 (goal in brackets)", "",
+              "## The three ratios (goal in brackets)", "",
               f"- training, recipe / reference best flags, samples/s (1.5x): "
               f"{ratio_line('train-recipe', 'train-bestflags', 'samples/s')}",
               f"- NER training, recipe / run_ner.py defaults, sentences/s (3x): "

@@ -1,4 +1,4 @@
-"""Issue 13's measurements: cross-validation, L1, SGD against AdamW, class weights, on an SST-2 subset.
+"""Training controls measured: cross-validation, L1, SGD against AdamW, class weights, on an SST-2 subset.
 
     python bench/training_controls.py --model MODEL_FOLDER --data_dir ../shared/data [--only cv,l1,sgd,weights,ner_cv]
 

@@ -147,3 +147,10 @@ def test_without_training_a_configs_training_settings_do_not_apply(tmp_path):
 def test_max_steps_that_train_nothing_are_refused(tmp_path, flags, message):
     with pytest.raises(OptionError, match=message):
         parse_args(TYPES, ["--do_train", "True", *flags, "--output_dir", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("name", ["sentiment", "chinese_ernie"])
+@pytest.mark.parametrize("flags", [["--multi_label", "True"], ["--label_separator", "|"]])
+def test_single_label_recipes_refuse_the_multi_label_flags(tmp_path, recipe, name, flags):
+    with pytest.raises(OptionError, match=r"this recipe trains single-label classifiers; use recipes/text_classification"):
+        parse_args(recipe(name).ARGUMENTS, [*flags, "--train_file", "t.csv", "--output_dir", str(tmp_path / "o")])

@@ -85,7 +85,34 @@ def test_every_trainer_internal_we_rely_on_is_still_there(token_trainer, tiny_be
             token_trainer(((0, 1), (1, 2)), max_steps=1, save_strategy="steps", save_steps=1), "_save_checkpoint",
             lambda t: t.train()),
         "_total_loss_scalar": lambda: loss_sum_saved(token_trainer),
+        "_tr_loss": lambda: loss_sum_saved(token_trainer),
+        "_get_output_dir": lambda: hasattr(Trainer, "_get_output_dir") and loss_sum_saved(token_trainer),
     }
     assert set(checks) == set(TRAINER_INTERNALS), "every entry of TRAINER_INTERNALS needs a check here"
     broken = [f"{name} ({TRAINER_INTERNALS[name]})" for name, check in checks.items() if not holds(check)]
     assert not broken, "transformers.Trainer no longer provides or uses: " + "; ".join(broken)
+
+
+def test_every_private_trainer_name_the_code_uses_is_declared(repo):
+    """Derived from the code: a `_` name RecipeTrainer reads from Trainer, or a private Trainer method it overrides,
+    must be in TRAINER_INTERNALS (and so checked above)."""
+    import ast
+
+    tree = ast.parse((repo / "common" / "training" / "trainer.py").read_text())
+    recipe_trainer = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RecipeTrainer")
+    methods = {n.name for n in recipe_trainer.body if isinstance(n, ast.FunctionDef)}
+    assigned, read = set(), set()
+    for node in ast.walk(recipe_trainer):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
+        on_super = isinstance(node.value, ast.Call) and getattr(node.value.func, "id", None) == "super"
+        if on_self and isinstance(node.ctx, ast.Store):
+            assigned.add(node.attr)
+        elif on_self or on_super:
+            read.add(node.attr)
+    used = {name for name in read if name not in methods and name not in assigned}
+    overridden = {name for name in methods
+                  if name.startswith("_") and not name.startswith("__") and hasattr(Trainer, name)}
+    undeclared = (used | overridden) - set(TRAINER_INTERNALS)
+    assert not undeclared, f"private parts of Trainer used but not in TRAINER_INTERNALS: {sorted(undeclared)}"

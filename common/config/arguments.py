@@ -172,6 +172,23 @@ class TextDataArguments(DataSourceArguments):
 
 
 @dataclass
+class SingleLabelTextDataArguments(TextDataArguments):
+    """Text classification with one label a row: the multi-label flags are refused, not silently ignored."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        refuse_multi_label(self)
+
+
+def refuse_multi_label(args) -> None:
+    """A recipe that trains single-label classifiers does not take --multi_label or --label_separator."""
+    given = [f"--{name}" for name in ("multi_label", "label_separator") if getattr(args, name)]
+    if given:
+        raise ValueError(f"{' and '.join(given)}: this recipe trains single-label classifiers; use "
+                         "recipes/text_classification for multi-label data")
+
+
+@dataclass
 class TaggingArguments:
     """Entity tags, on words or on characters: the input's tag scheme and how long inputs are windowed."""
 

@@ -22,12 +22,11 @@ def keep_freed_memory() -> bool:
     """Let glibc keep freed memory for the next step instead of giving it back to the OS (Linux; a no-op elsewhere).
 
     glibc serves large blocks (always those above 32 MB) from fresh mmap pages and unmaps them on free, so every
-    training step pays page faults to get them back: zeroing the word-embedding gradient (30,522 x 384 floats,
-    47 MB) alone took 14 ms of a 150 ms MiniLM step on a 2-core EPYC. With mmap off and the heap trimmed only
-    above 1 GiB, freed blocks are reused: 1.06x a MiniLM step (bench/candidates.py). It changes no result.
-    The cost is resident memory: the heap keeps what it has held, and its holes need not fit the next block
-    (one 64 MB tensor made and freed over and over settles at about 700 MB after ten rounds), though peak
-    memory of MiniLM training stayed the same (1,348 against 1,355 MB). CUDA memory has its own allocator.
+    training step pays page faults to get them back (zeroing the word-embedding gradient is such a block). With
+    mmap off and the heap trimmed only above 1 GiB, freed blocks are reused. It changes no result. The cost is
+    resident memory: the heap keeps what it has held, and its holes need not fit the next block, though peak
+    memory of training stays the same. CUDA memory has its own allocator. The figures, speed and memory, are
+    in docs/benchmarks.md (bench/candidates.py).
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -134,8 +134,8 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
 
     given = {"model_name_or_path" if key == "model" else key for key in config} | set(flags_given(argv))
     for flag in sorted((given & CLASSIFICATION_ONLY) - known):
-        raise OptionError(f"--{flag} is for the classification recipes (sentiment, text_classification, chinese_ernie "
-                          "--task classification), not this one")
+        raise OptionError(f"--{flag} is for the classification recipes (those that take --text_column), not "
+                          "this one")
     flags += hardware_flags(given)
 
     source = f"the settings of {config_path} and the command line" if config_path else "the command line"

@@ -36,7 +36,7 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
     logger.info(f"Training batches: {training_args.train_sampling_strategy}; precision: {precision_name(training_args)}")
-    keep_freed_memory()  # a step's large blocks are reused instead of page-faulted back in (1.06x a MiniLM step)
+    keep_freed_memory()  # a step's large blocks are reused instead of page-faulted back in
     return RecipeTrainer(
         model=model,
         args=training_args,

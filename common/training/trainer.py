@@ -67,6 +67,9 @@ TRAINER_INTERNALS = {
                         "marks the checkpoint complete, then rotates old ones with its save_total_limit)",
     "_total_loss_scalar": "attribute holding the sum of the logged step losses; with `_tr_loss` (the losses since "
                           "the last log) the loss summed over this train() call",
+    "_tr_loss": "attribute holding the step losses since the last log (read when a checkpoint is saved)",
+    "_get_output_dir": "method giving the folder checkpoint-N goes into (where run_loss.json and the completion "
+                       "record are written beside Trainer's files)",
 }
 RUN_LOSS_FILE = "run_loss.json"  # in each checkpoint: the training loss summed over every step up to it
 
@@ -200,7 +203,7 @@ class RecipeTrainer(Trainer):
             # Length-grouped token labels: a batch of short sentences holds few labelled tokens, and a
             # per-batch mean would weigh each of them several times more than a token of a long sentence.
             # Summing over tokens and dividing by the average per step weighs every token the same, as
-            # random batches do (CoNLL-2003, with the shuffled batch order: test F1 0.788 -> 0.796).
+            # random batches do (its effect on CoNLL-2003: docs/benchmarks.md).
             outputs = model(**inputs)
             weights = self._class_weight_tensor if self.class_weights else torch.ones(outputs["logits"].shape[-1])
             loss = weighted_loss(outputs["logits"], inputs["labels"], weights, self.tokens_per_step)

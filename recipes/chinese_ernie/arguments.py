@@ -3,7 +3,7 @@ checked against the task when parsed."""
 
 from dataclasses import dataclass, field
 
-from common.config.arguments import TaggingArguments, TextDataArguments
+from common.config.arguments import TaggingArguments, TextDataArguments, refuse_multi_label
 
 
 @dataclass
@@ -18,6 +18,7 @@ class ChineseDataArguments(TaggingArguments, TextDataArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        refuse_multi_label(self)
         if self.task != "ner" and self.crf:
             raise ValueError("--crf is for --task ner")
         if self.task == "ner" and (self.long_text != "truncate" or self.head_tokens is not None):

@@ -17,7 +17,7 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.config.arguments import ModelArguments, RecipeTrainingArguments, TextDataArguments
+from common.config.arguments import ModelArguments, RecipeTrainingArguments, SingleLabelTextDataArguments
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
@@ -36,7 +36,7 @@ from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
 from recipes.sentiment.probe import ProbeArguments, read_probe, run_probe
 
-ARGUMENTS = (ModelArguments, TextDataArguments, RecipeTrainingArguments, ProbeArguments)
+ARGUMENTS = (ModelArguments, SingleLabelTextDataArguments, RecipeTrainingArguments, ProbeArguments)
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "sst2.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)

@@ -69,6 +69,10 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _written_while_training(name: str) -> bool:
+    return name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") or name in TRAINING_ENTRIES
+
+
 def _listed(names: list[str]) -> str:
     return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
 
@@ -131,7 +135,7 @@ def make_room_for_training(args) -> None:
     claim = _claim(args)
     if claim is None or args.resume_from_checkpoint is not None or not args.overwrite_output_dir:
         return
-    training = [n for n in claim.earlier if n.startswith(f"{PREFIX_CHECKPOINT_DIR}-") or n in TRAINING_ENTRIES]
+    training = [n for n in claim.earlier if _written_while_training(n)]
     for name in training:
         _remove(claim.folder / name)
     claim.earlier = [n for n in claim.earlier if n not in training]
@@ -166,8 +170,8 @@ def commit_outputs(args) -> None:
     if not args.should_save or claim is None:
         return
     moved = sorted(p.name for p in staging.iterdir())
-    kept = {n for n in claim.earlier if n.startswith(f"{PREFIX_CHECKPOINT_DIR}-") or n in TRAINING_ENTRIES}
-    removed = [n for n in claim.earlier if n not in moved and n not in kept] if claim.replaces_earlier else []
+    removed = [n for n in claim.earlier if n not in moved and not _written_while_training(n)] \
+        if claim.replaces_earlier else []
     _write_atomically(staging / JOURNAL, json.dumps({"move": moved, "remove": removed}))
     _apply_journal(claim.folder)
     claim.earlier, claim.staged = [], False

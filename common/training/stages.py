@@ -13,9 +13,9 @@ from transformers.trainer_utils import PredictionOutput
 from common.config.errors import OptionError
 from common.config.hardware import keep_freed_memory, precision_name
 from common.evaluation.metrics import entity_metrics
-from common.training.output_dir import make_room_for_training, stage_outputs
 from common.training.checkpoints import checkpoint_to_resume
 from common.training.guards import StopOnNonFiniteGradients
+from common.training.output_dir import make_room_for_training, stage_outputs
 from common.training.trainer import RecipeTrainer
 
 logger = logging.getLogger(__name__)

@@ -58,7 +58,8 @@ def test_windows_cover_every_token_and_keep_special_tokens_whole(tokenizer, capl
     texts = [long_rows(1, seed=s, length=70)[0][0] for s in range(3)]
     texts.insert(1, "the movie was good")  # short: one window, exactly its ordinary encoding
     data = text_data(texts)
-    windows = tokenize_splits(data, tokenizer, 16, long_text="windows", stride=4)["train"]
+    tokenized = tokenize_splits(data, tokenizer, 16, long_text="windows", stride=4)
+    windows = tokenized["train"]
     plain = tokenizer(texts)["input_ids"]
     documents = np.asarray(windows["document"])
     assert sorted(set(documents.tolist())) == [0, 1, 2, 3] and (np.diff(documents) >= 0).all()
@@ -72,7 +73,7 @@ def test_windows_cover_every_token_and_keep_special_tokens_whole(tokenizer, capl
         rebuilt = rows[0][1:-1] + [t for r in rows[1:] for t in r[1:-1][4:]]
         assert rebuilt == text
         assert all(r[1:-1][:4] == prev[1:-1][-4:] for prev, r in zip(rows, rows[1:]))  # neighbours overlap by 4
-    assert data.long_texts["train"] == {"long_text": "windows", "max_length": 16, "stride": 4, "texts": 4,
+    assert tokenized.long_texts["train"] == {"long_text": "windows", "max_length": 16, "stride": 4, "texts": 4,
                                         "longer_than_max_length": 3, "windows": len(windows)}
     assert "3 of 4 texts were longer than 16 tokens and were split into overlapping windows" in caplog.text
 

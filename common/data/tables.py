@@ -50,7 +50,6 @@ class TextData:
     label_origin: str = "the training labels"  # where the label set came from, for messages
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, list[dict]] = field(default_factory=dict)  # per split, the rows --skip_bad_rows left out
-    long_texts: dict[str, dict] = field(default_factory=dict)  # per split, texts cut or windowed (tokenization)
 
     def sources(self) -> dict[str, str]:
         """Each split's file (or source), for the results file."""

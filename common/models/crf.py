@@ -132,33 +132,52 @@ def forbidden_transitions(tag_sequences: list[list[str]]) -> int:
     return count
 
 
-def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
-    """Put a CRF on `model` (`model.crf`, trained with it); its transitions from `model_dir` if it has some.
+def crf_tagger_class(base: type) -> type:
+    """`base` (a `...ForTokenClassification` class) with a CRF over its tag scores in `self.crf`.
 
-    The model's forward then returns the CRF's loss (negative log-likelihood over each word's first
-    subword, a mean over sentences) when given labels. It runs inside forward so that DDP sees the CRF's
-    parameters used there, as it expects of every parameter.
+    Given labels, forward returns the CRF's loss (negative log-likelihood over each word's first subword,
+    a mean over sentences) beside the tag scores. It runs inside forward so that DDP sees the CRF's
+    parameters used there, as it expects of every parameter. The class keeps its base's name: the saved
+    config names the base class, which loads the final folder (saved without the CRF) in pipeline().
+    """
+    if base not in _CRF_CLASSES:
+        class CRFTagger(base):
+            accepts_loss_kwargs = False  # a mean of its own: Trainer divides it by the accumulation steps
+
+            @functools.wraps(base.forward)  # the same signature: Trainer keeps the dataset columns forward takes
+            def forward(self, *args, labels=None, **kwargs):
+                outputs = super().forward(*args, **kwargs)
+                if labels is not None:
+                    emissions, tags, mask = word_level(outputs.logits, labels)
+                    outputs.loss = self.crf.nll(emissions, tags, mask).sum() / len(tags)
+                return outputs
+
+        CRFTagger.__name__ = CRFTagger.__qualname__ = base.__name__
+        _CRF_CLASSES[base] = CRFTagger
+    return _CRF_CLASSES[base]
+
+
+_CRF_CLASSES = {}  # one subclass per base class
+
+
+def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
+    """Make `model` a CRF tagger (`crf_tagger_class`) with a CRF over `labels`, its transitions from `model_dir`
+    if it has some.
+
+    The model becomes an instance of the subclass as `torch.nn.utils.parametrize` does it (its class
+    swapped for a subclass, its weights untouched), so every way of building the model (pretrained,
+    GGUF, from scratch, an output folder) gets the CRF the same way.
     """
     if is_lora(model):
         raise OptionError("--crf and --lora_r do not combine: the CRF wraps the model's forward, which peft wraps too")
-    model.crf = CRF(labels)
+    crf = CRF(labels)
     saved = Path(model_dir) / CRF_FILE
     if saved.is_file():
-        model.crf.load_state_dict(load_file(str(saved)))
+        crf.load_state_dict(load_file(str(saved)))
         logger.info(f"CRF transitions loaded from {saved}")
-    emissions_forward = model.forward
-
-    @functools.wraps(emissions_forward)  # the same signature: Trainer keeps the dataset columns forward takes
-    def forward(*args, labels=None, **kwargs):
-        outputs = emissions_forward(*args, **kwargs)
-        if labels is not None:
-            emissions, tags, mask = word_level(outputs.logits, labels)
-            outputs.loss = model.crf.nll(emissions, tags, mask).sum() / len(tags)
-        return outputs
-
-    model.forward = forward
-    model.accepts_loss_kwargs = False  # a mean of its own: Trainer divides it by the accumulation steps
-    return model.crf
+    model.__class__ = crf_tagger_class(type(model))
+    model.crf = crf
+    return crf
 
 
 def save_crf(crf: CRF, output_dir) -> None:

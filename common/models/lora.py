@@ -2,7 +2,7 @@
 
 The task head (`classifier` or `score`) stays fully trainable (peft's `modules_to_save`). At the end
 of training the adapters are merged into the weights, so the output folder is an ordinary model that
-`pipeline()` loads without peft; the adapter alone goes to `adapter/` beside it (RecipeTrainer.save_model).
+`pipeline()` loads without peft; the adapter alone goes to `adapter/` beside it (RecipeTrainer.save_final_model).
 """
 
 import logging

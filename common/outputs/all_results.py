@@ -16,8 +16,9 @@ from common.training.output_dir import final_path
 logger = logging.getLogger(__name__)
 
 
-def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_length: int) -> dict:
-    """The facts needed to read (and re-run) a results file. `data`: TextData or TaggedData."""
+def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_length: int, tokenized=None) -> dict:
+    """The facts needed to read (and re-run) a results file. `data`: TextData or TaggedData; `tokenized`: the
+    TokenizedSplits of a classification recipe (which texts were cut or windowed)."""
     training_args = trainer.args
     return {
         "model": model_args.model_name_or_path,
@@ -28,7 +29,7 @@ def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_l
         "labels": label_list,
         "main_metric": training_args.metric_for_best_model,
         "max_seq_length": max_length,
-        **({"long_texts": data.long_texts} if getattr(data, "long_texts", None) else {}),
+        **({"long_texts": tokenized.long_texts} if getattr(tokenized, "long_texts", None) else {}),
         **({"window_pooling": training_args.window_pooling} if getattr(data_args, "long_text", None) == "windows" else {}),
         "padding": ("max_length" if getattr(data_args, "pad_to_max_length", False)
                     else "packed" if trainer.packs_batches else "dynamic"),

@@ -19,6 +19,15 @@ from common.data.errors import DataError
 from common.data.tables import TextData
 from common.tokens.long_text import check_stride, cut_head_tail, head_tokens_for
 
+
+class TokenizedSplits(dict):
+    """{split name: tokenized `datasets.Dataset`}, and `long_texts`: per split, how many texts were cut or
+    windowed (for all_results.json)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.long_texts: dict[str, dict] = {}
+
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 3  # bump when encode() changes, so old caches are not reused
@@ -55,12 +64,12 @@ def tokenization_settings(data_args) -> dict:
 
 def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length: bool = False,
                     overwrite_cache: bool = False, cache_dir: str | None = None, long_text: str = "truncate",
-                    head_tokens: int | None = None, stride: int = 32) -> dict[str, datasets.Dataset]:
+                    head_tokens: int | None = None, stride: int = 32) -> TokenizedSplits:
     """Return one tokenized `datasets.Dataset` per split (model inputs, plus `labels` where known).
 
     Texts longer than `max_length` are cut (`long_text` truncate or head_tail) or split into windows
     (`windows`: one row per window, and a `document` column naming the input row each came from).
-    How many were cut or windowed is logged and kept in `raw.long_texts` for all_results.json.
+    How many were cut or windowed is logged and kept in the result's `long_texts` for all_results.json.
     """
     text_columns = [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else [])
     cache_dir = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "recipe_tokenized"
@@ -107,7 +116,7 @@ def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length
         encoded.update(document=[rows[i] for i in source], long=[long[i] for i in source])
         return encoded
 
-    tokenized, raw.long_texts = {}, {}
+    tokenized = TokenizedSplits()
     for name, split in raw.splits.items():
         columns = text_columns + ["_line"] + (["labels"] if "labels" in split.frame else [])
         dataset = datasets.Dataset.from_pandas(split.frame[columns], preserve_index=False)
@@ -124,7 +133,7 @@ def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length
             load_from_cache_file=not overwrite_cache,
             desc=f"Tokenizing {name}",
         )
-        raw.long_texts[name] = report_long_texts(name, split, dataset, max_length, settings)
+        tokenized.long_texts[name] = report_long_texts(name, split, dataset, max_length, settings)
         tokenized[name] = dataset.remove_columns(["_line", "long"] + ([] if long_text == "windows" else ["document"]))
     return tokenized
 

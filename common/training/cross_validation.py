@@ -8,13 +8,12 @@ checkpoint: picking the best of several checkpoints on the very rows that are th
 make the estimate optimistic. With `--cv_checkpoint_selection validation` the validation set (if
 any) chooses it instead, as `--load_best_model_at_end` does in an ordinary run.
 
-Results: every fold's metrics, their mean and sample standard deviation (ddof=1), in
-`cv_results.json`, the log and `README.md`.
+Results: every fold's metrics, their mean and sample standard deviation (ddof=1), returned for
+`common/outputs/cv_results.py` to write (`cv_results.json`, the log and `README.md`).
 """
 
 import dataclasses
 import gc
-import json
 import logging
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from transformers import DataCollatorForTokenClassification, set_seed
 
 from common.config.errors import OptionError
 from common.evaluation.metrics import entity_metrics
-from common.training.output_dir import commit_outputs, make_room_for_training, stage_outputs
+from common.training.output_dir import make_room_for_training, stage_outputs
 from common.tokens.long_text import document_starts
 from common.training.stages import build_trainer
 
@@ -124,6 +123,7 @@ def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation
     select_on_validation = training_args.cv_checkpoint_selection == "validation" and validation is not None
     make_room_for_training(training_args)
     stage_outputs(training_args)  # every fold's folder and the summary are moved into --output_dir together
+    # (by the recipe's commit_outputs, after write_cv_results)
     results = []
     for k, (train_units, held_units) in enumerate(folds):
         fold_dir = Path(training_args.output_dir) / f"fold_{k}"
@@ -154,28 +154,4 @@ def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation
                "checkpoint_selection": "validation set" if select_on_validation else "none (the last step of each fold)",
                "std": "sample standard deviation (ddof=1) over the folds", "mean": mean, "std_dev": std,
                "folds": results}
-    write_cv_results(training_args.output_dir, summary)
-    commit_outputs(training_args)
     return summary
-
-
-def write_cv_results(output_dir, summary: dict) -> None:
-    """cv_results.json and a README.md table of each fold's metrics, their mean and sample std."""
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "cv_results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    shown = [m for m in ("accuracy", "f1_macro", "f1", "loss") if m in summary["mean"]]
-    lines = [f"# {summary['cv_folds']}-fold cross-validation", "",
-             f"Seed {summary['seed']}, {'stratified by label' if summary['stratified'] else 'not stratified'}; "
-             f"checkpoint chosen by: {summary['checkpoint_selection']}. Mean and sample standard deviation "
-             "(ddof=1) over the folds; each training row is scored once, by the fold that held it out.", "",
-             "| fold | rows held out | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
-    for fold in summary["folds"]:
-        lines.append(f"| {fold['fold']} | {len(fold['held_out_rows'])} | "
-                     + " | ".join(f"{fold[m]:.4f}" for m in shown) + " |")
-    lines.append("| mean +- std | | " + " | ".join(f"{summary['mean'][m]:.4f} +- {summary['std_dev'][m]:.4f}"
-                                                   for m in shown) + " |")
-    (folder / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    for m in shown:
-        logger.info(f"Cross-validation {m}: {summary['mean'][m]:.4f} +- {summary['std_dev'][m]:.4f} "
-                    f"(mean +- sample std over {summary['cv_folds']} folds)")

@@ -14,7 +14,7 @@ import torch
 
 # Per-token columns and what fills their padding; the attention mask is rebuilt, other columns refused.
 PAD_VALUES = {"input_ids": None, "labels": -100, "token_type_ids": 0}
-MASK_KINDS = {"sdpa": "bool", "eager": "additive"}  # attention implementations that take a 4-D mask
+MASK_KINDS = ("bool", "additive")  # 4-D masks: sdpa takes booleans, eager attention adds the mask to its scores
 
 
 def first_fit_rows(lengths: list[int], width: int) -> list[list[int]]:
@@ -69,9 +69,6 @@ def packing_error(model, features: list[dict], collator: PackedBatchCollator, to
     """Why packing would change this model's outputs on these features, or None if it does not."""
     if any(not isinstance(f.get("labels", []), list) for f in features):
         return "it is for token labels, and these rows have one label each"
-    implementation = getattr(model.config, "_attn_implementation", None)
-    if implementation not in MASK_KINDS:
-        return f"attention implementation {implementation!r} takes no 4-D mask (only {sorted(MASK_KINDS)})"
     features = [{k: v for k, v in f.items() if k != "labels"} for f in features]
     device, was_training = next(model.parameters()).device, model.training
     model.eval()
@@ -89,10 +86,26 @@ def packing_error(model, features: list[dict], collator: PackedBatchCollator, to
                     end = start + len(logits)
                     difference = max(difference, (packed[r, start:end] - logits).abs().max().item())
                     start = end
-    except (TypeError, ValueError, RuntimeError) as error:
+    except (TypeError, ValueError, RuntimeError, ImportError) as error:  # ImportError: flash attention, not installed
         return f"the model does not take packed rows ({type(error).__name__}: {error})"
     finally:
         model.train(was_training)
     if difference > tolerance:
         return f"packed rows change its logits by up to {difference:.2g}"
     return None
+
+
+def packing_collator(model, features: list[dict], pad_token_id: int) -> tuple[PackedBatchCollator | None, str | None]:
+    """A collator whose packed rows give this model each sentence's own logits, or None and why there is none.
+
+    The mask kind is found by trying each on the model (rather than read from its attention implementation,
+    which transformers keeps in a private config field): the first that passes `packing_error` is used.
+    """
+    problems = []
+    for kind in MASK_KINDS:
+        collator = PackedBatchCollator(pad_token_id, kind)
+        problem = packing_error(model, features, collator)
+        if problem is None:
+            return collator, None
+        problems.append(f"with a {kind} mask, {problem}")
+    return None, "; ".join(problems)

@@ -85,7 +85,7 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
                               "--max_steps and the size of the training data")
     stage_outputs(args)  # the final outputs go to a staging folder, moved into --output_dir once all are written
     if args.do_train:
-        trainer.save_model()  # the best checkpoint if load_best_model_at_end, with tokenizer and label names
+        trainer.save_final_model()  # the best checkpoint if load_best_model_at_end, with tokenizer and label names
         trainer.save_state()
     if args.do_eval and validation_predictions:
         predictions["validation"] = trainer.predict(tokenized["validation"], metric_key_prefix="eval")

@@ -13,9 +13,9 @@
 - A CRF head (`model.crf`, common/models/crf.py, whose forward returns the CRF's loss): its parameters
   train at `crf_learning_rate`, batches are not packed (transitions would cross sentences), and the
   final model is saved without it (pipeline() loads the emissions alone) beside `crf.safetensors`:
-  `create_optimizer`, `get_train_dataloader`, `save_model`.
+  `create_optimizer`, `get_train_dataloader`, `save_final_model`.
 - LoRA (`--lora_r`, a peft model): the final folder holds the adapters merged into the weights, and
-  `adapter/` the adapter alone: `save_model`.
+  `adapter/` the adapter alone: `save_final_model`.
 - With `pack_batches`, the sentences of each training batch share rows instead of being padded
   (common/training/packing.py): `get_train_dataloader`.
 - A run resumed from a checkpoint reports `train_loss` over the whole run, not only the steps after
@@ -48,7 +48,7 @@ from common.models.lora import is_lora
 from common.tokens.long_text import first_of_each, pool_windows
 from common.training.checkpoints import mark_complete, unmark
 from common.training.losses import class_weights_for, l1_penalty, weighted_loss
-from common.training.packing import MASK_KINDS, PackedBatchCollator, packing_error
+from common.training.packing import packing_collator
 from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
 
 logger = logging.getLogger(__name__)
@@ -248,30 +248,37 @@ class RecipeTrainer(Trainer):
             optimizer.add_param_group({"params": list(self.crf.parameters()), "lr": rate, "weight_decay": 0.0})
         return optimizer
 
-    def save_model(self, output_dir=None, _internal_call=False):
-        """The final folder loads in pipeline() as it is: LoRA merged (adapter/ beside it), the CRF in
-        crf.safetensors beside a plain token classifier. Checkpoints keep both inside, for resuming."""
-        if is_lora(self.model) and not _internal_call:  # checkpoints keep the adapters, for resuming
-            return self._save_merged(output_dir or self.args.output_dir)
-        if self.crf is None or _internal_call:  # checkpoints keep the CRF inside, for resuming and the best model
-            return super().save_model(output_dir, _internal_call)
-        del self.model.crf  # the final folder: a plain token classifier that pipeline() loads, and crf.safetensors
+    def save_final_model(self, output_dir=None) -> None:
+        """The final folder, loadable by pipeline() as it is: a LoRA model merged (the adapter alone in adapter/),
+        a CRF tagger saved as a plain token classifier beside crf.safetensors. Anything else: `save_model`.
+
+        Checkpoints go through Trainer's own `save_model`, which keeps the adapters and the CRF inside, for
+        resuming and for the best model; only this final save leaves them out.
+        """
+        output_dir = output_dir or self.args.output_dir
+        if is_lora(self.model):
+            return self._save_merged(output_dir)
+        if self.crf is None:
+            return self.save_model(output_dir)
+        # Trainer saves self.model (gathering it first under DeepSpeed or FSDP): the model without its CRF for
+        # the length of this save, then the CRF on its own.
+        del self.model.crf
         try:
-            super().save_model(output_dir, _internal_call)
+            self.save_model(output_dir)
         finally:
             self.model.crf = self.crf
         if self.args.should_save:
-            save_crf(self.crf, output_dir or self.args.output_dir)
+            save_crf(self.crf, output_dir)
 
     def _save_merged(self, output_dir) -> None:
         """LoRA: Trainer's own save of the adapters merged into a copy of the model (pipeline() loads it without
-        peft), as the CRF path saves the model without its CRF; the adapter alone in adapter/."""
+        peft); the adapter alone in adapter/."""
         if not self.args.should_save:
             return
         self.model.save_pretrained(str(Path(output_dir) / "adapter"))
         peft_model, self.model = self.model, copy.deepcopy(self.model).merge_and_unload()
         try:
-            super().save_model(output_dir)
+            self.save_model(output_dir)
         finally:
             self.model = peft_model
         logger.info(f"LoRA adapters merged into the model saved in {output_dir} (the adapter alone: {output_dir}/adapter)")
@@ -284,12 +291,10 @@ class RecipeTrainer(Trainer):
             return super().get_train_dataloader()
         if not getattr(self.args, "pack_batches", False):  # plain TrainingArguments have no such flag
             return super().get_train_dataloader()
-        implementation = getattr(self.model.config, "_attn_implementation", None)
-        packed = PackedBatchCollator(self.processing_class.pad_token_id, MASK_KINDS.get(implementation, "bool"))
         sample = [self.train_dataset[i] for i in range(min(8, len(self.train_dataset)))]
-        problem = packing_error(self.model, sample, packed)
+        packed, problem = packing_collator(self.model, sample, self.processing_class.pad_token_id)
         if problem:
-            logger.warning(f"pack_batches: not packing, {problem}; batches are padded instead")
+            logger.warning(f"pack_batches: not packing ({problem}); batches are padded instead")
             return super().get_train_dataloader()
         logger.info("Training batches: packed (each batch's sentences share rows; checked on this model)")
         self.packs_batches = True

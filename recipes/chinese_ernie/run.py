@@ -10,8 +10,8 @@ spans (CLUENER2020 JSON lines, or character-per-line BIO files). NER is exact on
 through the tokenizer's offsets, so every character gets one tag and entities come back at their
 original offsets, whatever the tokenizer does to spaces, Latin words, digits or case.
 With `scratch_model_type`, a small model is built from a config with a character vocabulary taken from
-the training texts, instead of loading a pretrained one. Settings: configs/chnsenticorp.yaml, or
-configs/default.yaml when the command line names other data (or --config FILE), then the command line.
+the training texts, instead of loading a pretrained one. Settings: configs/chnsenticorp.yaml (configs/default.yaml
+when the command line names other data, or --config FILE), then the command line.
 """
 
 import logging
@@ -34,6 +34,7 @@ from common.models.crf import attach_crf, decoding
 from common.models.heads import trained_labels
 from common.outputs.all_results import write_all_results
 from common.outputs.analysis import analyse
+from common.outputs.cv_results import write_cv_results
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
@@ -48,8 +49,6 @@ from recipes.chinese_ernie.scratch import ScratchArguments, facts, tokenizer_and
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
-
-
 ARGUMENTS = (ModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments)
 
 
@@ -67,15 +66,16 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
         tokenized = tokenize_splits(raw, tokenizer, max_length, **tokenization_settings(data_args))
 
     if training_args.cv_folds:  # k-fold cross-validation instead: a fresh model per fold, cv_results.json
-        cross_validate(lambda: tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1],
-                       tokenized, training_args, classification_metrics(labels), labels, tokenizer)
-        return
+        write_cv_results(training_args.output_dir, cross_validate(
+            lambda: tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1],
+            tokenized, training_args, classification_metrics(labels), labels, tokenizer))
+        return  # main() moves the outputs in
     trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
                             classification_metrics(labels))
     results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
 
     if trainer.is_world_process_zero():
-        results.update(facts(model_args, scratch_args, data_args, trainer, raw, labels, max_length))
+        results.update(facts(model_args, scratch_args, data_args, trainer, raw, labels, max_length, tokenized))
         results.update(analyse(trainer, tokenizer, raw, predictions, labels, data_args, max_length))  # if asked
         write_all_results(training_args.output_dir, results)
         write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
@@ -108,8 +108,9 @@ def ner(model_args, scratch_args, data_args, training_args, settings):
                 for name, split in data.splits.items()}
 
     if training_args.cv_folds:  # k-fold cross-validation over the training texts instead: cv_results.json
-        cross_validate_tagger(lambda: new_model()[1], features, data.splits, training_args, labels, tokenizer)
-        return
+        write_cv_results(training_args.output_dir, cross_validate_tagger(
+            lambda: new_model()[1], features, data.splits, training_args, labels, tokenizer))
+        return  # main() moves the outputs in
 
     # Train, evaluate, predict: entity scores on characters (exact span and type, as CLUENER counts)
     trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels,
@@ -131,8 +132,7 @@ def ner(model_args, scratch_args, data_args, training_args, settings):
 def main(argv=None):
     """Parse the settings, claim the output folder, run the task, move the outputs in."""
     model_args, scratch_args, data_args, training_args, settings = parse_args(
-        ARGUMENTS, argv,
-        benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
+        ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
     set_seed(training_args.seed)  # before the model is built, so the new weights are reproducible

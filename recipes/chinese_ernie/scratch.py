@@ -112,8 +112,8 @@ def tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts
     return tokenizer, build_classifier(model_args, labels, tokenizer)
 
 
-def facts(model_args, scratch_args, data_args, trainer, data, labels, max_length) -> dict:
+def facts(model_args, scratch_args, data_args, trainer, data, labels, max_length, tokenized=None) -> dict:
     """run_facts, with the task and, for a model built from scratch, its description."""
-    facts = run_facts(model_args, data_args, trainer, data, labels, max_length)
+    facts = run_facts(model_args, data_args, trainer, data, labels, max_length, tokenized)
     return {**facts, "task": data_args.task,
             **({"model": describe(scratch_args)} if scratch_args.scratch_model_type else {})}

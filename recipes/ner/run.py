@@ -26,6 +26,7 @@ from common.models.crf import attach_crf, decoding
 from common.models.heads import build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
+from common.outputs.cv_results import write_cv_results
 from common.outputs.predictions import write_entities, write_tagged_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length
@@ -76,8 +77,9 @@ def main(argv=None):
 
     # --cv_folds K: k-fold cross-validation over the training sentences instead (cv_results.json, README.md)
     if training_args.cv_folds:
-        cross_validate_tagger(new_model, features, data.splits, training_args, labels, tokenizer)
-        return
+        write_cv_results(training_args.output_dir, cross_validate_tagger(new_model, features, data.splits,
+                                                                         training_args, labels, tokenizer))
+        return commit_outputs(training_args)
 
     # Train, evaluate, predict: metrics on the words of each split
     trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels)

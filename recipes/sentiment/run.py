@@ -28,6 +28,7 @@ from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.analysis import analyse
+from common.outputs.cv_results import write_cv_results
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
@@ -68,9 +69,10 @@ def main(argv=None):
 
     # --cv_folds K: k-fold cross-validation instead (a fresh model per fold; cv_results.json, README.md)
     if training_args.cv_folds:
-        cross_validate(lambda: build_classifier(model_args, labels, tokenizer), tokenized, training_args,
-                       classification_metrics(labels), labels, tokenizer)
-        return
+        write_cv_results(training_args.output_dir, cross_validate(
+            lambda: build_classifier(model_args, labels, tokenizer), tokenized, training_args,
+            classification_metrics(labels), labels, tokenizer))
+        return commit_outputs(training_args)
 
     # Train, evaluate, predict
     trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
@@ -79,7 +81,7 @@ def main(argv=None):
 
     # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
     if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length))
+        results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length, tokenized))
         results.update(analyse(trainer, tokenizer, raw, predictions, labels, data_args, max_length))  # if asked
         if probe:  # template sentences that differ only in a person word: the gap between groups
             results.update(run_probe(trainer.model, tokenizer, probe, labels, training_args.seed))

@@ -28,6 +28,7 @@ from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.analysis import analyse
+from common.outputs.cv_results import write_cv_results
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
@@ -67,9 +68,10 @@ def main(argv=None):
 
     # --cv_folds K: k-fold cross-validation instead (a fresh model per fold; cv_results.json, README.md)
     if training_args.cv_folds:
-        cross_validate(lambda: build_classifier(model_args, labels, tokenizer, multi_label), tokenized, training_args,
-                       classification_metrics(labels, multi_label), labels, tokenizer)
-        return
+        write_cv_results(training_args.output_dir, cross_validate(
+            lambda: build_classifier(model_args, labels, tokenizer, multi_label), tokenized, training_args,
+            classification_metrics(labels, multi_label), labels, tokenizer))
+        return commit_outputs(training_args)
 
     # Train, evaluate, predict
     trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
@@ -78,7 +80,7 @@ def main(argv=None):
 
     # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
     if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length))
+        results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length, tokenized))
         results.update(analyse(trainer, tokenizer, raw, predictions, labels, data_args, max_length))  # if asked
         write_all_results(training_args.output_dir, results)
         write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",

@@ -1,7 +1,8 @@
-"""What RecipeTrainer relies on below transformers.Trainer's public API is still there and still used.
+"""What the code relies on below its libraries' public APIs is declared, still there and still used.
 
-`common.training.trainer.TRAINER_INTERNALS` lists each such hook and why; this test checks every one
-of them against the installed transformers and names the ones an upgrade removed or stopped using.
+`common/internals.py` lists each such name and why; these tests derive the private names the code uses
+from its source (an undeclared one fails), check every declared one against the installed libraries,
+and name the ones an upgrade removed or stopped using.
 """
 
 import datasets
@@ -10,7 +11,8 @@ import torch
 from transformers import AutoModelForTokenClassification, Trainer
 
 from common.config.arguments import RecipeTrainingArguments
-from common.training.trainer import TRAINER_INTERNALS, RecipeTrainer
+from common.internals import OTHER_INTERNALS, TRAINER_INTERNALS
+from common.training.trainer import RecipeTrainer
 
 
 @pytest.fixture
@@ -62,6 +64,33 @@ def loss_sum_saved(token_trainer) -> bool:
     return saved["global_step"] == 3 and saved["loss_sum"] == pytest.approx(3 * output.training_loss, rel=1e-6)
 
 
+def ga_rule_matches(token_trainer) -> bool:
+    """RecipeTrainer.loss_scaled_for_ga (a copy of training_step's rule) says what training_step really does."""
+    batch = {"input_ids": torch.tensor([[5, 6, 7, 8]]), "labels": torch.tensor([[0, 1, 2, -100]])}
+    for accepts in (True, False):
+        for items in (None, torch.tensor(3)):
+            trainer = token_trainer(train_sampling_strategy="random")
+            trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = None, accepts
+            trainer.current_gradient_accumulation_steps = 2
+            trainer.model.train()
+            torch.manual_seed(0)
+            direct = trainer.compute_loss(trainer.model, batch, num_items_in_batch=items).item()
+            torch.manual_seed(0)
+            stepped = trainer.training_step(trainer.model, batch, num_items_in_batch=items).item()
+            divided_by = 1 if trainer.loss_scaled_for_ga(items) else 2
+            if direct != pytest.approx(divided_by * stepped, rel=1e-5):
+                return False
+    return True
+
+
+def accumulation_steps_set(token_trainer) -> bool:
+    """The training loop sets current_gradient_accumulation_steps to the micro-batches of the optimizer step."""
+    trainer = token_trainer(((0, 1), (1, 2), (2, 0), (0, 0)), max_steps=1)  # one length: collated without padding
+    trainer.current_gradient_accumulation_steps = None
+    trainer.train()
+    return trainer.current_gradient_accumulation_steps == 2
+
+
 def holds(check) -> bool:
     try:
         return bool(check())
@@ -87,10 +116,59 @@ def test_every_trainer_internal_we_rely_on_is_still_there(token_trainer, tiny_be
         "_total_loss_scalar": lambda: loss_sum_saved(token_trainer),
         "_tr_loss": lambda: loss_sum_saved(token_trainer),
         "_get_output_dir": lambda: hasattr(Trainer, "_get_output_dir") and loss_sum_saved(token_trainer),
+        "model_accepts_loss_kwargs": lambda: ga_rule_matches(token_trainer),
+        "current_gradient_accumulation_steps": lambda: accumulation_steps_set(token_trainer),
     }
     assert set(checks) == set(TRAINER_INTERNALS), "every entry of TRAINER_INTERNALS needs a check here"
     broken = [f"{name} ({TRAINER_INTERNALS[name]})" for name, check in checks.items() if not holds(check)]
     assert not broken, "transformers.Trainer no longer provides or uses: " + "; ".join(broken)
+
+
+def test_every_other_library_internal_we_rely_on_is_still_there():
+    rows = datasets.Dataset.from_dict({"text": ["a", "b"]})
+    checks = {
+        "_fingerprint": lambda: isinstance(rows._fingerprint, str) and rows._fingerprint != datasets.Dataset.from_dict(
+            {"text": ["a", "c"]})._fingerprint,
+        "_is_avx512_bf16_supported": lambda: isinstance(torch.cpu._is_avx512_bf16_supported(), bool),
+        "_is_amx_tile_supported": lambda: isinstance(torch.cpu._is_amx_tile_supported(), bool),
+    }
+    assert set(checks) == set(OTHER_INTERNALS), "every entry of OTHER_INTERNALS needs a check here"
+    broken = [f"{OTHER_INTERNALS[name][0]}.{name}" for name, check in checks.items() if not holds(check)]
+    assert not broken, "no longer provided: " + ", ".join(broken)
+
+
+def private_names_used(files) -> set[str]:
+    """`_` names (not dunders) read as attributes, passed as keywords or named in getattr/hasattr, that the code
+    itself does not define (as a function, class, variable, attribute or parameter)."""
+    import ast
+
+    defined, used = set(), set()
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.arg):
+                defined.add(node.arg)
+            elif isinstance(node, ast.Attribute):
+                used.add(node.attr)
+            elif isinstance(node, ast.keyword) and node.arg:
+                used.add(node.arg)
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr") \
+                    and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                used.add(node.args[1].value)
+    return {n for n in used - defined if n.startswith("_") and not n.startswith("__")}
+
+
+def test_every_private_library_name_the_code_uses_is_declared(repo):
+    """Derived from the code: a `_` name it reads from a library, anywhere in common/ or recipes/, is declared."""
+    files = [p for folder in ("common", "recipes") for p in (repo / folder).rglob("*.py")]
+    undeclared = private_names_used(files) - set(TRAINER_INTERNALS) - set(OTHER_INTERNALS)
+    assert not undeclared, f"private library names used but not in common/internals.py: {sorted(undeclared)}"
 
 
 def test_every_private_trainer_name_the_code_uses_is_declared(repo):

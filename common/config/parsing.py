@@ -8,6 +8,7 @@ recipe's benchmark config, unless the command line names other data, in which ca
 user's own files unasked).
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -126,7 +127,7 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(dataclass_types)
     parser.error = raise_option_error  # argparse would print its whole usage and exit; one line says it
-    known = {action.dest for action in parser._actions}
+    known = {f.name for cls in dataclass_types for f in dataclasses.fields(cls) if f.init}  # the flags it takes
 
     config_path = choose_config(argv, benchmark_config, default_config)
     config = read_config_file(config_path) if config_path else {}

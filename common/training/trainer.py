@@ -53,24 +53,6 @@ from common.training.samplers import ShuffledLengthGroupedSampler, longest_first
 
 logger = logging.getLogger(__name__)
 
-# What RecipeTrainer relies on below Trainer's public API, and what for. tests/test_trainer_internals.py
-# checks that each is still there and still used by Trainer, and names the one an upgrade broke.
-TRAINER_INTERNALS = {
-    "_get_train_sampler": "method get_train_dataloader calls for the training order (overridden: length-grouped)",
-    "_get_eval_sampler": "method get_eval_dataloader and get_test_dataloader call for the order (overridden: "
-                         "longest first)",
-    "loss_is_scaled_for_ga": "class attribute training_step reads: True when compute_loss already divides by the "
-                             "optimizer step's size",
-    "accepts_loss_kwargs": "model attribute Trainer.__init__ reads instead of forward's **kwargs (set False for "
-                           "heads that return their own mean)",
-    "_save_checkpoint": "method the training loop calls to write checkpoint-N (extended: writes run_loss.json, "
-                        "marks the checkpoint complete, then rotates old ones with its save_total_limit)",
-    "_total_loss_scalar": "attribute holding the sum of the logged step losses; with `_tr_loss` (the losses since "
-                          "the last log) the loss summed over this train() call",
-    "_tr_loss": "attribute holding the step losses since the last log (read when a checkpoint is saved)",
-    "_get_output_dir": "method giving the folder checkpoint-N goes into (where run_loss.json and the completion "
-                       "record are written beside Trainer's files)",
-}
 RUN_LOSS_FILE = "run_loss.json"  # in each checkpoint: the training loss summed over every step up to it
 
 

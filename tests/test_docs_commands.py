@@ -13,9 +13,9 @@ import pytest
 from common.config.parsing import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
-DOCUMENTS = ["README.md", "docs/benchmarks.md", *map(str, sorted(REPO.glob("recipes/*/README.md"))),
+DOCUMENTS = ["README.md", *map(str, sorted(REPO.glob("docs/*.md"))), *map(str, sorted(REPO.glob("recipes/*/README.md"))),
              *map(str, sorted(REPO.glob("recipes/*/run.py"))), "run_all.sh", "bench/throughput.py"]
-STARTS = ("python recipes/", "torchrun ", "accelerate launch ", "bash run_all.sh", "HF_HUB_OFFLINE=1 python recipes/")
+STARTS = ("python recipes/", ".venv/bin/python recipes/", "torchrun ", "accelerate launch ", "bash run_all.sh", "HF_HUB_OFFLINE=1 python recipes/")
 
 
 def shown_commands():

@@ -103,10 +103,14 @@ class DataSourceArguments:
         default="utf-8", metadata={"help": "Text encoding of the data files (e.g. gbk, latin-1); a byte-order mark is "
                                            "skipped."}
     )
+    stride: int = field(
+        default=32, metadata={"help": "Inputs longer than max_seq_length read in overlapping windows (NER always, "
+                                      "classification with --long_text windows): tokens shared by consecutive windows."}
+    )
 
     def __post_init__(self):
         check_at_least(self, {"max_seq_length": 1, "max_train_samples": 1, "max_eval_samples": 1,
-                              "max_predict_samples": 1})
+                              "max_predict_samples": 1, "stride": 0})
 
 
 @dataclass
@@ -146,10 +150,6 @@ class TextDataArguments(DataSourceArguments):
         default=None, metadata={"help": "--long_text head_tail: tokens kept from the start (default 128, or a quarter "
                                         "of the window when 128 does not fit); the rest of the window is the end."}
     )
-    stride: int = field(
-        default=32, metadata={"help": "Long texts (--long_text windows): tokens shared by consecutive windows."}
-    )
-
     explain_examples: int = field(
         default=0, metadata={"help": "After training, explain N validation texts (the most confident correct and "
                                      "wrong ones of each class) with Integrated Gradients: explanations/ in the "
@@ -162,7 +162,7 @@ class TextDataArguments(DataSourceArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        check_at_least(self, {"head_tokens": 0, "stride": 0, "explain_examples": 0})
+        check_at_least(self, {"head_tokens": 0, "explain_examples": 0})
         for name in ("validation_split", "test_split"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"--{name} {getattr(self, name)} must be at least 0 and below 1")
@@ -190,22 +190,17 @@ def refuse_multi_label(args) -> None:
 
 @dataclass
 class TaggingArguments:
-    """Entity tags, on words or on characters: the input's tag scheme and how long inputs are windowed."""
+    """Entity tags, on words or on characters: the input's tag scheme, and a CRF over them."""
 
     tag_scheme: str = field(
         default="auto", metadata={"help": "Scheme of the input tags, converted to IOB2 on load.", "choices": TAG_SCHEMES}
     )
-    stride: int = field(
-        default=32, metadata={"help": "Long sentences: tokens shared by consecutive windows."}
-    )
-
     crf: bool = field(
         default=False, metadata={"help": "A CRF over the words' scores: trained on whole tag sequences, decoded by "
                                          "Viterbi with the transitions IOB2 forbids made impossible."}
     )
 
     def __post_init__(self):
-        check_at_least(self, {"stride": 0})
         if hasattr(super(), "__post_init__"):  # the data dataclass it is mixed with checks its own
             super().__post_init__()
 

@@ -85,7 +85,7 @@ def test_run_report_files_card_plots_and_a_config_that_reruns(sentiment_run, sen
         assert Image.open(sentiment_run / plot).size[0] > 300
     # the saved config parses into the same settings as the run had
     arguments = recipe("sentiment").ARGUMENTS
-    _, data_args, training_args, _, settings = parse_args(arguments, ["--config", str(sentiment_run / "run_config.yaml")])
+    _, data_args, training_args, *_, settings = parse_args(arguments, ["--config", str(sentiment_run / "run_config.yaml")])
     assert training_args.learning_rate == 2e-3 and training_args.num_train_epochs == 6
     assert data_args.train_file == str(sentiment_files / "train.csv") and training_args.do_predict
     assert settings.values == yaml.safe_load((sentiment_run / "run_config.yaml").read_text())

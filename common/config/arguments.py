@@ -1,7 +1,9 @@
 """The argument dataclasses of every recipe, named and documented as in the reference `run_glue.py`/`run_ner.py`.
 
-A recipe parses `ModelArguments`, one data dataclass (`TextDataArguments` or `TokenDataArguments`, or
-its own built from these parts) and `RecipeTrainingArguments` (every flag of `TrainingArguments`).
+A recipe parses `ModelArguments` (`TaggerModelArguments` with a token head), one data dataclass
+(`TextDataArguments` or `TokenDataArguments`, or its own built from these parts), `RecipeTrainingArguments`
+(every flag of `TrainingArguments`) and, for classification, `AnalysisArguments`. Each checks its own
+ranges when parsed; what needs two of them is checked in common/config/combinations.py, also when parsed.
 """
 
 from dataclasses import dataclass, field
@@ -78,6 +80,16 @@ class ModelArguments:
 
 
 @dataclass
+class TaggerModelArguments(ModelArguments):
+    """A token classifier's model: ModelArguments, and its head (per-token scores, or a CRF over them)."""
+
+    crf: bool = field(
+        default=False, metadata={"help": "A CRF over the words' scores: trained on whole tag sequences, decoded by "
+                                         "Viterbi with the transitions IOB2 forbids made impossible."}
+    )
+
+
+@dataclass
 class DataSourceArguments:
     """Where the data comes from, and how much of it: shared by every recipe."""
 
@@ -150,6 +162,26 @@ class TextDataArguments(DataSourceArguments):
         default=None, metadata={"help": "--long_text head_tail: tokens kept from the start (default 128, or a quarter "
                                         "of the window when 128 does not fit); the rest of the window is the end."}
     )
+    window_pooling: str = field(
+        default="mean", metadata={"help": "--long_text windows: a document's logits are the mean or the max of its "
+                                          "windows' logits.", "choices": ["mean", "max"]}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_at_least(self, {"head_tokens": 0})
+        for name in ("validation_split", "test_split"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"--{name} {getattr(self, name)} must be at least 0 and below 1")
+        if self.validation_split + self.test_split >= 1:
+            raise ValueError(f"--validation_split {self.validation_split} and --test_split {self.test_split} leave "
+                             "no training rows")
+
+
+@dataclass
+class AnalysisArguments:
+    """After a classification run: explanations of validation texts, and metrics per group of rows."""
+
     explain_examples: int = field(
         default=0, metadata={"help": "After training, explain N validation texts (the most confident correct and "
                                      "wrong ones of each class) with Integrated Gradients: explanations/ in the "
@@ -161,14 +193,7 @@ class TextDataArguments(DataSourceArguments):
     )
 
     def __post_init__(self):
-        super().__post_init__()
-        check_at_least(self, {"head_tokens": 0, "explain_examples": 0})
-        for name in ("validation_split", "test_split"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"--{name} {getattr(self, name)} must be at least 0 and below 1")
-        if self.validation_split + self.test_split >= 1:
-            raise ValueError(f"--validation_split {self.validation_split} and --test_split {self.test_split} leave "
-                             "no training rows")
+        check_at_least(self, {"explain_examples": 0})
 
 
 @dataclass
@@ -190,16 +215,11 @@ def refuse_multi_label(args) -> None:
 
 @dataclass
 class TaggingArguments:
-    """Entity tags, on words or on characters: the input's tag scheme, and a CRF over them."""
+    """Entity tags, on words or on characters: the input's tag scheme."""
 
     tag_scheme: str = field(
         default="auto", metadata={"help": "Scheme of the input tags, converted to IOB2 on load.", "choices": TAG_SCHEMES}
     )
-    crf: bool = field(
-        default=False, metadata={"help": "A CRF over the words' scores: trained on whole tag sequences, decoded by "
-                                         "Viterbi with the transitions IOB2 forbids made impossible."}
-    )
-
     def __post_init__(self):
         if hasattr(super(), "__post_init__"):  # the data dataclass it is mixed with checks its own
             super().__post_init__()
@@ -248,10 +268,6 @@ class RecipeTrainingArguments(TrainingArguments):
         default="none", metadata={"help": "Inside folds: 'none' scores each fold's last step; 'validation' lets the "
                                           "validation set choose the checkpoint (never the held-out fold).",
                                   "choices": ["none", "validation"]}
-    )
-    window_pooling: str = field(
-        default="mean", metadata={"help": "--long_text windows: a document's logits are the mean or the max of its "
-                                          "windows' logits.", "choices": ["mean", "max"]}
     )
     crf_learning_rate: float | None = field(
         default=5e-3, metadata={"help": "Learning rate of the CRF's transitions (they start at 0 and must move by "

@@ -19,6 +19,7 @@ import torch
 import yaml
 from transformers import HfArgumentParser
 
+from common.config.combinations import check_combinations
 from common.config.errors import OptionError
 from common.config.hardware import bf16_supported
 
@@ -59,7 +60,7 @@ TRAINING_ONLY = {
     "pack_batches", "crf_learning_rate", "cv_folds", "cv_checkpoint_selection", "overwrite_output_dir",
     "resume_from_checkpoint", "max_train_samples", "do_eval", "do_predict",
 }
-CLASSIFICATION_ONLY = {"explain_examples", "group_column", "long_text", "head_tokens"}
+CLASSIFICATION_ONLY = {"explain_examples", "group_column", "long_text", "head_tokens", "window_pooling"}
 
 
 def raise_option_error(message: str):
@@ -121,6 +122,10 @@ def choose_config(argv: list[str], benchmark_config, default_config) -> str | No
 def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=None, default_config=None):
     """Parse (config file + command line) into `dataclass_types`; returns the dataclasses, then `Settings`.
 
+    Each dataclass checks its own values; then a recipe dataclass's own `check_with_others(args)` if it
+    has one, and `check_combinations`, check what needs several: every refusal is an OptionError naming
+    where it came from.
+
     bf16 is switched on where the hardware runs it natively, unless set explicitly; without a GPU,
     `use_cpu` is set.
     """
@@ -150,6 +155,12 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
         flags += stage_flags(on_command_line) + hardware_flags(given)
         args = parse_into(parser, flags + argv, source)
         given = (given - dropped) | {"do_eval", "do_predict"}
+    # the recipe's own checks first: they say which of its tasks an option belongs to
+    for check in (*(a.check_with_others for a in args if hasattr(a, "check_with_others")), check_combinations):
+        try:
+            check(args)
+        except ValueError as error:
+            raise OptionError(f"{error} (in {source})") from None
     for a in args:
         if hasattr(a, "data_dir") and a.data_dir is None:
             a.data_dir = os.environ.get("DATA_DIR")

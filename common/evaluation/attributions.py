@@ -144,9 +144,9 @@ def choose_examples(probabilities: np.ndarray, gold: np.ndarray, n: int,
     return chosen
 
 
-def check_explain_examples(data_args, raw) -> None:
+def check_explain_examples(analysis_args, raw) -> None:
     """Before training: --explain_examples needs a validation split."""
-    if data_args.explain_examples and "validation" not in raw.splits:
+    if analysis_args.explain_examples and "validation" not in raw.splits:
         raise OptionError("--explain_examples explains validation texts and there is no validation split")
 
 

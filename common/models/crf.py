@@ -18,7 +18,6 @@ from torch import nn
 
 from common.config.errors import OptionError
 from common.data.tag_schemes import parse_tag
-from common.models.lora import is_lora
 
 logger = logging.getLogger(__name__)
 CRF_FILE = "crf.safetensors"  # the transitions, beside the model (which pipeline() loads without them)
@@ -168,9 +167,7 @@ def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
     swapped for a subclass, its weights untouched), so every way of building the model (pretrained,
     GGUF, from scratch, an output folder) gets the CRF the same way.
     """
-    if is_lora(model):
-        raise OptionError("--crf and --lora_r do not combine: the CRF wraps the model's forward, which peft wraps too")
-    crf = CRF(labels)
+    crf = CRF(labels)  # (--crf with --lora_r is refused when parsed: peft wraps the forward this class defines)
     saved = Path(model_dir) / CRF_FILE
     if saved.is_file():
         crf.load_state_dict(load_file(str(saved)))

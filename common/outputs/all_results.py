@@ -30,7 +30,7 @@ def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_l
         "main_metric": training_args.metric_for_best_model,
         "max_seq_length": max_length,
         **({"long_texts": tokenized.long_texts} if getattr(tokenized, "long_texts", None) else {}),
-        **({"window_pooling": training_args.window_pooling} if getattr(data_args, "long_text", None) == "windows" else {}),
+        **({"window_pooling": data_args.window_pooling} if getattr(data_args, "long_text", None) == "windows" else {}),
         "padding": ("max_length" if getattr(data_args, "pad_to_max_length", False)
                     else "packed" if trainer.packs_batches else "dynamic"),
         "train_sampling_strategy": training_args.train_sampling_strategy,

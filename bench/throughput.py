@@ -20,25 +20,17 @@ Prints the tables and the three ratios (training against the best flags, NER aga
 against pipeline()); nothing is asserted.
 """
 import argparse
-import importlib
 import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-RECIPE_CONFIGS = {"sentiment": "recipes/sentiment/configs/sst2.yaml",
-                  "text_classification": "recipes/text_classification/configs/ag_news.yaml"}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `bench`, `common`, `recipes`
 
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from bench.harness import (CLASSIFICATION_CONFIGS, DATA_DIR, classification_setup, interleaved_rounds,  # noqa: E402
+                           measure_in_process, median_of, ner_setup, peak_rss_mb, ratio_cell)
 
 
 def matmul_peak(dtype: str = "fp32", size: int = 2048, seconds: float = 3.0) -> float:
@@ -57,57 +49,7 @@ def matmul_peak(dtype: str = "fp32", size: int = 2048, seconds: float = 3.0) -> 
     return best
 
 
-BATCH = 32  # the issue's batch for the classification runs (the recipe's default)
-QUIET = ["--report_to", "none", "--disable_tqdm", "True", "--eval_strategy", "no", "--save_strategy", "no",
-         "--do_eval", "False", "--load_best_model_at_end", "False", "--logging_strategy", "no"]
-
-
-def load(args, extra: list[str]):
-    from common.config.parsing import parse_args
-    from common.data.labels import build_label_list, encode_labels
-    from common.data.text import load_text_data
-    from common.models.heads import build_classifier
-    from common.models.tokenizer import load_tokenizer
-    from common.tokens.tokenization import max_input_length, tokenize_splits
-
-    arguments = importlib.import_module(f"recipes.{args.recipe}.run").ARGUMENTS  # the recipe's own, config keys and all
-    model_args, data_args, training_args, *_ = parse_args(
-        arguments,
-        ["--config", str(REPO / RECIPE_CONFIGS[args.recipe]), "--model", args.model, "--data_dir", args.data_dir,
-         "--output_dir", args.work, *QUIET, *extra])
-    raw = load_text_data(data_args, seed=training_args.seed)
-    labels = build_label_list(raw)
-    encode_labels(raw, labels)
-    tokenizer = load_tokenizer(model_args)
-    model = build_classifier(model_args, labels, tokenizer)
-    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
-    tokenized = tokenize_splits(raw, tokenizer, max_length, data_args.pad_to_max_length)
-    return raw, model, tokenizer, tokenized, training_args, data_args
-
-
-def load_ner(args, extra: list[str]):
-    """The NER recipe's CoNLL-2003 config (random batches of 32 packed into shared rows, bf16 where native)."""
-    from recipes.ner.run import ARGUMENTS, BENCHMARK_CONFIG
-
-    from common.config.parsing import parse_args
-    from common.data.tagged import load_tagged_data, tag_set
-    from common.models.heads import build_token_classifier
-    from common.models.tokenizer import load_tokenizer
-    from common.tokens.tokenization import max_input_length
-    from common.tokens.word_labels import encode_tagged_split
-
-    model_args, data_args, training_args, *_ = parse_args(
-        ARGUMENTS, ["--config", str(BENCHMARK_CONFIG), "--model", args.model, "--data_dir", args.data_dir,
-                    "--output_dir", args.work, *QUIET, *extra])
-    data = load_tagged_data(data_args)
-    labels = tag_set(data)
-    tokenizer = load_tokenizer(model_args, words_given=True)
-    model = build_token_classifier(model_args, labels, tokenizer)
-    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
-    train = data.splits["train"]
-    features = encode_tagged_split(train.tokens, train.tags, tokenizer, model.config.label2id, max_length,
-                                   data_args.stride, data_args.label_all_tokens, "train")
-    return model, tokenizer, features.dataset, training_args
+BATCH = 32  # the classification runs' batch (the recipe's default)
 
 
 class SteadyClock:
@@ -157,7 +99,8 @@ def phase_train(args, mode: str) -> dict:
         extra += ["--pad_to_max_length", "--train_sampling_strategy", "random", "--bf16", "False"]
     if mode == "best-flags":
         extra += ["--train_sampling_strategy", "group_by_length"]
-    _, model, tokenizer, tokenized, training_args, _ = load(args, extra)
+    _, model, tokenizer, tokenized, training_args, _ = classification_setup(args.recipe, args.model, args.data_dir,
+                                                                            args.work, extra)
     if mode == "best-flags":  # stock Trainer, stock length-grouped sampler, stock collator
         trainer = Trainer(model=model, args=training_args, train_dataset=tokenized["train"], processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer))
@@ -188,7 +131,7 @@ def phase_train_ner(args, mode: str) -> dict:
     extra = ["--max_steps", str(args.steps)]
     if mode == "reference":
         extra += ["--per_device_train_batch_size", "8", "--pack_batches", "False", "--bf16", "False"]
-    model, tokenizer, train, training_args = load_ner(args, extra)
+    model, tokenizer, train, training_args = ner_setup(args.model, args.data_dir, args.work, extra)
     collator = DataCollatorForTokenClassification(tokenizer)
     if mode == "reference":
         trainer = Trainer(model=model, args=training_args, train_dataset=train, processing_class=tokenizer,
@@ -210,9 +153,11 @@ def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:
 
     import numpy as np
 
+    from common.tokens.tokenization import max_input_length
     from common.training.samplers import token_lengths
 
-    raw, model, tokenizer, tokenized, training_args, data_args = load(args, [])
+    raw, model, tokenizer, tokenized, training_args, data_args = classification_setup(
+        args.recipe, args.model, args.data_dir, args.work, [])
     split = "validation"
     texts = raw.splits[split].frame[raw.text_column].tolist()
     lengths = token_lengths(tokenized[split])  # the pipeline tokenizes the same way (truncation, max length)
@@ -226,7 +171,8 @@ def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:
         classify = pipeline("text-classification", model=str(saved), device="cpu" if not torch.cuda.is_available() else 0)
         classify(texts[:64], batch_size=pipeline_batch, truncation=True)  # warm-up
         start = time.perf_counter()
-        classify(texts, batch_size=pipeline_batch, truncation=True, max_length=data_args.max_seq_length)
+        classify(texts, batch_size=pipeline_batch, truncation=True,
+                 max_length=max_input_length(tokenizer, model.config, data_args.max_seq_length))  # the recipe's
         elapsed = time.perf_counter() - start
     else:
         from common.training.stages import build_trainer
@@ -242,13 +188,25 @@ def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:
 
 
 def run_phase(args, phase: str) -> dict:
-    command = [sys.executable, __file__, "--phase", phase, "--recipe", args.recipe, "--model", args.model,
-               "--data_dir", args.data_dir, "--steps", str(args.steps), "--warmup_steps", str(args.warmup_steps),
-               "--work", args.work]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if done.returncode != 0:
-        sys.exit(f"bench: phase {phase} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """One phase in its own process (so that its peak memory is its own)."""
+    return measure_in_process(__file__, ["--phase", phase, "--recipe", args.recipe, "--model", args.model, "--data_dir",
+                                         args.data_dir, "--steps", str(args.steps), "--warmup_steps",
+                                         str(args.warmup_steps), "--work", args.work, "--matmul_seconds",
+                                         str(args.matmul_seconds)])
+
+
+def phase_result(args, phase: str) -> dict:
+    """One phase's figures, measured in this process."""
+    phases = {"train-recipe": lambda: phase_train(args, "recipe"),
+              "train-reference": lambda: phase_train(args, "reference"),
+              "train-bestflags": lambda: phase_train(args, "best-flags"),
+              "predict-recipe": lambda: phase_predict(args, False), "predict-pipeline": lambda: phase_predict(args, True),
+              "predict-pipeline-1": lambda: phase_predict(args, True, 1),
+              "train-ner-reference": lambda: phase_train_ner(args, "reference"),
+              "train-ner-recipe": lambda: phase_train_ner(args, "recipe"),
+              "matmul": lambda: {"fp32": matmul_peak("fp32", seconds=args.matmul_seconds),
+                                 "bf16": matmul_peak("bf16", seconds=args.matmul_seconds)}}
+    return phases[phase]()
 
 
 ROUND_PHASES = ("matmul", "train-reference", "train-bestflags", "train-recipe", "train-ner-reference", "train-ner-recipe",
@@ -257,52 +215,38 @@ ROUND_PHASES = ("matmul", "train-reference", "train-bestflags", "train-recipe", 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="sentiment", choices=sorted(RECIPE_CONFIGS))
+    parser.add_argument("--recipe", default="sentiment", choices=sorted(CLASSIFICATION_CONFIGS))
     parser.add_argument("--model", required=True)
-    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data_dir", default=DATA_DIR)
     parser.add_argument("--steps", type=int, default=40, help="training steps per measurement")
     parser.add_argument("--warmup_steps", type=int, default=5, help="first steps, not timed")
     parser.add_argument("--rounds", type=int, default=3, help="times each measurement is repeated, interleaved")
+    parser.add_argument("--same_process", action="store_true", help="measure every phase in this process (a quick "
+                        "check that the script runs: peak memory and speed are then not each phase's own)")
+    parser.add_argument("--matmul_seconds", type=float, default=3.0, help="time spent on each matmul peak")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.phase:
-        phases = {"train-recipe": lambda: phase_train(args, "recipe"),
-                  "train-reference": lambda: phase_train(args, "reference"),
-                  "train-bestflags": lambda: phase_train(args, "best-flags"),
-                  "predict-recipe": lambda: phase_predict(args, False), "predict-pipeline": lambda: phase_predict(args, True),
-                  "predict-pipeline-1": lambda: phase_predict(args, True, 1),
-                  "train-ner-reference": lambda: phase_train_ner(args, "reference"),
-                  "train-ner-recipe": lambda: phase_train_ner(args, "recipe"),
-                  "matmul": lambda: {"fp32": matmul_peak("fp32"), "bf16": matmul_peak("bf16")}}
-        print(json.dumps(phases[args.phase]()))
+        print(json.dumps(phase_result(args, args.phase)))
         return
 
-    # A shared 2-core VM can run a whole phase 40% slower when a neighbour is busy, so every
-    # measurement is repeated in rounds (recipe right after its reference) and each ratio is taken
-    # within a round; the table gives medians and every round's ratio.
-    with tempfile.TemporaryDirectory(prefix="bench-") as work:
+    with tempfile.TemporaryDirectory(prefix="bench-") as work:  # each recipe right after its reference
         args.work = work
-        rounds = []
-        for number in range(1, args.rounds + 1):
-            rounds.append({phase: run_phase(args, phase) for phase in ROUND_PHASES})
-            print(f"bench: round {number} of {args.rounds} done", file=sys.stderr)
-        one_at_a_time = run_phase(args, "predict-pipeline-1")
+        measure = (lambda phase: phase_result(args, phase)) if args.same_process else (lambda phase: run_phase(args, phase))
+        rounds = interleaved_rounds(ROUND_PHASES, measure, args.rounds)
+        one_at_a_time = measure("predict-pipeline-1")
 
     def median(phase, key):
-        return statistics.median(r[phase][key] for r in rounds)
+        return median_of(rounds, phase, key)
 
     def share_of_peak(r, phase):  # against the matmul peak of the precision the run trains in
         peak = r["matmul"]["bf16" if r[phase]["precision"] == "bf16" else "fp32"]
         return r[phase]["non-pad tokens/s"] * r[phase]["flops_per_token"] / 1e9 / peak
 
-    def ratios(numerator, denominator, key):
-        return [r[numerator][key] / r[denominator][key] for r in rounds]
-
     def ratio_line(numerator, denominator, key):
-        each = ratios(numerator, denominator, key)
-        return f"**{statistics.median(each):.2f}x** (rounds: {', '.join(f'{x:.2f}x' for x in each)})"
+        return ratio_cell(rounds, numerator, denominator, key)
 
     def peak_line(dtype):
         peaks = [r["matmul"][dtype] for r in rounds]

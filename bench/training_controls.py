@@ -16,28 +16,22 @@ training sentences, scored on the SST-2 dev set; each run is its own process. Pr
 
 import argparse
 import csv
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `bench`, `common`, `recipes`
+
+from bench.harness import DATA_DIR, print_table, run_recipe  # noqa: E402
 
 
 def recipe(out: Path, args, *flags: str, task: str = "sentiment", config: str = "sst2") -> tuple[dict, float]:
-    command = [sys.executable, str(REPO / f"recipes/{task}/run.py"), "--config",
-               str(REPO / f"recipes/{task}/configs/{config}.yaml"), "--model", args.model, "--data_dir", args.data_dir,
-               "--output_dir", str(out), "--disable_tqdm", "True", "--save_strategy", "no", "--eval_strategy", "no",
-               "--load_best_model_at_end", "False", *flags]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(command)}\n{done.stderr[-3000:]}")
-    results = out / ("cv_results.json" if "--cv_folds" in flags else "all_results.json")
-    return json.loads(results.read_text()), seconds
+    """A recipe run (bench/harness.py) with this script's model: its results (cv_results.json for --cv_folds) and
+    wall seconds."""
+    results_file = "cv_results.json" if "--cv_folds" in flags else "all_results.json"
+    results, seconds, _ = run_recipe(out, ["--model", args.model], args.data_dir, *flags, recipe=task, config=config,
+                                     results_file=results_file)
+    return results, seconds
 
 
 def small_weights(model_dir: Path, threshold: float = 1e-3) -> dict[str, float]:
@@ -71,16 +65,18 @@ def labelled_csv(source: Path, path: Path, limits: dict[str, int] | None = None)
 
 
 def main():
+    """The runs asked for (--only), one after the other; a table of their results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data_dir", default=DATA_DIR)
     parser.add_argument("--only", default="cv,l1,sgd,weights,ner_cv")
     parser.add_argument("--l1_lambda", default="1e-5")
     parser.add_argument("--sgd_rates", default="0.01,0.03,0.1")
     parser.add_argument("--weights_epochs", default="3", help="epochs of the two imbalanced runs")
+    parser.add_argument("--rows", default="2000", help="training rows (sentences) of every run but the imbalanced ones")
     args = parser.parse_args()
     parts = args.only.split(",")
-    subset = ["--max_train_samples", "2000"]
+    subset = ["--max_train_samples", args.rows]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -128,9 +124,7 @@ def main():
             rows.append(("NER 5-fold CV over sentences", f"fold entity F1 {cv['mean']['f1']:.4f} +- "
                          f"{cv['std_dev']['f1']:.4f} (sample std); folds: " + ", ".join(f"{f['f1']:.4f}" for f in cv["folds"]),
                          f"{cv_s:.0f} s = {cv_s / one_s:.2f}x one run"))
-    print("| run | result | wall time |\n|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(["run", "result", "wall time"], rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""Every bench script runs, on a tiny model and a few steps of the real benchmark data, and prints its tables.
+
+The figures of a tiny model mean nothing; what is checked is that each script still runs end to end
+through the recipes' own set-up and prints tables of the expected shape (header, separator, one row
+per measurement, every row as wide as its header).
+"""
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+BENCHMARKS = ("sst2", "conll2003", "bbc_news")
+
+
+@pytest.fixture(scope="module")
+def small_data(shared_data, tmp_path_factory):
+    """The start of each benchmark the scripts read, in the same layout: the real files' first rows."""
+    folder = tmp_path_factory.mktemp("small-benchmarks")
+    for name in BENCHMARKS:
+        if not (shared_data / name).is_dir():
+            continue
+        (folder / name).mkdir()
+        trained = None  # the labels of the small training file: other splits keep only rows with those
+        for source in sorted((shared_data / name).iterdir(), key=lambda p: not p.name.startswith("train")):
+            target = folder / name / source.name
+            if source.suffix == ".csv":  # quoted fields may hold line breaks: rows, not lines
+                rows = pd.read_csv(source, nrows=300 if trained is None else 40)
+                label = rows.columns[-1]
+                trained = set(rows[label]) if trained is None else trained
+                rows[rows[label].isin(trained)].to_csv(target, index=False)
+            elif source.suffix == ".tsv":
+                target.write_text("".join(source.open(encoding="utf-8").readlines()[:201]), encoding="utf-8")
+            elif source.suffix == ".txt":  # CoNLL: whole sentences, up to the first blank line after 600 lines
+                lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+                end = next(i for i in range(600, len(lines)) if not lines[i].strip())
+                target.write_text("".join(lines[:end + 1]), encoding="utf-8")
+            else:
+                shutil.copy(source, target)
+    return folder
+
+
+def tables(output: str) -> list[list[list[str]]]:
+    """The Markdown tables in `output`: each a list of rows, each a list of cells (the separator row left out)."""
+    found, current = [], []
+    for line in output.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif current:
+            found.append(current)
+            current = []
+    for table in found:
+        assert set("".join(table[1])) <= {"-"}, f"no separator under the header: {table[:2]}"
+        assert all(len(row) == len(table[0]) for row in table), f"rows unlike their header: {table}"
+    return [[table[0], *table[2:]] for table in found]
+
+
+def run_bench(repo, script: str, *flags: str) -> str:
+    done = subprocess.run([sys.executable, str(repo / "bench" / script), *flags], capture_output=True, text=True,
+                          cwd="/", timeout=900)  # any folder: the scripts find the repository themselves
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.needs_data("sst2")
+def test_candidates_prints_one_row_per_variant(repo, tiny_bert, small_data):
+    out = run_bench(repo, "candidates.py", "--model", str(tiny_bert), "--data_dir", str(small_data), "--steps", "2",
+                    "--warmup", "1", "--rounds", "1", "--variants", "glibc-defaults", "nonfinite-guard", "--same_process")
+    (table,) = tables(out)
+    assert [row[0] for row in table[1:]] == ["baseline", "glibc-defaults", "nonfinite-guard"]
+    assert table[1][3].startswith("1.00x")  # the baseline against itself
+    losses = {row[4] for row in table[1:]}
+    assert len(losses) == 1, f"variants that change only speed changed the loss: {losses}"
+
+
+@pytest.mark.needs_data("sst2")
+def test_profile_step_prints_the_stages_and_the_operators(repo, tiny_bert, small_data):
+    out = run_bench(repo, "profile_step.py", "--model", str(tiny_bert), "--data_dir", str(small_data), "--steps", "2",
+                    "--warmup", "1", "--predict_batch", "4")
+    stages = tables(out)[0]
+    assert [row[0] for row in stages[1:]] == ["data (sampler + collator)", "forward + loss", "backward",
+                                              "clip + optimizer step", "scheduler + zero_grad"]
+    assert out.count("# Operators") == 2
+
+
+@pytest.mark.needs_data("sst2", "conll2003")
+def test_throughput_prints_its_three_tables_and_ratios(repo, tiny_bert, small_data):
+    out = run_bench(repo, "throughput.py", "--model", str(tiny_bert), "--data_dir", str(small_data), "--steps", "3",
+                    "--warmup_steps", "1", "--rounds", "1", "--same_process", "--matmul_seconds", "0.1")
+    training, ner, prediction = tables(out)
+    assert len(training) == 4 and len(ner) == 3 and len(prediction) == 4
+    assert out.count("x (") >= 3 and "## The three ratios" in out
+
+
+@pytest.mark.needs_data("sst2")
+def test_training_controls_prints_one_row_per_run(repo, tiny_bert, small_data):
+    out = run_bench(repo, "training_controls.py", "--model", str(tiny_bert), "--data_dir", str(small_data),
+                    "--only", "sgd", "--sgd_rates", "0.1", "--rows", "64")
+    (table,) = tables(out)
+    assert [row[0] for row in table[1:]] == ["AdamW (default), 2,000 rows", "SGD momentum 0.9, lr 0.1"]
+
+
+@pytest.mark.needs_data("bbc_news")
+def test_long_text_prints_one_row_per_strategy(repo, tiny_bert, small_data):
+    out = run_bench(repo, "long_text.py", "--model", str(tiny_bert), "--data_dir", str(small_data), "--only",
+                    "head_tail", "--max_seq_length", "32", "--recipe_flags=--max_train_samples 40 --num_train_epochs 1 "
+                    "--max_predict_samples 20 --max_eval_samples 20")
+    (table,) = tables(out)
+    assert [row[0] for row in table[1:]] == ["`head_tail`"]
+
+
+@pytest.mark.needs_data("sst2")
+def test_decoder_prints_one_row_per_run(repo, tiny_bert, small_data):
+    out = run_bench(repo, "decoder.py", "--minilm", str(tiny_bert), "--data_dir", str(small_data), "--only", "minilm",
+                    "--recipe_flags=--max_train_samples 64 --max_eval_samples 32")
+    (table,) = tables(out)
+    assert len(table) == 2 and table[1][0].startswith("MiniLM")

@@ -297,7 +297,8 @@ def test_a_fold_of_texts_keeps_each_texts_windows_and_its_tags():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--task", "classification", "--crf", "True"], "--crf is for --task ner"),
+    (["--task", "classification", "--crf", "True"], "--crf: for --task ner"),
+    (["--task", "classification", "--pack_batches", "True"], "--pack_batches: for --task ner"),
     (["--task", "ner", "--long_text", "windows"], "--long_text and --head_tokens are for classification"),
     (["--task", "ner", "--explain_examples", "4"], "--explain_examples and --group_column are for classification"),
     (["--task", "ner", "--skip_bad_rows", "True"], "--skip_bad_rows is for classification rows"),

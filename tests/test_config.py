@@ -154,3 +154,23 @@ def test_max_steps_that_train_nothing_are_refused(tmp_path, flags, message):
 def test_single_label_recipes_refuse_the_multi_label_flags(tmp_path, recipe, name, flags):
     with pytest.raises(OptionError, match=r"this recipe trains single-label classifiers; use recipes/text_classification"):
         parse_args(recipe(name).ARGUMENTS, [*flags, "--train_file", "t.csv", "--output_dir", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("recipe_name, flags, message", [
+    ("ner", ["--crf", "True", "--label_all_tokens", "True"], "does not combine with --label_all_tokens"),
+    ("ner", ["--crf", "True", "--class_weights", "balanced"], "--class_weights and --crf do not combine"),
+    ("ner", ["--crf", "True", "--lora_r", "4"], "--crf and --lora_r do not combine"),
+    ("sentiment", ["--pack_batches", "True"], "--pack_batches packs the sentences of token-labelled data"),
+    ("text_classification", ["--explain_examples", "2", "--do_eval", "False", "--eval_strategy", "no",
+                             "--load_best_model_at_end", "False"], "--explain_examples explains validation texts"),
+    ("text_classification", ["--group_column", "g", "--do_eval", "False", "--eval_strategy", "no",
+                             "--load_best_model_at_end", "False"], "--group_column scores predictions by group"),
+    ("text_classification", ["--long_text", "windows", "--remove_unused_columns", "False"],
+     "--long_text windows needs --remove_unused_columns True"),
+    ("ner", ["--window_pooling", "max"], "--window_pooling is for the classification recipes"),
+])
+def test_options_that_do_not_combine_are_refused_when_parsed(recipe, recipe_name, flags, message, tmp_path):
+    module = recipe(recipe_name)
+    with pytest.raises(OptionError, match=message):
+        parse_args(module.ARGUMENTS, ["--train_file", "t.csv", "--output_dir", str(tmp_path / "o"), *flags],
+                   module.BENCHMARK_CONFIG, module.CONFIGS / "default.yaml")

@@ -21,6 +21,9 @@ def check_combinations(args) -> None:
             raise ValueError("--class_weights and --crf do not combine: the CRF loss is over whole tag sequences")
         if given("lora_r"):
             raise ValueError("--crf and --lora_r do not combine: the CRF wraps the model's forward, which peft wraps too")
+    if given("pack_batches") and "tag_scheme" not in values:  # only the tagging dataclasses have a tag scheme
+        raise ValueError("--pack_batches packs the sentences of token-labelled data: this recipe classifies whole "
+                         "texts (its batches are grouped by length instead)")
     if given("explain_examples") and not given("do_eval"):
         raise ValueError("--explain_examples explains validation texts: set --do_eval")
     if given("group_column") and not (given("do_eval") or given("do_predict")):

@@ -28,7 +28,8 @@ class ChineseDataArguments(TaggingArguments, TextDataArguments):
     def check_with_others(self, args) -> None:
         """The task's options in the other dataclasses (parse_args calls this with all the parsed ones)."""
         given = {name for a in args for name, value in vars(a).items() if value}
-        if self.task != "ner" and "crf" in given:
-            raise ValueError("--crf is for --task ner")
+        if self.task != "ner" and given & {"crf", "pack_batches"}:
+            raise ValueError(f"{', '.join('--' + name for name in sorted(given & {'crf', 'pack_batches'}))}: for "
+                             "--task ner")
         if self.task == "ner" and given & {"explain_examples", "group_column"}:
             raise ValueError("--explain_examples and --group_column are for classification, not --task ner")

@@ -148,6 +148,7 @@ def phase_train_ner(args, mode: str) -> dict:
 
 
 def phase_predict(args, use_pipeline: bool, pipeline_batch: int = 64) -> dict:
+    """The validation texts predicted by the recipe (Trainer.predict, length-sorted batches) or by pipeline()."""
     import torch
     from transformers import pipeline
 
@@ -214,6 +215,7 @@ ROUND_PHASES = ("matmul", "train-reference", "train-bestflags", "train-recipe", 
 
 
 def main():
+    """Every phase in interleaved rounds (or one phase, when run as one); the tables and the three ratios."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="sentiment", choices=sorted(CLASSIFICATION_CONFIGS))
     parser.add_argument("--model", required=True)

@@ -29,7 +29,7 @@ def test_no_test_module_imports_another(repo):
 
 def test_every_public_function_and_class_has_a_docstring(repo):
     missing = []
-    for path in sorted([*(repo / "common").rglob("*.py"), *(repo / "recipes").rglob("*.py")]):
+    for path in sorted([*(repo / "common").rglob("*.py"), *(repo / "recipes").rglob("*.py"), *(repo / "bench").rglob("*.py")]):
         tree = ast.parse(path.read_text())
         for node in tree.body:
             members = node.body if isinstance(node, ast.ClassDef) else []

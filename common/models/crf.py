@@ -131,6 +131,7 @@ def forbidden_transitions(tag_sequences: list[list[str]]) -> int:
     return count
 
 
+@functools.cache  # one subclass per base class
 def crf_tagger_class(base: type) -> type:
     """`base` (a `...ForTokenClassification` class) with a CRF over its tag scores in `self.crf`.
 
@@ -139,24 +140,19 @@ def crf_tagger_class(base: type) -> type:
     parameters used there, as it expects of every parameter. The class keeps its base's name: the saved
     config names the base class, which loads the final folder (saved without the CRF) in pipeline().
     """
-    if base not in _CRF_CLASSES:
-        class CRFTagger(base):
-            accepts_loss_kwargs = False  # a mean of its own: Trainer divides it by the accumulation steps
+    class CRFTagger(base):
+        accepts_loss_kwargs = False  # a mean of its own: Trainer divides it by the accumulation steps
 
-            @functools.wraps(base.forward)  # the same signature: Trainer keeps the dataset columns forward takes
-            def forward(self, *args, labels=None, **kwargs):
-                outputs = super().forward(*args, **kwargs)
-                if labels is not None:
-                    emissions, tags, mask = word_level(outputs.logits, labels)
-                    outputs.loss = self.crf.nll(emissions, tags, mask).sum() / len(tags)
-                return outputs
+        @functools.wraps(base.forward)  # the same signature: Trainer keeps the dataset columns forward takes
+        def forward(self, *args, labels=None, **kwargs):
+            outputs = super().forward(*args, **kwargs)
+            if labels is not None:
+                emissions, tags, mask = word_level(outputs.logits, labels)
+                outputs.loss = self.crf.nll(emissions, tags, mask).sum() / len(tags)
+            return outputs
 
-        CRFTagger.__name__ = CRFTagger.__qualname__ = base.__name__
-        _CRF_CLASSES[base] = CRFTagger
-    return _CRF_CLASSES[base]
-
-
-_CRF_CLASSES = {}  # one subclass per base class
+    CRFTagger.__name__ = CRFTagger.__qualname__ = base.__name__
+    return CRFTagger
 
 
 def attach_crf(model, labels: list[str], model_dir: str) -> CRF:

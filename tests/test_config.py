@@ -168,6 +168,9 @@ def test_single_label_recipes_refuse_the_multi_label_flags(tmp_path, recipe, nam
     ("text_classification", ["--long_text", "windows", "--remove_unused_columns", "False"],
      "--long_text windows needs --remove_unused_columns True"),
     ("ner", ["--window_pooling", "max"], "--window_pooling is for the classification recipes"),
+    ("sentiment", ["--crf_learning_rate", "0.01"], "--crf_learning_rate sets the CRF's learning rate: it needs --crf"),
+    ("ner", ["--crf_learning_rate", "0.01"], "it needs --crf"),
+    ("ner", ["--cv_checkpoint_selection", "validation"], "--cv_checkpoint_selection .* it needs --cv_folds"),
 ])
 def test_options_that_do_not_combine_are_refused_when_parsed(recipe, recipe_name, flags, message, tmp_path):
     module = recipe(recipe_name)

@@ -110,3 +110,23 @@ def test_the_crf_loss_is_the_same_with_one_and_two_processes(tmp_path, make_bert
     two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547"],
               tmp_path / "two", 8)
     assert len(one) == len(two) == 3 and two == pytest.approx(one, rel=1e-4)
+
+
+@pytest.mark.parametrize("flag, rate", [(None, 5e-3), (0.02, 0.02)])
+def test_the_crf_trains_in_its_own_optimizer_group_at_crf_learning_rate(tiny_bert, tmp_path, flag, rate):
+    from transformers import AutoModelForTokenClassification
+
+    from common.config.arguments import RecipeTrainingArguments
+    from common.models.crf import attach_crf
+    from common.training.trainer import RecipeTrainer
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=len(LABELS))
+    crf = attach_crf(model, LABELS, str(tiny_bert))
+    args = RecipeTrainingArguments(output_dir=str(tmp_path), learning_rate=5e-5, crf_learning_rate=flag,
+                                   report_to="none")
+    optimizer = RecipeTrainer(model=model, args=args).create_optimizer()
+    crf_ids = {id(p) for p in crf.parameters()}
+    groups = [(g["lr"], {id(p) for p in g["params"]}) for g in optimizer.param_groups]
+    assert [lr for lr, ids in groups if ids & crf_ids] == [rate]
+    assert all(not ids & crf_ids for lr, ids in groups if lr == 5e-5)
+    assert sum(len(ids) for _, ids in groups) == len(list(model.parameters()))

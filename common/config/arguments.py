@@ -264,14 +264,15 @@ class RecipeTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "k-fold cross-validation over the training rows (NER: sentences) "
                                         "instead of one run: a fresh model per fold, results in cv_results.json."}
     )
-    cv_checkpoint_selection: str = field(
-        default="none", metadata={"help": "Inside folds: 'none' scores each fold's last step; 'validation' lets the "
-                                          "validation set choose the checkpoint (never the held-out fold).",
-                                  "choices": ["none", "validation"]}
+    # None means unset, so that a run without --cv_folds or --crf can refuse these instead of ignoring them.
+    cv_checkpoint_selection: str | None = field(
+        default=None, metadata={"help": "With --cv_folds: 'none' (the default) scores each fold's last step; "
+                                        "'validation' lets the validation set choose the checkpoint (never the "
+                                        "held-out fold).", "choices": ["none", "validation"]}
     )
     crf_learning_rate: float | None = field(
-        default=5e-3, metadata={"help": "Learning rate of the CRF's transitions (they start at 0 and must move by "
-                                        "whole units; at an encoder's 5e-5 they barely would)."}
+        default=None, metadata={"help": "With --crf: learning rate of the CRF's transitions (default 5e-3: they start "
+                                        "at 0 and must move by whole units; at an encoder's 5e-5 they barely would)."}
     )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Train into an --output_dir that holds an earlier run's files, removing them "
@@ -292,7 +293,8 @@ class RecipeTrainingArguments(TrainingArguments):
                               "gradient_accumulation_steps": 1, "learning_rate": 0, "weight_decay": 0,
                               "max_grad_norm": 0, "seed": 0, "data_seed": 0, "save_total_limit": 1,
                               "early_stopping_patience": 1, "dataloader_num_workers": 0, "eval_accumulation_steps": 1,
-                              "l1_lambda": 0, "cv_folds": 2})
+                              "l1_lambda": 0, "cv_folds": 2,
+                              "crf_learning_rate": 0})
         for name in ("save_steps", "eval_steps", "logging_steps"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"--{name} {getattr(self, name)} must be above 0")

@@ -21,6 +21,11 @@ def check_combinations(args) -> None:
             raise ValueError("--class_weights and --crf do not combine: the CRF loss is over whole tag sequences")
         if given("lora_r"):
             raise ValueError("--crf and --lora_r do not combine: the CRF wraps the model's forward, which peft wraps too")
+    if given("crf_learning_rate") is not None and not given("crf"):
+        raise ValueError("--crf_learning_rate sets the CRF's learning rate: it needs --crf")
+    if given("cv_checkpoint_selection") is not None and not given("cv_folds"):
+        raise ValueError("--cv_checkpoint_selection chooses checkpoints inside cross-validation folds: it needs "
+                         "--cv_folds")
     if given("pack_batches") and "tag_scheme" not in values:  # only the tagging dataclasses have a tag scheme
         raise ValueError("--pack_batches packs the sentences of token-labelled data: this recipe classifies whole "
                          "texts (its batches are grouped by length instead)")

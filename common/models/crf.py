@@ -22,6 +22,8 @@ from common.data.tag_schemes import parse_tag
 logger = logging.getLogger(__name__)
 CRF_FILE = "crf.safetensors"  # the transitions, beside the model (which pipeline() loads without them)
 
+# The transitions start at 0 and must move by whole units: at an encoder's 5e-5 they barely would.
+CRF_LEARNING_RATE = 5e-3  # (--crf_learning_rate)
 IMPOSSIBLE = -1e4  # added to forbidden transitions: exp() of it vanishes in float32, and it stays finite
 
 

@@ -42,7 +42,7 @@ import torch
 from transformers import EvalPrediction, Trainer
 from transformers.trainer_utils import PredictionOutput, TrainOutput, rotate_checkpoints
 
-from common.models.crf import save_crf
+from common.models.crf import CRF_LEARNING_RATE, save_crf
 from common.models.lora import is_lora
 from common.tokens.long_text import first_of_each, pool_windows
 from common.training.checkpoints import mark_complete, unmark
@@ -221,7 +221,8 @@ class RecipeTrainer(Trainer):
         """Trainer's optimizer, with the CRF's parameters in their own group at --crf_learning_rate."""
         optimizer = super().create_optimizer(model)
         rate = getattr(self.args, "crf_learning_rate", None)
-        if self.crf is not None and rate:
+        if self.crf is not None:
+            rate = CRF_LEARNING_RATE if rate is None else rate
             crf_parameters = {id(p) for p in self.crf.parameters()}
             for group in optimizer.param_groups:
                 group["params"] = [p for p in group["params"] if id(p) not in crf_parameters]

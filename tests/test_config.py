@@ -57,7 +57,7 @@ def test_a_benchmark_config_applies_only_to_its_benchmark(tmp_path):
     assert data_args.test_split == 0.0 and training_args.num_train_epochs == 3
 
 
-@pytest.mark.parametrize("name", ["sentiment", "text_classification", "ner", "chinese_ernie"])
+@pytest.mark.parametrize("name", ["sentiment", "text_classification", "ner", "chinese_ernie", "pretraining"])
 def test_every_config_of_a_recipe_parses_into_its_arguments(name, recipe):
     module = recipe(name)
     configs = sorted(module.CONFIGS.glob("*.yaml"))

@@ -42,8 +42,8 @@ def check_optim_args(optim, optim_args: str | None) -> None:
 
 
 @dataclass
-class ModelArguments:
-    """Which pretrained model to start from, how to load it, and LoRA adapters (as in the reference scripts)."""
+class ModelSourceArguments:
+    """Which pretrained model to start from and how to load it (as in the reference scripts)."""
 
     model_name_or_path: str = field(
         default="bert-base-uncased",
@@ -55,6 +55,12 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Run model code from the Hub. Off by default: only enable for code you trust."}
     )
+
+
+@dataclass
+class ModelArguments(ModelSourceArguments):
+    """ModelSourceArguments, GGUF checkpoints, and LoRA adapters."""
+
     gguf_file: str | None = field(
         default=None, metadata={"help": "Start from a GGUF checkpoint: its file name inside the --model folder (or its "
                                         "path); dequantized to float on load. The output is a normal safetensors folder."}

@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 TASKS = {
     "classification": ("text-classification", "text classification"),
     "ner": ("token-classification", "named entity recognition"),
+    "mlm": ("fill-mask", "masked language"),
 }
 
 
@@ -106,8 +107,8 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "",
         f"# {Path(path).parent.name}",
         "",
-        f"A {task_name} model: {'a ' + model if from_scratch else '`' + model + '`'} fine-tuned with the "
-        f"`recipes/{recipe}` recipe of this repository.",
+        f"A {task_name} model: {'a ' + model if from_scratch else '`' + model + '`'} "
+        f"{'pretrained' if task == 'mlm' else 'fine-tuned'} with the `recipes/{recipe}` recipe of this repository.",
         "",
         "## Data",
         "",
@@ -115,8 +116,7 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
           else f"- {split}: `{source}`" for split, source in data.items()],
         *[f"- note: {note}" for note in results.get("data_notes", [])],
         "",
-        f"Labels ({len(labels)}): " + ", ".join(f"`{label}`" for label in labels),
-        "",
+        *([f"Labels ({len(labels)}): " + ", ".join(f"`{label}`" for label in labels), ""] if labels else []),
         "## Training",
         "",
         "| setting | value |",
@@ -131,10 +131,8 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "|---|---|",
         *overall,
         "",
-        f"| split | {'type' if task == 'ner' else 'class'} | precision | recall | F1 | support |",
-        "|---|---|---|---|---|---|",
-        *_score_rows(results, scored_names(labels, task)),
-        "",
+        *([f"| split | {'type' if task == 'ner' else 'class'} | precision | recall | F1 | support |",
+           "|---|---|---|---|---|---|", *_score_rows(results, scored_names(labels, task)), ""] if labels else []),
         *[f"![{image}]({image})" for image in images],
         "",
         *analysis_sections(results),
@@ -152,7 +150,7 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "styles or label definitions, and check it on your own data before relying on it.",
         "- The figures are from one run with one seed; runs with other seeds differ by a few tenths of a point.",
         *(["- Trained from scratch on a small dataset, with no pretraining: a demonstration that the recipe "
-           "trains, not a model for use."] if from_scratch else []),
+           "trains, not a model for use."] if from_scratch and task != "mlm" else []),
         "- Biases of the pretraining and fine-tuning data carry over into the predictions.",
         "",
         "## Reproduce",

@@ -32,6 +32,7 @@ from common.evaluation.analysis import check_analysis_options
 from common.evaluation.metrics import classification_metrics
 from common.models.crf import attach_crf, decoding
 from common.models.heads import trained_labels
+from common.models.scratch import ScratchArguments
 from common.outputs.all_results import write_all_results
 from common.outputs.analysis import analyse
 from common.outputs.cv_results import write_cv_results
@@ -44,7 +45,7 @@ from common.training.stages import build_trainer, train_evaluate_predict, train_
 from recipes.chinese_ernie.arguments import ChineseDataArguments
 from recipes.chinese_ernie.characters import encode_char_split
 from recipes.chinese_ernie.cluener import read_char_file, write_cluener_predictions
-from recipes.chinese_ernie.scratch import ScratchArguments, facts, tokenizer_and_model
+from recipes.chinese_ernie.scratch import facts, tokenizer_and_model
 
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data

@@ -1,98 +1,21 @@
-"""A small model trained from scratch: a character vocabulary from the training texts and a config.
-
-For machines without Hub access (and for tests): the tokenizer is a BERT WordPiece tokenizer, as
-Chinese BERT and ERNIE use (Han characters one per token, lower case), whose vocabulary holds every
-character seen at least `vocab_min_count` times in training, plus each non-Han character as a
-`##` continuation piece so that runs of Latin letters and digits split into characters, never [UNK].
-"""
+"""The Chinese recipe's model: a pretrained one with a new head, or a small one built from scratch with a
+character vocabulary from the training texts (common/models/scratch.py)."""
 
 import logging
-import tempfile
-import unicodedata
-from collections import Counter
-from dataclasses import dataclass, field
 
-from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification,
-                          BertTokenizerFast)
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from common.config.arguments import check_at_least
 from common.models.heads import build_classifier, build_token_classifier, label_settings
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
+from common.models.scratch import character_tokenizer, describe, scratch_config
 from common.outputs.all_results import run_facts
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class ScratchArguments:
-    """A small model trained from scratch (no download): a character vocabulary from the training texts."""
-
-    scratch_model_type: str | None = field(
-        default=None, metadata={"help": "Build a new model of this type (ernie, bert) instead of loading --model."}
-    )
-    scratch_layers: int = field(default=2, metadata={"help": "Transformer layers of the new model."})
-    scratch_hidden_size: int = field(default=128, metadata={"help": "Hidden size (feed-forward: 4x)."})
-    scratch_heads: int = field(default=2, metadata={"help": "Attention heads."})
-    vocab_min_count: int = field(default=1, metadata={"help": "Keep characters seen at least this often in training."})
-
-    def __post_init__(self):
-        check_at_least(self, {"scratch_layers": 1, "scratch_hidden_size": 1, "scratch_heads": 1, "vocab_min_count": 1})
-        if self.scratch_hidden_size % self.scratch_heads:
-            raise ValueError(f"--scratch_hidden_size {self.scratch_hidden_size} must be a multiple of --scratch_heads "
-                             f"{self.scratch_heads}")
-
-
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def _normalise(char: str) -> str:
-    # what BertTokenizer's normaliser does to a character: lower case, accents stripped
-    return "".join(c for c in unicodedata.normalize("NFD", char.lower()) if unicodedata.category(c) != "Mn")
-
-
-def character_vocabulary(texts, min_count: int = 1) -> list[str]:
-    """Special tokens, then every character seen at least `min_count` times (most frequent first), then
-    each as a continuation (##c), so any split of the text is covered."""
-    counts = Counter(c for text in texts for char in text for c in _normalise(char) if not c.isspace())
-    chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
-    return [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
-
-
-def character_tokenizer(texts, min_count: int = 1, model_max_length: int = 512) -> BertTokenizerFast:
-    """A fast BERT tokenizer over the texts' characters, for a model trained from scratch."""
-    vocab = character_vocabulary(texts, min_count)
-    with tempfile.TemporaryDirectory() as folder:
-        # from_pretrained(folder): BertTokenizerFast(vocab_file=...) silently builds a 5-token vocabulary
-        with open(f"{folder}/vocab.txt", "w", encoding="utf-8") as f:
-            f.write("\n".join(vocab) + "\n")
-        tokenizer = BertTokenizerFast.from_pretrained(folder, do_lower_case=True, tokenize_chinese_chars=True,
-                                                      model_max_length=model_max_length)
-    if len(tokenizer) != len(vocab):
-        raise RuntimeError(f"the character tokenizer has {len(tokenizer)} tokens, expected {len(vocab)}")
-    logger.info(f"Character vocabulary from the training texts: {len(vocab):,} tokens "
-                f"(characters seen at least {min_count} times)")
-    return tokenizer
-
-
-def describe(scratch_args) -> str:
-    """The model built from scratch, in words, for the results and the model card."""
-    return (f"{scratch_args.scratch_model_type} from scratch ({scratch_args.scratch_layers} layers, hidden "
-            f"{scratch_args.scratch_hidden_size}, character vocabulary)")
-
-
 def scratch_model(auto_class, scratch_args, label_list: list[str], tokenizer):
     """A randomly initialised `scratch_args.scratch_model_type` model with a head over `label_list`."""
-    config = AutoConfig.for_model(
-        scratch_args.scratch_model_type,
-        vocab_size=len(tokenizer),
-        hidden_size=scratch_args.scratch_hidden_size,
-        num_hidden_layers=scratch_args.scratch_layers,
-        num_attention_heads=scratch_args.scratch_heads,
-        intermediate_size=4 * scratch_args.scratch_hidden_size,
-        max_position_embeddings=tokenizer.model_max_length,
-        pad_token_id=tokenizer.pad_token_id,
-        **label_settings(label_list),
-    )
+    config = scratch_config(scratch_args, tokenizer, **label_settings(label_list))
     model = auto_class.from_config(config)
     logger.info(f"New {config.model_type} model from scratch: {config.num_hidden_layers} layers, hidden "
                 f"{config.hidden_size}, {model.num_parameters():,} parameters")

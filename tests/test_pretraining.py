@@ -1,0 +1,241 @@
+"""The pretraining recipe: masking units and rates, corpus reading and blocks, a tiny run that learns, and its
+output folder fine-tuned by the other recipes."""
+
+import gzip
+import json
+import math
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from common.models.scratch import character_tokenizer
+from recipes.pretraining.masking import (UnitMaskingCollator, knowledge_spans, starts_from_spans, starts_from_word_ids,
+                                         word_spans)
+
+PEOPLE = ["张伟", "王芳", "李娜", "刘洋"]
+PLACES = ["北京", "上海", "广州", "深圳"]
+THINGS = ["新品发布会", "手机", "电脑", "图书"]
+VERBS = ["参加了", "喜欢", "买了", "看了"]
+
+
+def sentences(n: int, seed: int = 0) -> list[str]:
+    """Patterned Chinese sentences: a small model learns to fill their gaps within a few dozen steps."""
+    rng = random.Random(seed)
+    return [f"{rng.choice(PEOPLE)}昨天在{rng.choice(PLACES)}{rng.choice(VERBS)}{rng.choice(THINGS)}，觉得很好。"
+            for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def pretraining(recipe):
+    return recipe("pretraining")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return character_tokenizer(sentences(200) + ["unbelievable things happen"], model_max_length=512)
+
+
+def block_rows(tokenizer, texts, spans_of=None):
+    """One block per text: [CLS] text [SEP], with word_starts from the spans (or every token a unit)."""
+    rows = []
+    for text in texts:
+        encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        starts = starts_from_spans(encoding["offset_mapping"], spans_of(text), len(text)) if spans_of else \
+            [1] * len(encoding["input_ids"])
+        ids = [tokenizer.cls_token_id, *encoding["input_ids"], tokenizer.sep_token_id]
+        rows.append({"input_ids": ids, "special_tokens_mask": [1, *[0] * (len(ids) - 2), 1],
+                     "word_starts": [1, *starts, 1]})
+    return rows
+
+
+def units_of(row):
+    """The maskable positions of a row, grouped into its units."""
+    units, current = [], []
+    for k, (special, start) in enumerate(zip(row["special_tokens_mask"], row["word_starts"])):
+        if special:
+            continue
+        if start and current:
+            units.append(current)
+            current = []
+        current.append(k)
+    return units + [current]
+
+
+def test_token_masking_rate_and_replacements_follow_the_settings(tokenizer):
+    rows = block_rows(tokenizer, sentences(400, seed=1))
+    collator = UnitMaskingCollator(tokenizer, mlm_probability=0.15, seed=0)
+    batch = collator(rows)
+    labels, inputs = batch["labels"].numpy(), batch["input_ids"].numpy()
+    masked = labels != -100
+    for row, row_masked in zip(rows, masked):  # each block: round(15% of its tokens), special tokens never
+        assert row_masked.sum() == max(1, round(0.15 * (len(row["input_ids"]) - 2)))
+        assert not row_masked[0] and not row_masked[len(row["input_ids"]) - 1]
+    as_mask = (inputs == tokenizer.mask_token_id) & masked
+    unchanged = (inputs == labels) & masked
+    share_mask, share_unchanged = as_mask.sum() / masked.sum(), unchanged.sum() / masked.sum()
+    assert 0.76 < share_mask < 0.84 and 0.07 < share_unchanged < 0.15  # 80% [MASK]; 10% kept (+ random hits)
+    assert (inputs[~masked] == np.array([r["input_ids"] + [0] * (inputs.shape[1] - len(r["input_ids"]))
+                                         for r in rows])[~masked]).all()
+    again = UnitMaskingCollator(tokenizer, mlm_probability=0.15, seed=0)(rows)
+    assert (again["labels"].numpy() == labels).all()  # same seed, same masks
+
+
+@pytest.mark.parametrize("segment", [word_spans, lambda text: knowledge_spans(text)[0]])
+def test_whole_word_and_knowledge_masking_never_mask_part_of_a_unit(tokenizer, segment):
+    rows = block_rows(tokenizer, sentences(300, seed=2), segment)
+    batch = UnitMaskingCollator(tokenizer, mlm_probability=0.15, seed=3, needs_units=True)(rows)
+    masked = batch["labels"].numpy() != -100
+    multi = 0
+    for row, row_masked in zip(rows, masked):
+        for unit in units_of(row):
+            assert row_masked[unit].all() or not row_masked[unit].any(), (row, unit)
+            multi += len(unit) > 1 and row_masked[unit].all()
+        assert row_masked.sum() <= round(0.15 * (len(row["input_ids"]) - 2))  # never above the budget
+    tokens = sum(len(row["input_ids"]) - 2 for row in rows)
+    assert 0.13 < masked.sum() / tokens < 0.17  # units that do not fit are passed over for smaller ones
+    assert multi > 100  # whole multi-character units were masked
+
+
+def test_knowledge_units_are_entities_and_noun_phrases():
+    text = "北京大学的张伟昨天在上海参加了华为公司的新品发布会"
+    spans, entity_chars, phrase_chars = knowledge_spans(text)
+    units = [text[a:b] for a, b in spans]
+    assert "".join(units) == text
+    for unit in ("北京大学", "张伟", "上海", "华为公司", "新品发布会"):
+        assert unit in units, units
+    assert entity_chars == len("北京大学张伟上海华为公司") and phrase_chars == len("新品发布会")
+    assert [text[a:b] for a, b in word_spans(text)][:3] == ["北京大学", "的", "张伟"]
+
+
+def test_english_whole_words_join_word_pieces(tokenizer):
+    encoding = tokenizer("unbelievable things", add_special_tokens=False)
+    pieces = tokenizer.convert_ids_to_tokens(encoding["input_ids"])
+    assert pieces[:3] == ["u", "##n", "##b"]  # a character vocabulary: every letter its own piece
+    starts = starts_from_word_ids(encoding.word_ids())
+    assert starts == [1] + [0] * (len("unbelievable") - 1) + [1] + [0] * (len("things") - 1)
+
+
+def write_corpus(folder, n=1200, seed=0, blank_every=50):
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = sentences(n, seed)
+    plain = folder / "a.txt"
+    plain.write_text("".join(t + ("\n\n" if k % blank_every == 0 else "\n") for k, t in enumerate(texts[:n // 2])),
+                     encoding="utf-8")
+    packed = folder / "b.txt.gz"
+    with gzip.open(packed, "wt", encoding="utf-8") as f:
+        f.write("\n".join(texts[n // 2:]) + "\n")
+    return [plain, packed]
+
+
+def tiny_flags(files, out, *extra):
+    return ["--scratch_model_type", "ernie", "--scratch_layers", "1", "--scratch_hidden_size", "32",
+            "--scratch_heads", "2", "--train_file", *map(str, files), "--output_dir", str(out),
+            "--max_seq_length", "64", "--validation_split_percentage", "10", "--per_device_train_batch_size", "16",
+            "--learning_rate", "3e-3", "--warmup_steps", "0", "--eval_strategy", "steps", "--eval_steps", "20",
+            "--save_strategy", "no", "--load_best_model_at_end", "False", "--logging_steps", "10", "--bf16", "False",
+            *extra]
+
+
+@pytest.mark.parametrize("masking", ["token", "knowledge"])
+def test_streaming_and_in_memory_reading_give_the_same_blocks(tmp_path, tokenizer, masking):
+    import datasets
+
+    from recipes.pretraining.arguments import CorpusArguments
+    from recipes.pretraining.corpus import block_datasets, corpus_files, held_out_every
+
+    files = write_corpus(tmp_path / "corpus")
+    result = {}
+    for streaming in (False, True):
+        args = CorpusArguments(train_file=[str(f) for f in files], max_seq_length=32, streaming=streaming,
+                               validation_split_percentage=10)
+        found = corpus_files(args)
+        result[streaming] = block_datasets(found, held_out_every(args, found), args, tokenizer, masking,
+                                           "jieba" if masking != "token" else None)
+    assert isinstance(result[True]["train"], datasets.IterableDataset)
+    in_memory, streamed = list(result[False]["train"]), list(result[True]["train"])
+    assert in_memory == streamed and len(in_memory) > 50
+    # nothing dropped: every training document's tokens are in the blocks, each file's last block shorter
+    documents = [t for f in files for k, t in enumerate(
+        (line.strip() for line in (gzip.open(f, "rt") if f.suffix == ".gz" else open(f)) if line.strip())) if k % 10 != 9]
+    tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in documents)  # + its [SEP]
+    assert sum(len(b["input_ids"]) - 2 for b in in_memory) == tokens
+    assert sum(len(b["input_ids"]) < 32 for b in in_memory) == 2
+    assert len(result[False]["validation"]) > 5
+
+
+def test_a_tiny_pretraining_run_lowers_the_held_out_loss_and_its_folder_fine_tunes(tmp_path, pretraining, recipe,
+                                                                                     write_csv, write_lines):
+    files = write_corpus(tmp_path / "corpus")
+    out = tmp_path / "mlm"
+    pretraining.main(tiny_flags(files, out, "--max_steps", "300", "--masking", "whole_word", "--eval_steps", "100",
+                                "--scratch_hidden_size", "64", "--scratch_layers", "2"))
+    results = json.loads((out / "all_results.json").read_text())
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    losses = [e["eval_loss"] for e in history if "eval_loss" in e]
+    # below an untrained model's ln(vocabulary), and below the characters' unigram entropy, which no model
+    # reaches without reading the context (measured: 3.26 against 3.54)
+    counts = Counter(char for text in sentences(1200) for char in text)
+    entropy = -sum(n / counts.total() * math.log(n / counts.total()) for n in counts.values())
+    assert len(losses) == 3 and losses[-1] < math.log(results["vocabulary_size"]) - 1 and losses[-1] < entropy - 0.15
+    assert results["eval_perplexity"] == pytest.approx(math.exp(results["eval_loss"]))
+    assert results["masking"] == "whole_word" and results["segmenter"] == "jieba"
+    assert results["sizes"]["validation"] > 0 and results["train_tokens_per_second"] > 0
+    assert {"training_curves.png", "README.md", "config.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert "pipeline_tag: fill-mask" in (out / "README.md").read_text()
+    from transformers import pipeline
+
+    fill = pipeline("fill-mask", model=str(out))
+    assert fill("张伟昨天在北京参加了新品发布会，觉得很[MASK]。")[0]["token_str"] == "好"
+
+    # the folder is an ordinary model folder: the Chinese recipe fine-tunes it for classification and NER
+    chinese = recipe("chinese_ernie")
+    rows = [(t, "positive" if "喜欢" in t else "negative") for t in sentences(200, seed=5)]
+    train, dev = write_csv(tmp_path / "train.csv", rows[:160]), write_csv(tmp_path / "dev.csv", rows[160:])
+    chinese.main(["--model", str(out), "--train_file", str(train), "--validation_file", str(dev),
+                  "--output_dir", str(tmp_path / "cls"), "--num_train_epochs", "1", "--bf16", "False",
+                  "--max_seq_length", "64"])
+    assert json.loads((tmp_path / "cls" / "all_results.json").read_text())["sizes"]["train"] == 160
+    spans = [{"text": t, "label": {"name": {t[:2]: [[0, 1]]}}} for t in sentences(60, seed=6)]
+    train_ner, dev_ner = write_lines(tmp_path / "train.json", spans[:40]), write_lines(tmp_path / "dev.json", spans[40:])
+    chinese.main(["--task", "ner", "--model", str(out), "--train_file", str(train_ner), "--validation_file",
+                  str(dev_ner), "--output_dir", str(tmp_path / "ner"), "--num_train_epochs", "1", "--bf16", "False",
+                  "--max_seq_length", "64", "--metric_for_best_model", "f1", "--do_predict", "False"])
+    assert json.loads((tmp_path / "ner" / "all_results.json").read_text())["sizes"]["train"] == 40
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "empty.txt: no text (the file is empty or has blank lines only)"),
+    ("latin1", "latin1.txt: line 3 is not utf-8 text"),
+    ("block", "--max_seq_length 1024 is above the model's position limit (512 tokens)"),
+    ("thai", "is mostly Thai text, written without spaces between words, and there is no word segmenter"),
+    ("knowledge_en", "--masking knowledge finds entities and phrases in Chinese text"),
+    ("vocabulary", "too few to train a language model"),
+    ("missing", "nothing.txt: no such file"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, case, message):
+    good = write_corpus(tmp_path / "corpus", n=100)
+    flags = {"empty": ([tmp_path / "empty.txt"], []), "latin1": ([tmp_path / "latin1.txt"], []),
+             "block": (good, ["--max_seq_length", "1024", "--scratch_model_type", "", "--model", "MODEL"]),
+             "thai": ([tmp_path / "thai.txt"], ["--masking", "whole_word"]),
+             "knowledge_en": ([tmp_path / "en.txt"], ["--masking", "knowledge"]),
+             "vocabulary": ([tmp_path / "abc.txt"], []), "missing": ([tmp_path / "nothing.txt"], [])}
+    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("第一行\n第二行\ncaf\u00e9 au lait\n".encode("utf-8").replace(
+        "caf\u00e9".encode("utf-8"), "caf\u00e9".encode("latin-1")))
+    (tmp_path / "thai.txt").write_text("ภาษาไทยเขียนติดกันไม่มีช่องว่าง\n" * 5, encoding="utf-8")
+    (tmp_path / "en.txt").write_text("plain english text about many things\n" * 5, encoding="utf-8")
+    (tmp_path / "abc.txt").write_text("abc abc\n" * 5, encoding="utf-8")
+    files, extra = flags[case]
+    if case == "block":  # a saved model whose position table holds 512
+        out = tmp_path / "model"
+        pretraining.main(tiny_flags(good, out, "--max_steps", "2", "--eval_strategy", "no", "--do_eval", "False"))
+        extra = [e if e != "MODEL" else str(out) for e in extra]
+    with pytest.raises(SystemExit) as exit_info:
+        pretraining.run_main(lambda: pretraining.main(tiny_flags(files, tmp_path / "out", "--max_steps", "2", *extra)))
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert [line for line in error.splitlines() if line.startswith("error:")] == [next(
+        line for line in error.splitlines() if message in line)]

@@ -164,13 +164,16 @@ def ratio_cell(rounds: list[dict], numerator: str, denominator: str, key: str, h
 
 # --- whole recipe runs
 def run_recipe(out: Path, model_flags: list[str], data_dir: str, *flags: str, recipe: str = "sentiment",
-               config: str = "sst2", results_file: str = "all_results.json") -> tuple[dict, float, float]:
-    """A recipe run in its own process, without checkpoints or evaluation during training: its results file,
-    wall seconds and peak memory in GB (/usr/bin/time's maximum resident set size)."""
+               config: str = "sst2", results_file: str = "all_results.json",
+               as_configured: bool = False) -> tuple[dict, float, float]:
+    """A recipe run in its own process, without checkpoints or evaluation during training (or with
+    `as_configured`, as its config says, as run_all.sh runs it): its results file, wall seconds and peak
+    memory in GB (/usr/bin/time's maximum resident set size)."""
+    quiet = [] if as_configured else ["--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end",
+                                      "False"]
     command = ["/usr/bin/time", "-f", "%M", sys.executable, str(REPO / f"recipes/{recipe}/run.py"), "--config",
                str(REPO / f"recipes/{recipe}/configs/{config}.yaml"), *model_flags, "--data_dir", data_dir,
-               "--output_dir", str(out), "--disable_tqdm", "True", "--save_strategy", "no", "--eval_strategy", "no",
-               "--load_best_model_at_end", "False", *flags]
+               "--output_dir", str(out), "--disable_tqdm", "True", *quiet, *flags]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -175,10 +175,10 @@ def test_a_tiny_pretraining_run_lowers_the_held_out_loss_and_its_folder_fine_tun
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     losses = [e["eval_loss"] for e in history if "eval_loss" in e]
     # below an untrained model's ln(vocabulary), and below the characters' unigram entropy, which no model
-    # reaches without reading the context (measured: 3.26 against 3.54)
+    # reaches without reading the context (measured: 3.24 against 3.54)
     counts = Counter(char for text in sentences(1200) for char in text)
     entropy = -sum(n / counts.total() * math.log(n / counts.total()) for n in counts.values())
-    assert len(losses) == 3 and losses[-1] < math.log(results["vocabulary_size"]) - 1 and losses[-1] < entropy - 0.15
+    assert len(losses) == 3 and losses[-1] < math.log(results["vocabulary_size"]) - 0.5 and losses[-1] < entropy - 0.15
     assert results["eval_perplexity"] == pytest.approx(math.exp(results["eval_loss"]))
     assert results["masking"] == "whole_word" and results["segmenter"] == "jieba"
     assert results["sizes"]["validation"] > 0 and results["train_tokens_per_second"] > 0
@@ -239,3 +239,27 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, 
     assert "Traceback" not in error
     assert [line for line in error.splitlines() if line.startswith("error:")] == [next(
         line for line in error.splitlines() if message in line)]
+
+
+@pytest.mark.parametrize("model_type", ["ernie", "roberta"])
+def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer, model_type):
+    import torch
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from recipes.pretraining.model import score_masked_positions_only
+
+    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=80,
+                                  pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_config(config).eval()
+    batch = UnitMaskingCollator(tokenizer, mlm_probability=0.15, seed=0)(block_rows(tokenizer, sentences(8)))
+    expected = model(**batch).loss
+    base = type(model)
+    fast = score_masked_positions_only(model)
+    assert type(fast).__name__ == base.__name__ and isinstance(fast, base)
+    assert fast(**batch).loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    masked = (batch["labels"] != -100).sum().item()
+    assert fast(**batch).logits.shape == (masked, len(tokenizer))  # scores for the masked positions only
+    without_labels = fast(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    assert without_labels.logits.shape == (*batch["input_ids"].shape, len(tokenizer))

@@ -50,9 +50,15 @@ def _normalise(char: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", char.lower()) if unicodedata.category(c) != "Mn")
 
 
-def character_vocabulary(texts, min_count: int = 1) -> list[str]:
+def is_han(char: str) -> bool:
+    """A CJK unified ideograph (basic block or extension A)."""
+    return "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf"
+
+
+def character_vocabulary(texts, min_count: int = 1, han_continuations: bool = True) -> list[str]:
     """Special tokens, then every character seen at least `min_count` times (most frequent first), then
-    each as a continuation (##c), so any split of the text is covered."""
+    each as a continuation (##c), so any split of the text is covered. A Han character is always a word of
+    its own to a Chinese tokenizer: `han_continuations=False` leaves out their never-used ## copies."""
     raw = Counter()
     for text in texts:
         raw.update(text)  # counted as written first: normalising each distinct character once is far quicker
@@ -62,12 +68,13 @@ def character_vocabulary(texts, min_count: int = 1) -> list[str]:
             if not c.isspace():
                 counts[c] += n
     chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
-    return [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
+    return [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars if han_continuations or not is_han(c))]
 
 
-def character_tokenizer(texts, min_count: int = 1, model_max_length: int = 512) -> BertTokenizerFast:
+def character_tokenizer(texts, min_count: int = 1, model_max_length: int = 512,
+                        han_continuations: bool = True) -> BertTokenizerFast:
     """A fast BERT tokenizer over the texts' characters, for a model trained from scratch."""
-    vocab = character_vocabulary(texts, min_count)
+    vocab = character_vocabulary(texts, min_count, han_continuations)
     with tempfile.TemporaryDirectory() as folder:
         # from_pretrained(folder): BertTokenizerFast(vocab_file=...) silently builds a 5-token vocabulary
         with open(f"{folder}/vocab.txt", "w", encoding="utf-8") as f:

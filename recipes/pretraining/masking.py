@@ -25,6 +25,7 @@ import numpy as np
 from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification
 
 from common.config.errors import OptionError
+from common.models.scratch import is_han
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +84,6 @@ def knowledge_spans(text: str) -> tuple[list[tuple[int, int]], int, int]:
 
 UNSEGMENTED_SCRIPTS = {"Japanese kana": ("\u3040", "\u30ff"), "Thai": ("\u0e00", "\u0e7f"), "Lao": ("\u0e80", "\u0eff"),
                        "Khmer": ("\u1780", "\u17ff"), "Myanmar": ("\u1000", "\u109f")}
-
-
-def is_han(char: str) -> bool:
-    """A CJK unified ideograph (basic block or extension A)."""
-    return "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf"
 
 
 def choose_segmenter(masking_args, sample: list[str], path) -> str | None:

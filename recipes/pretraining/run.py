@@ -32,7 +32,7 @@ from common.training.stages import build_trainer, train_evaluate_predict
 from recipes.pretraining.arguments import CorpusArguments, MaskingArguments
 from recipes.pretraining.corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
 from recipes.pretraining.masking import UnitMaskingCollator, choose_segmenter
-from recipes.pretraining.model import check_block_length, tokenizer_and_model
+from recipes.pretraining.model import check_block_length, score_masked_positions_only, tokenizer_and_model
 
 ARGUMENTS = (ModelSourceArguments, ScratchArguments, CorpusArguments, MaskingArguments, RecipeTrainingArguments)
 CONFIGS = Path(__file__).parent / "configs"
@@ -57,6 +57,7 @@ def main(argv=None):
     # Model: a new one with a character vocabulary from the corpus, or a pretrained one with its MLM head
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every)
     check_block_length(data_args.max_seq_length, tokenizer, model.config)
+    model = score_masked_positions_only(model)  # the same loss, without scoring the 85% of positions not masked
     with training_args.main_process_first(desc="tokenization"):
         splits = block_datasets(files, every, data_args, tokenizer, masking_args.masking, segmenter)
     collator = UnitMaskingCollator(tokenizer, mlm_probability=masking_args.mlm_probability, seed=training_args.seed,

@@ -3,6 +3,8 @@
 #
 #   bash run_all.sh                                  # quick profile where no GPU is present, else full
 #   bash run_all.sh --profile full                   # full data, 3 epochs, the paper models (GPU + Hub access)
+#   bash run_all.sh --profile zh_pretrained          # a small ERNIE pretrained on zh_corpus, then the Chinese
+#                                                    # rows fine-tuned from it beside the scratch rows (CPU)
 #   bash run_all.sh --data_dir D --model_en M        # data folder laid out like ../shared/data; English model
 #   bash run_all.sh --only ner-conll2003             # one run (a name from the list below)
 #   bash run_all.sh -- --seed 43                     # flags after -- go to every recipe
@@ -50,6 +52,18 @@ quick)
         "chinese-cluener|chinese_ernie|cluener_scratch|"
         "chinese-cluener-crf|chinese_ernie|cluener_scratch|--crf True"
     ) ;;
+zh_pretrained)
+    # the scratch rows of the quick profile; the same architecture pretrained on zh_corpus; the same fine-tunes of it
+    PRETRAINED="--scratch_model_type none --model $OUT_DIR/pretraining-zh_corpus"
+    RUNS=(
+        "chinese-chnsenticorp|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3"
+        "chinese-cluener|chinese_ernie|cluener_scratch|"
+        "chinese-cluener-crf|chinese_ernie|cluener_scratch|--crf True"
+        "pretraining-zh_corpus|pretraining|zh_corpus|"
+        "chinese-chnsenticorp-pretrained|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3 $PRETRAINED"
+        "chinese-cluener-pretrained|chinese_ernie|cluener_scratch|$PRETRAINED"
+        "chinese-cluener-crf-pretrained|chinese_ernie|cluener_scratch|--crf True $PRETRAINED"
+    ) ;;
 full)
     MODEL_ZH=${MODEL_ZH:-nghuyong/ernie-3.0-base-zh}
     RUNS=(
@@ -61,7 +75,7 @@ full)
         "chinese-cluener|chinese_ernie|cluener|--model $MODEL_ZH"
         "chinese-cluener-crf|chinese_ernie|cluener|--model $MODEL_ZH --crf True"
     ) ;;
-*) echo "run_all: --profile must be quick or full, not '$PROFILE'" >&2; exit 2 ;;
+*) echo "run_all: --profile must be quick, zh_pretrained or full, not '$PROFILE'" >&2; exit 2 ;;
 esac
 
 echo "run_all: profile $PROFILE, data $DATA_DIR, outputs $OUT_DIR/"

@@ -163,6 +163,22 @@ def ratio_cell(rounds: list[dict], numerator: str, denominator: str, key: str, h
 
 
 # --- whole recipe runs
+def matmul_peak(dtype: str = "fp32", size: int = 2048, seconds: float = 3.0) -> float:
+    """GFLOP/s of a large square matmul in fp32 or bf16, the best of a few timed runs."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.matmul(a, b)
+    best, end = 0.0, time.time() + seconds
+    while time.time() < end:
+        start = time.perf_counter()
+        for _ in range(4):
+            torch.matmul(a, b)
+        best = max(best, 4 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
 def run_recipe(out: Path, model_flags: list[str], data_dir: str, *flags: str, recipe: str = "sentiment",
                config: str = "sst2", results_file: str = "all_results.json",
                as_configured: bool = False) -> tuple[dict, float, float]:

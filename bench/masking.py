@@ -1,6 +1,6 @@
 """Which masking helps which task: a small ERNIE pretrained on zh_corpus with each masking, then fine-tuned.
 
-    python bench/masking.py [--data_dir ../shared/data] [--steps 1200] [--maskings token,whole_word,knowledge]
+    python bench/masking.py [--data_dir ../shared/data] [--steps 6000] [--maskings token,whole_word,knowledge]
 
 For each masking, the pretraining recipe's configs/zh_corpus.yaml (2 layers, hidden 128, character
 vocabulary from the corpus) runs for the same number of steps; its output is then fine-tuned by the
@@ -12,6 +12,7 @@ pretraining reached, its time and tokens/s, and every fine-tuned score.
 """
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -19,12 +20,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `bench`, `common`, `recipes`
 
-from bench.harness import DATA_DIR, print_table, run_recipe  # noqa: E402
+from bench.harness import DATA_DIR, matmul_peak, print_table, run_recipe  # noqa: E402
+from common.config.hardware import bf16_supported  # noqa: E402
 
 # name, config, flags, score key: as run_all.sh's quick profile runs the Chinese rows
 FINE_TUNES = [("ChnSentiCorp test accuracy", "chnsenticorp_scratch", ["--num_train_epochs", "3"], "test_accuracy"),
               ("CLUENER dev F1 (softmax)", "cluener_scratch", [], "eval_f1"),
               ("CLUENER dev F1 (CRF)", "cluener_scratch", ["--crf", "True"], "eval_f1")]
+
+
+def flops_per_token(folder: Path, block_length: int, mlm_probability: float) -> float:
+    """Training FLOPs per token of a pretraining run (forward and backward: 3 x 2 x multiply-adds): the encoder's
+    weights and attention at every position, the output layer (transform and vocabulary) at the masked ones."""
+    config = json.loads((folder / "config.json").read_text())
+    hidden, layers, vocabulary = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
+    encoder = layers * (4 * hidden * hidden + 2 * hidden * config["intermediate_size"])
+    attention = layers * 2 * block_length * hidden
+    head = (hidden * hidden + hidden * vocabulary) * mlm_probability
+    return 6 * (encoder + attention + head)
 
 
 def fine_tune(work: Path, name: str, model_flags: list[str], data_dir: str, extra: list[str]) -> list[str]:
@@ -42,7 +55,7 @@ def main():
     """Every masking's pretraining and fine-tunes, one after the other; the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", default=DATA_DIR)
-    parser.add_argument("--steps", default="1200", help="pretraining steps, the same for every masking")
+    parser.add_argument("--steps", default="6000", help="pretraining steps, the same for every masking")
     parser.add_argument("--maskings", default="token,whole_word,knowledge")
     parser.add_argument("--skip_scratch", action="store_true", help="leave out the models trained from scratch")
     parser.add_argument("--work", default=None, help="keep the outputs here (default: a temporary folder)")
@@ -51,6 +64,7 @@ def main():
     args = parser.parse_args()
     extra = shlex.split(args.recipe_flags)
     rows = []
+    peak = matmul_peak("bf16" if bf16_supported() else "fp32")  # the precision the recipes train in here
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         if not args.skip_scratch:
@@ -63,10 +77,14 @@ def main():
             print(f"bench: pretraining, {masking}: held-out loss {run['eval_loss']:.3f} ({seconds:.0f} s)",
                   file=sys.stderr)
             model = ["--scratch_model_type", "none", "--model", str(out)]
+            share = run["train_tokens_per_second"] * flops_per_token(out, run["max_seq_length"], 0.15) / 1e9 / peak
             rows.append((f"pretrained, `{masking}` masking", f"{run['eval_loss']:.3f}", f"{run['train_runtime'] / 60:.1f} min",
-                         f"{run['train_tokens_per_second']:,.0f}", *fine_tune(work, masking, model, args.data_dir, extra)))
+                         f"{run['train_tokens_per_second']:,.0f} ({share:.0%})",
+                         *fine_tune(work, masking, model, args.data_dir, extra)))
     print(f"# Masking strategies: zh_corpus pretraining, {args.steps} steps each, then the run_all.sh fine-tunes\n")
-    print_table(["model", "held-out MLM loss (own masking)", "pretraining time", "tokens/s",
+    print(f"Matrix-multiply peak measured here: {peak:.0f} GFLOP/s (tokens/s in brackets: the share of it training "
+          "reached)\n")
+    print_table(["model", "held-out MLM loss (own masking)", "pretraining time", "tokens/s (share of peak)",
                  *(name for name, *_ in FINE_TUNES)], rows)
 
 

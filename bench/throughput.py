@@ -30,23 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `bench`, `common`, `recipes`
 
 from bench.harness import (CLASSIFICATION_CONFIGS, DATA_DIR, classification_setup, interleaved_rounds,  # noqa: E402
-                           measure_in_process, median_of, ner_setup, peak_rss_mb, ratio_cell)
-
-
-def matmul_peak(dtype: str = "fp32", size: int = 2048, seconds: float = 3.0) -> float:
-    """GFLOP/s of a large square matmul in fp32 or bf16, the best of a few timed runs."""
-    import torch
-
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    torch.matmul(a, b)
-    best, end = 0.0, time.time() + seconds
-    while time.time() < end:
-        start = time.perf_counter()
-        for _ in range(4):
-            torch.matmul(a, b)
-        best = max(best, 4 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9)
-    return best
+                           matmul_peak, measure_in_process, median_of, ner_setup, peak_rss_mb, ratio_cell)
 
 
 BATCH = 32  # the classification runs' batch (the recipe's default)

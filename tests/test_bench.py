@@ -5,6 +5,8 @@ through the recipes' own set-up and prints tables of the expected shape (header,
 per measurement, every row as wide as its header).
 """
 
+import gzip
+import itertools
 import shutil
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import sys
 import pandas as pd
 import pytest
 
-BENCHMARKS = ("sst2", "conll2003", "bbc_news")
+BENCHMARKS = ("sst2", "conll2003", "bbc_news", "chnsenticorp", "cluener2020", "zh_corpus")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,11 @@ def small_data(shared_data, tmp_path_factory):
                 rows[rows[label].isin(trained)].to_csv(target, index=False)
             elif source.suffix == ".tsv":
                 target.write_text("".join(source.open(encoding="utf-8").readlines()[:201]), encoding="utf-8")
+            elif source.suffix == ".json":  # JSON lines (CLUENER2020)
+                target.write_text("".join(source.open(encoding="utf-8").readlines()[:120]), encoding="utf-8")
+            elif source.name.endswith(".txt.gz"):  # plain text, one document per line (zh_corpus)
+                with gzip.open(source, "rt", encoding="utf-8") as f, gzip.open(target, "wt", encoding="utf-8") as out:
+                    out.writelines(itertools.islice(f, 400))
             elif source.suffix == ".txt":  # CoNLL: whole sentences, up to the first blank line after 600 lines
                 lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
                 end = next(i for i in range(600, len(lines)) if not lines[i].strip())
@@ -117,3 +124,13 @@ def test_decoder_prints_one_row_per_run(repo, tiny_bert, small_data):
                     "--recipe_flags=--max_train_samples 64 --max_eval_samples 32")
     (table,) = tables(out)
     assert len(table) == 2 and table[1][0].startswith("MiniLM")
+
+
+@pytest.mark.needs_data("chnsenticorp", "cluener2020", "zh_corpus")
+def test_masking_prints_one_row_per_pretrained_model(repo, small_data):
+    out = run_bench(repo, "masking.py", "--data_dir", str(small_data), "--steps", "2", "--maskings", "token",
+                    "--skip_scratch", "--pretrain_flags=--eval_steps 1 --save_steps 1 --max_seq_length 64",
+                    "--recipe_flags=--num_train_epochs 1 --max_seq_length 64")
+    (table,) = tables(out)
+    assert len(table) == 2 and len(table[0]) == 7 and table[1][0] == "pretrained, `token` masking"
+    assert "GFLOP/s" in out

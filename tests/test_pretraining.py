@@ -263,3 +263,35 @@ def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer,
     assert fast(**batch).logits.shape == (masked, len(tokenizer))  # scores for the masked positions only
     without_labels = fast(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     assert without_labels.logits.shape == (*batch["input_ids"].shape, len(tokenizer))
+
+
+def test_a_streamed_run_trains_on_the_blocks_as_they_are_read(tmp_path, pretraining):
+    files = write_corpus(tmp_path / "corpus")
+    out = tmp_path / "streamed"
+    pretraining.main(tiny_flags(files, out, "--streaming", "True", "--max_steps", "12", "--masking", "knowledge",
+                                "--eval_steps", "6"))
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["masking"] == "knowledge" and "train" not in results["sizes"]  # a stream has no length
+    assert results["sizes"]["validation"] > 0 and math.isfinite(results["eval_loss"])
+    with pytest.raises(SystemExit) as exit_info:  # a stream needs a number of steps
+        pretraining.run_main(lambda: pretraining.main(tiny_flags(files, tmp_path / "o2", "--streaming", "True",
+                                                                 "--num_train_epochs", "1")))
+    assert exit_info.value.code == 2
+
+
+def test_english_text_continues_a_pretrained_model_with_whole_words(tmp_path, pretraining, minilm):
+    text = tmp_path / "domain.txt"
+    text.write_text("\n".join(f"The court heard case number {k} about the contract and ruled for the plaintiff."
+                              for k in range(300)) + "\n", encoding="utf-8")
+    out = tmp_path / "minilm-domain"
+    pretraining.main(["--model", str(minilm), "--train_file", str(text), "--output_dir", str(out),
+                      "--masking", "whole_word", "--max_steps", "16", "--eval_strategy", "steps", "--eval_steps", "8",
+                      "--save_strategy", "no", "--load_best_model_at_end", "False", "--per_device_train_batch_size",
+                      "8", "--learning_rate", "1e-3", "--validation_split_percentage", "10", "--max_seq_length", "64"])
+    results = json.loads((out / "all_results.json").read_text())
+    losses = [e["eval_loss"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"]
+              if "eval_loss" in e]
+    assert results["segmenter"] == "tokenizer" and losses[-1] < losses[0], losses  # its MLM head starts untrained
+    from transformers import pipeline
+
+    assert len(pipeline("fill-mask", model=str(out))("the court [MASK] for the plaintiff.")) == 5

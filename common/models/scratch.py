@@ -31,12 +31,14 @@ class ScratchArguments:
     scratch_layers: int = field(default=2, metadata={"help": "Transformer layers of the new model."})
     scratch_hidden_size: int = field(default=128, metadata={"help": "Hidden size (feed-forward: 4x)."})
     scratch_heads: int = field(default=2, metadata={"help": "Attention heads."})
+    scratch_dropout: float = field(default=0.1, metadata={"help": "Dropout on hidden states and attention weights."})
     vocab_min_count: int = field(default=1, metadata={"help": "Keep characters seen at least this often in training."})
 
     def __post_init__(self):
         if self.scratch_model_type in ("", "none"):
             self.scratch_model_type = None
-        check_at_least(self, {"scratch_layers": 1, "scratch_hidden_size": 1, "scratch_heads": 1, "vocab_min_count": 1})
+        check_at_least(self, {"scratch_layers": 1, "scratch_hidden_size": 1, "scratch_heads": 1, "vocab_min_count": 1,
+                              "scratch_dropout": 0})
         if self.scratch_hidden_size % self.scratch_heads:
             raise ValueError(f"--scratch_hidden_size {self.scratch_hidden_size} must be a multiple of --scratch_heads "
                              f"{self.scratch_heads}")
@@ -105,5 +107,7 @@ def scratch_config(scratch_args, tokenizer, **settings):
         intermediate_size=4 * scratch_args.scratch_hidden_size,
         max_position_embeddings=tokenizer.model_max_length,
         pad_token_id=tokenizer.pad_token_id,
+        hidden_dropout_prob=scratch_args.scratch_dropout,
+        attention_probs_dropout_prob=scratch_args.scratch_dropout,
         **settings,
     )

@@ -40,10 +40,10 @@ def flops_per_token(folder: Path, block_length: int, mlm_probability: float) -> 
     return 6 * (encoder + attention + head)
 
 
-def fine_tune(work: Path, name: str, model_flags: list[str], data_dir: str, extra: list[str]) -> list[str]:
-    """The three fine-tuned scores of one model (new from scratch, or a pretrained folder)."""
+def fine_tune(work: Path, name: str, model_flags: list[str], data_dir: str, extra: list[str], tasks) -> list[str]:
+    """The fine-tuned scores of one model (new from scratch, or a pretrained folder)."""
     scores = []
-    for k, (_, config, flags, key) in enumerate(FINE_TUNES):
+    for k, (_, config, flags, key) in enumerate(tasks):
         run, seconds, _ = run_recipe(work / f"{name}-{k}", model_flags, data_dir, *flags, *extra,
                                      recipe="chinese_ernie", config=config, as_configured=True)
         scores.append(f"{run[key]:.4f}")
@@ -61,14 +61,18 @@ def main():
     parser.add_argument("--work", default=None, help="keep the outputs here (default: a temporary folder)")
     parser.add_argument("--pretrain_flags", default="", help="more flags for each pretraining run")
     parser.add_argument("--recipe_flags", default="", help="more flags for every fine-tuning run")
+    parser.add_argument("--tasks", default="0,1,2", help="which fine-tunes, by number: 0 ChnSentiCorp, 1 CLUENER, "
+                                                         "2 CLUENER with a CRF")
+    parser.add_argument("--matmul_seconds", type=float, default=3.0, help="time spent on the matmul peak")
     args = parser.parse_args()
+    tasks = [FINE_TUNES[int(k)] for k in args.tasks.split(",")]
     extra = shlex.split(args.recipe_flags)
     rows = []
-    peak = matmul_peak("bf16" if bf16_supported() else "fp32")  # the precision the recipes train in here
+    peak = matmul_peak("bf16" if bf16_supported() else "fp32", seconds=args.matmul_seconds)  # the precision the recipes train in here
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         if not args.skip_scratch:
-            rows.append(("from scratch (no pretraining)", "", "", "", *fine_tune(work, "scratch", [], args.data_dir, extra)))
+            rows.append(("from scratch (no pretraining)", "", "", "", *fine_tune(work, "scratch", [], args.data_dir, extra, tasks)))
         for masking in args.maskings.split(","):
             out = work / f"pretrained-{masking}"
             run, seconds, _ = run_recipe(out, [], args.data_dir, "--masking", masking, "--max_steps", args.steps,
@@ -80,12 +84,12 @@ def main():
             share = run["train_tokens_per_second"] * flops_per_token(out, run["max_seq_length"], 0.15) / 1e9 / peak
             rows.append((f"pretrained, `{masking}` masking", f"{run['eval_loss']:.3f}", f"{run['train_runtime'] / 60:.1f} min",
                          f"{run['train_tokens_per_second']:,.0f} ({share:.0%})",
-                         *fine_tune(work, masking, model, args.data_dir, extra)))
+                         *fine_tune(work, masking, model, args.data_dir, extra, tasks)))
     print(f"# Masking strategies: zh_corpus pretraining, {args.steps} steps each, then the run_all.sh fine-tunes\n")
     print(f"Matrix-multiply peak measured here: {peak:.0f} GFLOP/s (tokens/s in brackets: the share of it training "
           "reached)\n")
     print_table(["model", "held-out MLM loss (own masking)", "pretraining time", "tokens/s (share of peak)",
-                 *(name for name, *_ in FINE_TUNES)], rows)
+                 *(name for name, *_ in tasks)], rows)
 
 
 if __name__ == "__main__":

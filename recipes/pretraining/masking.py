@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification
 
 from common.config.errors import OptionError
@@ -139,19 +140,20 @@ class UnitMaskingCollator(DataCollatorForLanguageModeling):
     def __post_init__(self):
         super().__post_init__()
         self.padding = DataCollatorForTokenClassification(self.tokenizer)  # labels padded with -100
+        self.rng, self.rng_pid = None, None
 
     def torch_call(self, examples):
         """A padded batch with input_ids, attention_mask and labels; each row's units masked (see mask_row)."""
-        if self.seed is not None and (not isinstance(self.generator, np.random.Generator)
-                                      or self._generator_pid != os.getpid()):
-            self.create_rng("np")
+        if self.rng is None or self.rng_pid != os.getpid():  # one generator per process (data-loader workers too)
+            worker = torch.utils.data.get_worker_info()
+            self.rng = np.random.default_rng(self.seed if self.seed is None or worker is None else [self.seed, worker.id])
+            self.rng_pid = os.getpid()
         if "labels" in examples[0]:  # masked once already
             return self.padding([{"input_ids": row["input_ids"], "labels": row["labels"]} for row in examples])
         if self.needs_units and "word_starts" not in examples[0]:
             raise ValueError("whole-word and knowledge masking need each block's word_starts, and the batch has none "
                              "(--remove_unused_columns must stay False)")
-        rng = self.generator if self.generator is not None else np.random.default_rng()
-        return self.padding([dict(zip(("input_ids", "labels"), self.mask_row(row, rng))) for row in examples])
+        return self.padding([dict(zip(("input_ids", "labels"), self.mask_row(row, self.rng))) for row in examples])
 
     def mask_row(self, row, rng: np.random.Generator) -> tuple[list[int], list[int]]:
         """A block's masked input ids and its labels (-100 where nothing is predicted)."""

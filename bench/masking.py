@@ -62,10 +62,10 @@ def main():
     parser.add_argument("--pretrain_flags", default="", help="more flags for each pretraining run")
     parser.add_argument("--recipe_flags", default="", help="more flags for every fine-tuning run")
     parser.add_argument("--tasks", default="0,1,2", help="which fine-tunes, by number: 0 ChnSentiCorp, 1 CLUENER, "
-                                                         "2 CLUENER with a CRF")
+                                                         "2 CLUENER with a CRF; empty: none")
     parser.add_argument("--matmul_seconds", type=float, default=3.0, help="time spent on the matmul peak")
     args = parser.parse_args()
-    tasks = [FINE_TUNES[int(k)] for k in args.tasks.split(",")]
+    tasks = [FINE_TUNES[int(k)] for k in args.tasks.split(",") if k]  # none: the pretraining runs alone
     extra = shlex.split(args.recipe_flags)
     rows = []
     peak = matmul_peak("bf16" if bf16_supported() else "fp32", seconds=args.matmul_seconds)  # the precision the recipes train in here

@@ -126,11 +126,11 @@ def test_decoder_prints_one_row_per_run(repo, tiny_bert, small_data):
     assert len(table) == 2 and table[1][0].startswith("MiniLM")
 
 
-@pytest.mark.needs_data("chnsenticorp", "cluener2020", "zh_corpus")
+@pytest.mark.needs_data("zh_corpus")
 def test_masking_prints_one_row_per_pretrained_model(repo, small_data):
     out = run_bench(repo, "masking.py", "--data_dir", str(small_data), "--steps", "2", "--maskings", "token",
                     "--skip_scratch", "--pretrain_flags=--eval_steps 1 --save_steps 1 --max_seq_length 64",
-                    "--recipe_flags=--num_train_epochs 1 --max_seq_length 64", "--tasks", "2", "--matmul_seconds", "0.1")
+                    "--tasks=", "--matmul_seconds", "0.1")  # the fine-tunes are the Chinese recipe's own runs
     (table,) = tables(out)
-    assert len(table) == 2 and table[0][-1] == "CLUENER dev F1 (CRF)" and table[1][0] == "pretrained, `token` masking"
+    assert len(table) == 2 and len(table[0]) == 4 and table[1][0] == "pretrained, `token` masking"
     assert "GFLOP/s" in out

@@ -279,6 +279,7 @@ def test_a_streamed_run_trains_on_the_blocks_as_they_are_read(tmp_path, pretrain
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_english_text_continues_a_pretrained_model_with_whole_words(tmp_path, pretraining, minilm):
     text = tmp_path / "domain.txt"
     text.write_text("\n".join(f"The court heard case number {k} about the contract and ruled for the plaintiff."

@@ -79,7 +79,7 @@ def documents_of(path: Path, encoding: str, part: str, every: int) -> Iterator[s
             yield text
 
 
-def unit_starts(tokenizer, texts: list[str], encodings, masking: str, segmenter: str) -> list[list[int]]:
+def unit_starts(texts: list[str], encodings, masking: str, segmenter: str) -> list[list[int]]:
     """For each text, 1 where a masking unit begins (see masking.py)."""
     if segmenter == "tokenizer":
         return [starts_from_word_ids(encodings.word_ids(k)) for k in range(len(texts))]
@@ -94,27 +94,27 @@ def blocks(files: list[str], encoding: str, part: str, every: int, tokenizer, bl
     which runs one generator per shard of `files`). `cache_key`: the files' sizes and times, for the cache."""
     units = masking != "token"
     body = block_length - 2
+    special = set(tokenizer.all_special_ids)
     for path in files:
         ids, starts = [], []
         documents = documents_of(Path(path), encoding, part, every)
         while batch := list(itertools.islice(documents, BATCH_DOCUMENTS)):
             encodings = tokenizer(batch, add_special_tokens=False, return_offsets_mapping=units)
-            batch_starts = unit_starts(tokenizer, batch, encodings, masking, segmenter) if units else None
+            batch_starts = unit_starts(batch, encodings, masking, segmenter) if units else None
             for k, document in enumerate(encodings["input_ids"]):
                 ids += [*document, tokenizer.sep_token_id]
                 if units:
                     starts += [*batch_starts[k], 1]
                 while len(ids) > body:
-                    yield block(ids[:body], starts[:body] if units else None, tokenizer)
+                    yield block(ids[:body], starts[:body] if units else None, tokenizer, special)
                     ids, starts = ids[body:], starts[body:]
         if ids:
-            yield block(ids, starts if units else None, tokenizer)
+            yield block(ids, starts if units else None, tokenizer, special)
 
 
-def block(body: list[int], starts: list[int] | None, tokenizer) -> dict:
+def block(body: list[int], starts: list[int] | None, tokenizer, special: set[int]) -> dict:
     """One block: [CLS] body [SEP], which tokens are special, and (for unit masking) where units begin."""
     ids = [tokenizer.cls_token_id, *body, tokenizer.sep_token_id]
-    special = set(tokenizer.all_special_ids)
     row = {"input_ids": ids, "special_tokens_mask": [int(i in special) for i in ids]}
     if starts is not None:
         row["word_starts"] = [1, *starts, 1]

@@ -17,6 +17,7 @@ so the masked share is the setting's for every strategy; the chosen tokens becom
 random token (10%) or stay (10%).
 """
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -87,13 +88,13 @@ UNSEGMENTED_SCRIPTS = {"Japanese kana": ("\u3040", "\u30ff"), "Thai": ("\u0e00",
                        "Khmer": ("\u1780", "\u17ff"), "Myanmar": ("\u1000", "\u109f")}
 
 
-def choose_segmenter(masking_args, sample: list[str], path) -> str | None:
+def choose_segmenter(masking_args, documents, path) -> str | None:
     """Where whole words come from for this text: jieba (mostly Han characters) or the tokenizer (words between
     spaces); None for token masking. Text in a script written without spaces that jieba does not segment is
     refused, since its "words" would be whole clauses."""
     if masking_args.masking == "token":
         return None
-    letters = [c for text in sample for c in text if c.isalpha()]
+    letters = [c for text in itertools.islice(documents, 1000) for c in text if c.isalpha()]  # a sample is enough
     han = sum(map(is_han, letters)) / max(1, len(letters))
     if masking_args.segmenter != "auto":
         return masking_args.segmenter

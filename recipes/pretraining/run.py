@@ -11,7 +11,6 @@ character vocabulary from the corpus. The output folder is an ordinary model fol
 takes it with --model.
 """
 
-import itertools
 import logging
 import math
 import sys
@@ -51,8 +50,7 @@ def main(argv=None):
     # Data: the files checked; the held-out share; the segmenter the text needs (whole_word, knowledge)
     files = corpus_files(data_args)
     every = held_out_every(data_args, files)
-    sample = list(itertools.islice(read_documents(files["train"][0], data_args.encoding), 1000))
-    segmenter = choose_segmenter(masking_args, sample, files["train"][0])
+    segmenter = choose_segmenter(masking_args, read_documents(files["train"][0], data_args.encoding), files["train"][0])
 
     # Model: a new one with a character vocabulary from the corpus, or a pretrained one with its MLM head
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every)

@@ -3,7 +3,7 @@
 #
 #   bash run_all.sh                                  # quick profile where no GPU is present, else full
 #   bash run_all.sh --profile full                   # full data, 3 epochs, the paper models (GPU + Hub access)
-#   bash run_all.sh --profile zh_pretrained          # a small ERNIE pretrained on zh_corpus, then the Chinese
+#   bash run_all.sh --profile zh_pretrained          # a small RoFormer pretrained on zh_corpus, then the Chinese
 #                                                    # rows fine-tuned from it beside the scratch rows (CPU)
 #   bash run_all.sh --data_dir D --model_en M        # data folder laid out like ../shared/data; English model
 #   bash run_all.sh --only ner-conll2003             # one run (a name from the list below)

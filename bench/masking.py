@@ -1,6 +1,6 @@
-"""Which masking helps which task: a small ERNIE pretrained on zh_corpus with each masking, then fine-tuned.
+"""Which masking helps which task: a small RoFormer pretrained on zh_corpus with each masking, then fine-tuned.
 
-    python bench/masking.py [--data_dir ../shared/data] [--steps 6000] [--maskings token,whole_word,knowledge]
+    python bench/masking.py [--data_dir ../shared/data] [--steps 4000] [--maskings token,whole_word,knowledge]
 
 For each masking, the pretraining recipe's configs/zh_corpus.yaml (2 layers, hidden 128, character
 vocabulary from the corpus) runs for the same number of steps; its output is then fine-tuned by the
@@ -55,7 +55,7 @@ def main():
     """Every masking's pretraining and fine-tunes, one after the other; the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", default=DATA_DIR)
-    parser.add_argument("--steps", default="6000", help="pretraining steps, the same for every masking")
+    parser.add_argument("--steps", default="4000", help="pretraining steps, the same for every masking")
     parser.add_argument("--maskings", default="token,whole_word,knowledge")
     parser.add_argument("--skip_scratch", action="store_true", help="leave out the models trained from scratch")
     parser.add_argument("--work", default=None, help="keep the outputs here (default: a temporary folder)")

@@ -134,3 +134,10 @@ def test_masking_prints_one_row_per_pretrained_model(repo, small_data):
     (table,) = tables(out)
     assert len(table) == 2 and len(table[0]) == 4 and table[1][0] == "pretrained, `token` masking"
     assert "GFLOP/s" in out
+
+
+def test_positions_prints_one_row_per_model(repo):
+    out = run_bench(repo, "positions.py", "--steps", "4", "--length", "16", "--models", "ernie,roformer")
+    (table,) = tables(out)
+    assert [row[0] for row in table[1:]] == ["ernie", "roformer"]
+    assert table[0][1:] == [f"step {n}" for n in (1, 2, 3, 4)] and all(float(cell) > 0 for cell in table[1][1:])

@@ -235,7 +235,7 @@ def test_ner_recipe_rejects_an_entity_type_unseen_in_training(tmp_path, capsys, 
 
 @pytest.mark.slow
 @pytest.mark.needs_data("chnsenticorp")
-def test_small_ernie_from_scratch_learns_chnsenticorp(tmp_path, shared_data, repo, chinese):
+def test_small_roformer_from_scratch_learns_chnsenticorp(tmp_path, shared_data, repo, chinese):
     """Proof that the recipe trains: 2 layers, hidden 128, characters from the training texts, 2 epochs."""
     out = tmp_path / "out"
     chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
@@ -244,7 +244,7 @@ def test_small_ernie_from_scratch_learns_chnsenticorp(tmp_path, shared_data, rep
     results = json.loads((out / "all_results.json").read_text())
     assert results["eval_accuracy"] >= 0.80, results["eval_accuracy"]  # measured: 0.824 (109 s of training)
     assert results["sizes"] == {"train": 9600, "validation": 1200, "test": 1200}
-    assert results["model"].startswith("ernie from scratch (2 layers, hidden 128")
+    assert results["model"].startswith("roformer from scratch (2 layers, hidden 128")
     from transformers import pipeline
 
     classify = pipeline("text-classification", model=str(out))

@@ -241,7 +241,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, 
         line for line in error.splitlines() if message in line)]
 
 
-@pytest.mark.parametrize("model_type", ["ernie", "roberta"])
+@pytest.mark.parametrize("model_type", ["ernie", "roberta", "roformer"])
 def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer, model_type):
     import torch
     from transformers import AutoConfig, AutoModelForMaskedLM
@@ -263,6 +263,19 @@ def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer,
     assert fast(**batch).logits.shape == (masked, len(tokenizer))  # scores for the masked positions only
     without_labels = fast(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     assert without_labels.logits.shape == (*batch["input_ids"].shape, len(tokenizer))
+
+
+def test_the_pretrained_model_has_the_architecture_of_the_scratch_rows_it_is_compared_with(repo):
+    import yaml
+
+    def architecture(path):
+        settings = yaml.safe_load(path.read_text())
+        return {key: value for key, value in settings.items() if key.startswith("scratch_")}
+
+    pretrained = architecture(repo / "recipes/pretraining/configs/zh_corpus.yaml")
+    assert pretrained["scratch_model_type"] == "roformer"  # rotary positions: README, "Why RoFormer"
+    for config in ("chnsenticorp_scratch", "cluener_scratch"):
+        assert architecture(repo / f"recipes/chinese_ernie/configs/{config}.yaml") == pretrained, config
 
 
 def test_a_streamed_run_trains_on_the_blocks_as_they_are_read(tmp_path, pretraining):

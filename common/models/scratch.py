@@ -25,8 +25,9 @@ class ScratchArguments:
     """A small model trained from scratch (no download): a character vocabulary from the texts it trains on."""
 
     scratch_model_type: str | None = field(
-        default=None, metadata={"help": "Build a new model of this type (ernie, bert) instead of loading --model; "
-                                        "none: load --model (to use a scratch config's settings with a saved model)."}
+        default=None, metadata={"help": "Build a new model of this type (roformer, ernie, bert) instead of loading "
+                                        "--model; none: load --model (to use a scratch config's settings with a "
+                                        "saved model)."}
     )
     scratch_layers: int = field(default=2, metadata={"help": "Transformer layers of the new model."})
     scratch_hidden_size: int = field(default=128, metadata={"help": "Hidden size (feed-forward: 4x)."})

@@ -242,7 +242,7 @@ def test_small_roformer_from_scratch_learns_chnsenticorp(tmp_path, shared_data, 
                   "--data_dir", str(shared_data), "--output_dir", str(out), "--num_train_epochs", "2",
                   "--do_predict", "False"])
     results = json.loads((out / "all_results.json").read_text())
-    assert results["eval_accuracy"] >= 0.80, results["eval_accuracy"]  # measured: 0.824 (109 s of training)
+    assert results["eval_accuracy"] >= 0.80, results["eval_accuracy"]  # measured: 0.8808 (56 s of training)
     assert results["sizes"] == {"train": 9600, "validation": 1200, "test": 1200}
     assert results["model"].startswith("roformer from scratch (2 layers, hidden 128")
     from transformers import pipeline

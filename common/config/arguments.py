@@ -6,11 +6,13 @@ A recipe parses `ModelArguments` (`TaggerModelArguments` with a token head), one
 ranges when parsed; what needs two of them is checked in common/config/combinations.py, also when parsed.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 from transformers import TrainingArguments
+
+from common.config.search_space import read_space
 
 TAG_SCHEMES = ["auto", "iob1", "iob2", "bioes"]
 
@@ -200,6 +202,44 @@ class AnalysisArguments:
 
     def __post_init__(self):
         check_at_least(self, {"explain_examples": 0})
+
+
+@dataclass
+class SearchArguments:
+    """A hyperparameter search before training (Optuna): trials, space, pruning, and a study shared through a database."""
+
+    hp_search_trials: int | None = field(
+        default=None, metadata={"help": "Search the training settings first: N trials in all (over every worker of a "
+                                        "shared study), each a fresh model scored on the validation set by "
+                                        "--metric_for_best_model; then the best settings are trained as usual."}
+    )
+    hp_search_space: str | None = field(
+        default=None, metadata={"help": "A YAML file of the settings to search and their ranges (default: learning "
+                                        "rate on a log scale, batch size, epochs, warm-up ratio, weight decay)."}
+    )
+    hp_search_storage: str | None = field(
+        default=None, metadata={"help": "A database URL for the study (sqlite:///study.db, postgresql://...): workers "
+                                        "on one or many machines share it, and running the command again continues "
+                                        "it. Default: in memory, for this run alone."}
+    )
+    hp_search_study: str = field(default="hp_search", metadata={"help": "The study's name in --hp_search_storage."})
+    hp_search_pruner: str = field(
+        default="median", metadata={"help": "Stop trials whose evaluations fall behind: 'median' (below the median of "
+                                            "earlier trials at the same point), 'hyperband', or 'none'.",
+                                    "choices": ["median", "hyperband", "none"]}
+    )
+    hp_search_train_best: bool = field(
+        default=True, metadata={"help": "After the search, train the best settings into --output_dir (False: write "
+                                        "the search's results only, e.g. on all but one worker of a shared study)."}
+    )
+
+    def __post_init__(self):
+        check_at_least(self, {"hp_search_trials": 1})
+        given = [f"--{name}" for name in ("hp_search_space", "hp_search_storage") if getattr(self, name) is not None]
+        if given and not self.hp_search_trials:
+            raise ValueError(f"{', '.join(given)} set without a search: add --hp_search_trials N")
+        if self.hp_search_trials:
+            read_space(self.hp_search_space, {f.name for f in fields(TrainingArguments)})
 
 
 @dataclass

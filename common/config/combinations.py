@@ -26,6 +26,15 @@ def check_combinations(args) -> None:
     if given("cv_checkpoint_selection") is not None and not given("cv_folds"):
         raise ValueError("--cv_checkpoint_selection chooses checkpoints inside cross-validation folds: it needs "
                          "--cv_folds")
+    if given("hp_search_trials"):
+        if given("cv_folds"):
+            raise ValueError("--hp_search_trials and --cv_folds do not combine: a search scores each trial on the "
+                             "validation set; run the search, then --cv_folds with its best_params.yaml")
+        if not given("do_train"):
+            raise ValueError("--hp_search_trials searches training settings: it needs --do_train")
+        if given("resume_from_checkpoint"):
+            raise ValueError("--hp_search_trials starts every trial afresh: it does not combine with "
+                             "--resume_from_checkpoint (a shared study is continued by running the command again)")
     if given("pack_batches") and "tag_scheme" not in values:  # only the tagging dataclasses have a tag scheme
         raise ValueError("--pack_batches packs the sentences of token-labelled data: this recipe classifies whole "
                          "texts (its batches are grouped by length instead)")

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 LOCK_FILE = ".recipe-run.lock"  # also marks the folder as one a recipe wrote
 STAGING = ".incoming"  # this run's final outputs, until they are complete
 JOURNAL = "commit.json"  # in STAGING, written once they are: what to move into the folder and what to remove
-TRAINING_ENTRIES = ("runs",)  # written at the top of the folder while training (TensorBoard), like checkpoints
+TRAINING_ENTRIES = ("runs", "hp_search")  # written at the top of the folder while training (TensorBoard, a search)
 PREDICT_FOLDERS = {True: "predict", False: "eval"}  # evaluation/prediction alone beside a trained model
 _held_locks = {}  # folder -> its open lock file, kept for the life of the process (a second run in it may reuse it)
 

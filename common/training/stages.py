@@ -123,17 +123,19 @@ def train_tagger(model, tokenizer, training_args, features: dict, splits: dict, 
     `features[name]` holds a split's model windows (`.dataset`) and maps predictions back to the units of
     `splits[name]` (tagged words or characters); test metrics only where the test split has tags.
     """
-    crf = getattr(model, "crf", None)
-
-    def metrics_for(split):
-        return entity_metrics(features[split], splits[split].tags, labels, crf) if split in splits else None
-
-    trainer = build_trainer(model, training_args, tokenizer,
-                            features["train"].dataset if "train" in features else None,
-                            features["validation"].dataset if "validation" in features else None,
-                            metrics_for("validation"), DataCollatorForTokenClassification(tokenizer))
+    trainer = tagger_trainer(model, tokenizer, training_args, features, splits, labels)
     test_labelled = "test" in splits and splits["test"].tags is not None
+    test_metrics = entity_metrics(features["test"], splits["test"].tags, labels, trainer.crf) if test_labelled else None
     results, predictions = train_evaluate_predict(trainer, {name: f.dataset for name, f in features.items()},
-                                                  training_args, metrics_for("test") if test_labelled else None,
-                                                  validation_predictions)
+                                                  training_args, test_metrics, validation_predictions)
     return trainer, results, predictions
+
+
+def tagger_trainer(model, tokenizer, training_args, features: dict, splits: dict, labels: list[str]) -> RecipeTrainer:
+    """A token classifier's RecipeTrainer: entity metrics on the validation split's own words (or characters)."""
+    metrics = entity_metrics(features["validation"], splits["validation"].tags, labels, getattr(model, "crf", None)) \
+        if "validation" in features and "validation" in splits else None
+    return build_trainer(model, training_args, tokenizer,
+                         features["train"].dataset if "train" in features else None,
+                         features["validation"].dataset if "validation" in features else None,
+                         metrics, DataCollatorForTokenClassification(tokenizer))

@@ -22,7 +22,7 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 
-from common.config.arguments import AnalysisArguments, RecipeTrainingArguments, TaggerModelArguments
+from common.config.arguments import AnalysisArguments, RecipeTrainingArguments, SearchArguments, TaggerModelArguments
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
@@ -36,12 +36,14 @@ from common.models.scratch import ScratchArguments
 from common.outputs.all_results import write_all_results
 from common.outputs.analysis import analyse
 from common.outputs.cv_results import write_cv_results
+from common.outputs.hp_search import write_search_results
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.cross_validation import cross_validate, cross_validate_tagger
+from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
-from common.training.stages import build_trainer, train_evaluate_predict, train_tagger
+from common.training.stages import build_trainer, tagger_trainer, train_evaluate_predict, train_tagger
 from recipes.chinese_ernie.arguments import ChineseDataArguments
 from recipes.chinese_ernie.characters import encode_char_split
 from recipes.chinese_ernie.cluener import read_char_file, write_cluener_predictions
@@ -50,10 +52,11 @@ from recipes.chinese_ernie.scratch import facts, tokenizer_and_model
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
-ARGUMENTS = (TaggerModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments, AnalysisArguments)
+ARGUMENTS = (TaggerModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments, AnalysisArguments,
+             SearchArguments)
 
 
-def classification(model_args, scratch_args, data_args, training_args, analysis_args, settings):
+def classification(model_args, scratch_args, data_args, training_args, analysis_args, search_args, settings):
     """ChnSentiCorp-style text classification: load, build, train, evaluate, predict, write."""
     # Data: rows checked, labels mapped to ids (ChnSentiCorp has train, dev and test files)
     raw = load_text_data(data_args, seed=training_args.seed)
@@ -71,8 +74,19 @@ def classification(model_args, scratch_args, data_args, training_args, analysis_
             lambda: tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1],
             tokenized, training_args, classification_metrics(labels), labels, tokenizer, data_args.window_pooling))
         return  # main() moves the outputs in
-    trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
-                            classification_metrics(labels), window_pooling=data_args.window_pooling)
+
+    def new_trainer(args, model=None):  # without a model, a fresh one: a trial of --hp_search_trials
+        model = model if model is not None else \
+            tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1]
+        return build_trainer(model, args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
+                             classification_metrics(labels), window_pooling=data_args.window_pooling)
+
+    if search_args.hp_search_trials:  # an Optuna search first (results in hp_search/); the best settings train below
+        search = search_hyperparameters(new_trainer, training_args, search_args, settings)
+        write_search_results(training_args.output_dir, search, settings)
+        if not search_args.hp_search_train_best:
+            return  # main() moves the outputs in
+    trainer = new_trainer(training_args, model)
     results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
 
     if trainer.is_world_process_zero():
@@ -86,7 +100,7 @@ def classification(model_args, scratch_args, data_args, training_args, analysis_
                                              predictions["test"].predictions, labels)
 
 
-def ner(model_args, scratch_args, data_args, training_args, analysis_args, settings):
+def ner(model_args, scratch_args, data_args, training_args, analysis_args, search_args, settings):
     """CLUENER-style character NER: load, build, train, evaluate, predict, write."""
     # Data: texts with character-level IOB2 tags, every span checked against its text on load
     data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans,
@@ -95,7 +109,7 @@ def ner(model_args, scratch_args, data_args, training_args, analysis_args, setti
     texts = {name: ["".join(chars) for chars in split.tokens] for name, split in data.splits.items()}
     logger.info(f"Tags: {labels}; texts: " + ", ".join(f"{k} {len(v):,}" for k, v in texts.items()))
 
-    def new_model():  # built again for every fold of --cv_folds
+    def new_model():  # built again for every fold of --cv_folds and every trial of --hp_search_trials
         tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, texts.get("train", []), True)
         if model_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
             attach_crf(model, labels, model_args.model_name_or_path)
@@ -112,6 +126,14 @@ def ner(model_args, scratch_args, data_args, training_args, analysis_args, setti
         write_cv_results(training_args.output_dir, cross_validate_tagger(
             lambda: new_model()[1], features, data.splits, training_args, labels, tokenizer))
         return  # main() moves the outputs in
+
+    if search_args.hp_search_trials:  # an Optuna search first (results in hp_search/); the best settings train below
+        search = search_hyperparameters(lambda args: tagger_trainer(new_model()[1], tokenizer, args, features,
+                                                                    data.splits, labels),
+                                        training_args, search_args, settings)
+        write_search_results(training_args.output_dir, search, settings)
+        if not search_args.hp_search_train_best:
+            return  # main() moves the outputs in
 
     # Train, evaluate, predict: entity scores on characters (exact span and type, as CLUENER counts)
     trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels,
@@ -132,7 +154,7 @@ def ner(model_args, scratch_args, data_args, training_args, analysis_args, setti
 
 def main(argv=None):
     """Parse the settings, claim the output folder, run the task, move the outputs in."""
-    model_args, scratch_args, data_args, training_args, analysis_args, settings = parse_args(
+    model_args, scratch_args, data_args, training_args, analysis_args, search_args, settings = parse_args(
         ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
@@ -142,7 +164,7 @@ def main(argv=None):
                        f"{model_args.model_name_or_path}")
         scratch_args.scratch_model_type = None
     task = ner if data_args.task == "ner" else classification
-    task(model_args, scratch_args, data_args, training_args, analysis_args, settings)
+    task(model_args, scratch_args, data_args, training_args, analysis_args, search_args, settings)
     commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
 
 

@@ -17,7 +17,7 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.config.arguments import RecipeTrainingArguments, TaggerModelArguments, TokenDataArguments
+from common.config.arguments import RecipeTrainingArguments, SearchArguments, TaggerModelArguments, TokenDataArguments
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.tagged import load_tagged_data, tag_set
@@ -26,15 +26,17 @@ from common.models.heads import build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.cv_results import write_cv_results
+from common.outputs.hp_search import write_search_results
 from common.outputs.predictions import write_entities, write_tagged_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length
 from common.tokens.word_labels import encode_tagged_split
 from common.training.cross_validation import cross_validate_tagger
+from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
-from common.training.stages import train_tagger
+from common.training.stages import tagger_trainer, train_tagger
 
-ARGUMENTS = (TaggerModelArguments, TokenDataArguments, RecipeTrainingArguments)
+ARGUMENTS = (TaggerModelArguments, TokenDataArguments, RecipeTrainingArguments, SearchArguments)
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "conll2003.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 def main(argv=None):
     """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
-    model_args, data_args, training_args, settings = parse_args(
+    model_args, data_args, training_args, search_args, settings = parse_args(
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
@@ -58,7 +60,7 @@ def main(argv=None):
     tokenizer = load_tokenizer(model_args, words_given=True)
     require_fast_tokenizer(tokenizer, model_args.model_name_or_path)
 
-    def new_model():  # built again for every fold of --cv_folds
+    def new_model():  # built again for every fold of --cv_folds and every trial of --hp_search_trials
         model = build_token_classifier(model_args, labels, tokenizer)
         if model_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
             attach_crf(model, labels, model_args.model_name_or_path)
@@ -77,6 +79,14 @@ def main(argv=None):
         write_cv_results(training_args.output_dir, cross_validate_tagger(new_model, features, data.splits,
                                                                          training_args, labels, tokenizer))
         return commit_outputs(training_args)
+
+    # --hp_search_trials N: an Optuna search first (results in hp_search/); its best settings are trained below
+    if search_args.hp_search_trials:
+        search = search_hyperparameters(lambda args: tagger_trainer(new_model(), tokenizer, args, features, data.splits,
+                                                                    labels), training_args, search_args, settings)
+        write_search_results(training_args.output_dir, search, settings)
+        if not search_args.hp_search_train_best:
+            return commit_outputs(training_args)
 
     # Train, evaluate, predict: metrics on the words of each split
     trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels)

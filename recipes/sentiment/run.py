@@ -17,7 +17,7 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.config.arguments import (AnalysisArguments, ModelArguments, RecipeTrainingArguments,
+from common.config.arguments import (AnalysisArguments, ModelArguments, RecipeTrainingArguments, SearchArguments,
                                      SingleLabelTextDataArguments)
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
@@ -30,15 +30,18 @@ from common.models.tokenizer import load_tokenizer
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.analysis import analyse
 from common.outputs.cv_results import write_cv_results
+from common.outputs.hp_search import write_search_results
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.cross_validation import cross_validate
+from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
 from recipes.sentiment.probe import ProbeArguments, read_probe, run_probe
 
-ARGUMENTS = (ModelArguments, SingleLabelTextDataArguments, RecipeTrainingArguments, AnalysisArguments, ProbeArguments)
+ARGUMENTS = (ModelArguments, SingleLabelTextDataArguments, RecipeTrainingArguments, AnalysisArguments, ProbeArguments,
+             SearchArguments)
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "sst2.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 def main(argv=None):
     """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
-    model_args, data_args, training_args, analysis_args, probe_args, settings = parse_args(
+    model_args, data_args, training_args, analysis_args, probe_args, search_args, settings = parse_args(
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
@@ -75,9 +78,20 @@ def main(argv=None):
             classification_metrics(labels), labels, tokenizer, data_args.window_pooling))
         return commit_outputs(training_args)
 
+    def new_trainer(args, model=None):  # without a model, a fresh one: a trial of --hp_search_trials
+        model = model if model is not None else build_classifier(model_args, labels, tokenizer)
+        return build_trainer(model, args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
+                             classification_metrics(labels), window_pooling=data_args.window_pooling)
+
+    # --hp_search_trials N: an Optuna search first (results in hp_search/); its best settings are trained below
+    if search_args.hp_search_trials:
+        search = search_hyperparameters(new_trainer, training_args, search_args, settings)
+        write_search_results(training_args.output_dir, search, settings)
+        if not search_args.hp_search_train_best:
+            return commit_outputs(training_args)
+
     # Train, evaluate, predict
-    trainer = build_trainer(model, training_args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
-                            classification_metrics(labels), window_pooling=data_args.window_pooling)
+    trainer = new_trainer(training_args, model)
     results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
 
     # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv

@@ -1,0 +1,258 @@
+"""`--hp_search_trials N`: an Optuna search over the training settings, before the run trains the best of them.
+
+Each trial is an ordinary training of a fresh model (the recipe's own `new_trainer(args)`, with the
+trial's settings in a copy of the run's arguments), scored on the validation set by
+`--metric_for_best_model` in its direction. Each evaluation is reported to the trial, at the number of
+training examples seen so far (so that trials with different batch sizes are compared at equal data),
+and the pruner stops a trial that falls behind. With `--load_best_model_at_end` a trial's objective is
+its best evaluation, the one the final model would be loaded from; otherwise its last.
+
+Why not `Trainer.hyperparameter_search`: it reuses one Trainer for every trial and applies the trial's
+settings after the Trainer was built, so what RecipeTrainer derives from the settings when it is built
+(the labelled tokens per optimizer step that weigh a length-grouped NER batch, which depend on the batch
+size; the CRF's optimizer group, which belongs to the first trial's model) would be stale; and it runs
+N trials in each process, with no way to stop a study shared by several workers at N in all. Here each
+trial gets a Trainer of its own, and the study is Optuna's, driven by its public API.
+
+A study in a database (`--hp_search_storage`) is shared: every worker started with the same storage
+and `--hp_search_study` works on it, and the study stops at N trials in all. Workers send a heartbeat;
+a worker killed mid-trial (kill -9) has that trial marked failed by the next worker to start a trial
+once the heartbeat is `GRACE_PERIOD` seconds old, and its settings are tried again in a new trial. The
+failed attempt is listed but not counted in the N.
+"""
+
+import copy
+import logging
+import math
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+from transformers import TrainerCallback, set_seed
+
+from common.config.errors import OptionError
+from common.config.search_space import Parameter, read_space
+from common.training.guards import NonFiniteTraining
+from common.training.output_dir import make_room_for_training
+
+logger = logging.getLogger(__name__)
+# heartbeats, retries and Optuna's plots are "experimental" (since Optuna 2.8); warning on every use says nothing new
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats in a database study
+GRACE_PERIOD = 20  # a trial whose heartbeat is older than this is taken to be dead (its worker was killed)
+SEARCH_FOLDER = "hp_search"  # in --output_dir: trials.csv, best_params.yaml, the plots
+RUNS_FOLDER = Path("runs") / "hp_search"  # TensorBoard: a folder per trial, beside the final run's logs
+
+
+@dataclass
+class SearchResult:
+    """A finished search: the study, its searched parameters, and what the objective is."""
+
+    study: optuna.Study
+    parameters: list[Parameter]
+    objective: str  # the evaluation metric, e.g. eval_accuracy
+    maximize: bool
+    best_params: dict  # training argument -> value, as applied to the run
+
+
+class ReportToTrial(TrainerCallback):
+    """Each evaluation's objective reported to the Optuna trial; a trial the pruner finds behind is stopped."""
+
+    def __init__(self, trial, objective: str, maximize: bool, best_of_all: bool, training_rows: int):
+        self.trial, self.key, self.maximize, self.best_of_all = trial, objective, maximize, best_of_all
+        self.training_rows = training_rows
+        self.value = None  # the trial's objective so far: its best evaluation, or its last
+
+    def record(self, metrics: dict) -> bool:
+        """Take an evaluation's metrics; False if the objective is missing or not finite (not reported)."""
+        value = metrics.get(self.key)
+        if value is None or not math.isfinite(value):
+            logger.warning(f"Trial {self.trial.number}: {self.key} is {value}; not reported to the study")
+            return False
+        better = self.value is None or (value > self.value if self.maximize else value < self.value)
+        if better or not self.best_of_all:
+            self.value = value
+        return True
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        """Report at the number of training examples seen; raise optuna.TrialPruned if the pruner says so."""
+        if not self.record(metrics or {}):
+            return
+        examples = round((state.epoch or 0) * self.training_rows)
+        self.trial.report(self.value, examples)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"{self.key} {self.value:.4g} after {examples:,} training examples")
+
+
+def search_hyperparameters(new_trainer, training_args, search_args, settings) -> SearchResult:
+    """Run the study (or its share of a shared one), then apply its best settings to `training_args` and `settings`.
+
+    `new_trainer(args)` builds a RecipeTrainer with a fresh model for a trial's arguments (called after
+    `set_seed(args.seed)`, as the run builds its own model, so that the best trial trains again the same).
+    """
+    check_can_search(training_args)
+    parameters = read_space(search_args.hp_search_space, set(vars(training_args)))
+    metric = (training_args.metric_for_best_model or "loss").removeprefix("eval_")
+    objective, maximize = f"eval_{metric}", bool(training_args.greater_is_better) and metric != "loss"
+    study = open_study(search_args, maximize, metric, training_args.seed)
+    make_room_for_training(training_args)  # an earlier run's checkpoints and logs go before the trials write theirs
+
+    def run_trial(trial):
+        params = {p.argument: p.suggest(trial) for p in parameters}
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        args = trial_arguments(training_args, params, trial.number)
+        logger.info(f"Trial {trial.number}: " + ", ".join(f"{name} {value:.4g}" if isinstance(value, float)
+                                                          else f"{name} {value}" for name, value in trial.params.items()))
+        with tensorboard_folder(training_args, trial.number):  # read when the Trainer is built
+            set_seed(args.seed)
+            trainer = new_trainer(args)
+            report = ReportToTrial(trial, objective, maximize, bool(training_args.load_best_model_at_end),
+                                   len(trainer.train_dataset))
+            trainer.add_callback(report)
+            trainer.train()
+            if report.value is None:  # no evaluation during training (--eval_strategy no): one at the end
+                report.record(trainer.evaluate())
+        return float("nan") if report.value is None else report.value  # NaN: Optuna marks the trial failed
+
+    started = time.time()
+    if search_args.hp_search_storage:
+        optuna.storages.fail_stale_trials(study)  # a killed worker's trial, if its heartbeat has stopped
+    remaining = search_args.hp_search_trials - counted_trials(study)
+    if remaining > 0:
+        logger.info(f"Search: {remaining} trial(s) to run for study '{study.study_name}' ({objective}, "
+                    f"{'maximize' if maximize else 'minimize'}; {search_args.hp_search_trials} in all)")
+        study.optimize(run_trial, n_trials=remaining, callbacks=[StopAtTotal(search_args.hp_search_trials)],
+                       catch=(NonFiniteTraining,), gc_after_trial=True)
+    else:
+        logger.info(f"Search: study '{study.study_name}' already holds {search_args.hp_search_trials} trials")
+    best = best_trial(study)
+    best_params = {p.argument: cast(training_args, p.argument, best.params[p.name]) for p in parameters
+                   if p.name in best.params}
+    for argument, value in best_params.items():
+        setattr(training_args, argument, value)
+        settings.values[argument] = value
+    states = {state.name.lower(): sum(t.state == state for t in study.trials) for state in TrialState}
+    logger.info(f"Search done in {time.time() - started:.0f} s: best trial {best.number}, {objective} {best.value:.4f} "
+                f"({', '.join(f'{n} {k}' for k, n in states.items() if n)}); training with "
+                + ", ".join(f"{k} {v}" for k, v in best_params.items()))
+    return SearchResult(study, parameters, objective, maximize, best_params)
+
+
+def check_can_search(args) -> None:
+    """What a search cannot run with: the messages name the option."""
+    if args.world_size > 1:
+        raise OptionError("--hp_search_trials runs in one process per worker: start several workers (python run.py "
+                          "... with the same --hp_search_storage) instead of torchrun or accelerate launch")
+
+
+def open_study(search_args, maximize: bool, metric: str, seed: int) -> optuna.Study:
+    """The study: in memory, or loaded from (or created in) --hp_search_storage; a mismatch is an OptionError."""
+    url = search_args.hp_search_storage
+    storage = open_storage(url) if url else None
+    # Workers of a shared study must not draw the same settings: its sampler is seeded only when it is ours alone.
+    sampler = optuna.samplers.TPESampler(seed=None if storage else seed)
+    pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=4),
+              "hyperband": optuna.pruners.HyperbandPruner(),
+              "none": optuna.pruners.NopPruner()}[search_args.hp_search_pruner]
+    direction = "maximize" if maximize else "minimize"
+    study = optuna.create_study(storage=storage, study_name=search_args.hp_search_study, sampler=sampler,
+                                pruner=pruner, direction=direction, load_if_exists=True)
+    recorded = study.user_attrs.get("metric")
+    if recorded is None:
+        study.set_user_attr("metric", metric)
+    elif recorded != metric or study.direction.name.lower() != direction:
+        raise OptionError(f"--hp_search_study {study.study_name} in {url} optimizes {recorded} "
+                          f"({study.direction.name.lower()}), not {metric} ({direction}): give another "
+                          "--hp_search_study, or the same --metric_for_best_model")
+    return study
+
+
+def open_storage(url: str):
+    """An Optuna database storage with heartbeats (so that a killed worker's trial is failed and retried)."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # wait for a busy file
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+            failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+    except Exception as error:  # SQLAlchemy's errors for a bad URL, a missing driver, a folder that does not exist
+        first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise OptionError(f"--hp_search_storage {url}: cannot open it ({type(error).__name__}: {first_line})") from None
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that count towards N: all, except a failed attempt whose settings were tried again."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
+    return sum(1 for t in trials if t.number not in retried)
+
+
+class StopAtTotal:
+    """Optuna callback: stop this worker once the study holds `total` counted trials (every worker's)."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __call__(self, study, trial):
+        if counted_trials(study) >= self.total:
+            study.stop()
+
+
+def trial_arguments(training_args, params: dict, number: int):
+    """A copy of the run's arguments with the trial's settings; no checkpoints (the final run saves the best)."""
+    args = copy.deepcopy(training_args)
+    for argument, value in params.items():
+        setattr(args, argument, cast(training_args, argument, value))
+    args.save_strategy = "no"
+    args.load_best_model_at_end = False  # the objective is the best evaluation, taken by ReportToTrial
+    return args
+
+
+def cast(training_args, argument: str, value):
+    """A suggested value in the type of the argument it sets (an int flag gets an int; warmup_steps stays a float)."""
+    current = getattr(training_args, argument, None)
+    if isinstance(current, bool) or current is None or isinstance(value, str):
+        return value
+    if isinstance(current, int) and float(value).is_integer() and argument != "warmup_steps":
+        return int(value)
+    return value
+
+
+class tensorboard_folder:
+    """With --report_to tensorboard, a trial's events go to runs/hp_search/trial-N in the output folder."""
+
+    def __init__(self, args, number: int):
+        self.folder = None
+        if "tensorboard" in (args.report_to or []):
+            self.folder = str(Path(args.output_dir) / RUNS_FOLDER / f"trial-{number:03d}")
+
+    def __enter__(self):
+        if self.folder:
+            self.before = os.environ.get("TENSORBOARD_LOGGING_DIR")
+            os.environ["TENSORBOARD_LOGGING_DIR"] = self.folder
+        return self
+
+    def __exit__(self, *exc):
+        if self.folder:
+            if self.before is None:
+                os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+            else:
+                os.environ["TENSORBOARD_LOGGING_DIR"] = self.before
+        return False
+
+
+def best_trial(study: optuna.Study):
+    """The study's best completed trial; none completed is an OptionError that says what happened."""
+    try:
+        return study.best_trial
+    except ValueError:
+        states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in TrialState}
+        raise OptionError(f"the search found no completed trial ({', '.join(f'{n} {k}' for k, n in states.items() if n)}): "
+                          "failed trials are listed with their error in the log; widen --hp_search_space or lower "
+                          "the learning rate") from None

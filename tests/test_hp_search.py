@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import time
 import sys
 
 import optuna
@@ -142,8 +143,11 @@ def test_a_search_finds_the_better_learning_rate_and_its_best_params_round_trip(
     space = space_file(tmp_path, {"learning_rate": {"type": "categorical", "choices": [1e-7, 3e-3]}})
     out = tmp_path / "search"
     recipe("sentiment").main(search_flags(tiny_bert, train, out, 4, "--hp_search_space", str(space),
-                                          "--hp_search_pruner", "none"))
+                                          "--hp_search_pruner", "none", "--report_to", "tensorboard"))
     trials = pd.read_csv(out / "hp_search" / "trials.csv")
+    # TensorBoard: each trial's events in runs/hp_search/trial-N, the final run's in runs/<time>_<host>
+    events = sorted(p.relative_to(out / "runs").parts[:-1] for p in (out / "runs").rglob("events.out.tfevents.*"))
+    assert events[-4:] == [("hp_search", f"trial-00{i}") for i in range(4)] and len(events) == 5
     assert list(trials["number"]) == [0, 1, 2, 3] and set(trials["state"]) == {"COMPLETE"}
     assert set(trials["learning_rate"]) == {1e-7, 3e-3}  # both were tried (the sampler is seeded)
     by_rate = trials.groupby("learning_rate")["eval_accuracy"].max()
@@ -203,3 +207,78 @@ def test_two_processes_share_one_sqlite_study(tmp_path, tiny_bert, write_csv, se
         best = yaml.safe_load((tmp_path / f"worker{i}" / "hp_search" / "best_params.yaml").read_text())
         assert trials["eval_accuracy"].max() == pytest.approx(study.best_value)
         assert best["learning_rate"] == pytest.approx(study.best_params["learning_rate"])
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_a_trial_loses_only_that_trial(tmp_path, tiny_bert, write_csv, sentiment_rows, repo):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(320))
+    url = f"sqlite:///{tmp_path}/study.db"
+    command = [sys.executable, str(repo / "recipes/sentiment/run.py"),
+               *search_flags(tiny_bert, train, tmp_path / "out", 4, "--hp_search_storage", url,
+                             "--hp_search_train_best", "False")]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    states = []
+    while worker.poll() is None:  # kill it in its third trial
+        try:
+            states = [t.state.name for t in optuna.load_study(study_name="hp_search", storage=url).trials]
+        except KeyError:  # not created yet
+            pass
+        if states == ["COMPLETE", "COMPLETE", "RUNNING"]:
+            worker.kill()
+            break
+        time.sleep(0.2)
+    assert worker.wait() == -9, f"the worker ended before it could be killed in its third trial: {states}"
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)  # started again at once
+    assert again.returncode == 0, again.stderr[-2000:]
+    study = optuna.load_study(study_name="hp_search", storage=url)
+    trials = study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert counted_trials(study) == 4  # the killed attempt is listed, not counted
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == 2)
+    assert retry.params == trials[2].params and retry.state.name == "COMPLETE"  # its settings were tried again
+    listed = pd.read_csv(tmp_path / "out" / "hp_search" / "trials.csv")
+    assert list(listed["state"]) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+
+
+SMALL_SPACE = {"learning_rate": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
+               "per_device_train_batch_size": {"type": "categorical", "choices": [8, 16]}}
+
+
+def every_recipe(name, tmp_path, tiny_bert, shared_data, write_csv, sentiment_rows, synthetic_conll, repo):
+    """Flags for a small run of each recipe's task; the metric its search optimizes."""
+    if name in ("sentiment", "text_classification"):
+        train = write_csv(tmp_path / "train.csv", sentiment_rows(80))
+        return ["--model", str(tiny_bert), "--train_file", str(train), "--validation_split", "0.25"], "accuracy"
+    if name == "ner":
+        train = synthetic_conll(tmp_path / "train.txt", 60, seed=0)
+        valid = synthetic_conll(tmp_path / "valid.txt", 20, seed=1)
+        return ["--model", str(tiny_bert), "--train_file", str(train), "--validation_file", str(valid)], "f1"
+    config = repo / "recipes" / "chinese_ernie" / "configs" / f"{name.split('-')[1]}_scratch.yaml"
+    small = ["--max_train_samples", "120", "--max_eval_samples", "40", "--do_predict", "False", "--max_seq_length", "64"]
+    crf = ["--crf", "True"] if "cluener" in name else []
+    return ["--config", str(config), "--data_dir", str(shared_data), *small, *crf], \
+        "accuracy" if "chnsenticorp" in name else "f1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["text_classification", "ner", "chinese_ernie-chnsenticorp", "chinese_ernie-cluener"])
+def test_every_recipe_searches(tmp_path, name, tiny_bert, shared_data, write_csv, sentiment_rows, synthetic_conll,
+                               repo, recipe):
+    if name.startswith("chinese") and not (shared_data / name.split("-")[1].replace("cluener", "cluener2020")).is_dir():
+        pytest.skip("benchmark data not here")
+    flags, metric = every_recipe(name, tmp_path, tiny_bert, shared_data, write_csv, sentiment_rows, synthetic_conll,
+                                 repo)
+    out = tmp_path / "out"
+    recipe(name.split("-")[0]).main([*flags, "--num_train_epochs", "2", "--eval_strategy", "epoch",
+                                     "--save_strategy", "epoch", "--output_dir", str(out), "--bf16", "False",
+                                     "--disable_tqdm", "True", "--hp_search_trials", "2", "--hp_search_pruner", "none",
+                                     "--hp_search_space", str(space_file(tmp_path, SMALL_SPACE))])
+    trials = pd.read_csv(out / "hp_search" / "trials.csv")
+    assert list(trials["state"]) == ["COMPLETE", "COMPLETE"] and trials[f"eval_{metric}"].notna().all()
+    results = json.loads((out / "all_results.json").read_text())  # the best settings, trained as a run
+    assert results[f"eval_{metric}"] == pytest.approx(trials[f"eval_{metric}"].max(), abs=1e-9)
+    best = trials.loc[trials[f"eval_{metric}"].idxmax()]
+    run_config = yaml.safe_load((out / "run_config.yaml").read_text())
+    assert run_config["learning_rate"] == pytest.approx(best["learning_rate"])
+    assert run_config["per_device_train_batch_size"] == best["per_device_train_batch_size"]

@@ -122,16 +122,7 @@ def search_hyperparameters(new_trainer, training_args, search_args, settings) ->
         return float("nan") if report.value is None else report.value  # NaN: Optuna marks the trial failed
 
     started = time.time()
-    if search_args.hp_search_storage:
-        optuna.storages.fail_stale_trials(study)  # a killed worker's trial, if its heartbeat has stopped
-    remaining = search_args.hp_search_trials - counted_trials(study)
-    if remaining > 0:
-        logger.info(f"Search: {remaining} trial(s) to run for study '{study.study_name}' ({objective}, "
-                    f"{'maximize' if maximize else 'minimize'}; {search_args.hp_search_trials} in all)")
-        study.optimize(run_trial, n_trials=remaining, callbacks=[StopAtTotal(search_args.hp_search_trials)],
-                       catch=(NonFiniteTraining,), gc_after_trial=True)
-    else:
-        logger.info(f"Search: study '{study.study_name}' already holds {search_args.hp_search_trials} trials")
+    run_study(study, run_trial, search_args.hp_search_trials, bool(search_args.hp_search_storage))
     best = best_trial(study)
     best_params = {p.argument: cast(training_args, p.argument, best.params[p.name]) for p in parameters
                    if p.name in best.params}
@@ -186,11 +177,37 @@ def open_storage(url: str):
         raise OptionError(f"--hp_search_storage {url}: cannot open it ({type(error).__name__}: {first_line})") from None
 
 
+def run_study(study: optuna.Study, run_trial, total: int, shared: bool) -> None:
+    """Run trials until the study holds `total`; in a shared study, then wait for the other workers' running trials.
+
+    Waiting lets a trial whose worker was killed be found dead (its heartbeat stops) and tried again, and
+    makes the results written afterwards cover the whole study.
+    """
+    announced = False
+    while True:
+        if shared:
+            optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed, its settings queued again
+        remaining = total - counted_trials(study)
+        if remaining > 0:
+            logger.info(f"Search: {remaining} trial(s) to run in study '{study.study_name}' ({total} in all)")
+            study.optimize(run_trial, n_trials=remaining, callbacks=[StopAtTotal(total)],
+                           catch=(NonFiniteTraining,), gc_after_trial=True)
+            continue
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not shared or not running:
+            return
+        if not announced:
+            logger.info(f"Search: waiting for {len(running)} trial(s) of other workers ({', '.join(str(t.number) for t in running)})")
+            announced = True
+        time.sleep(HEARTBEAT_INTERVAL)
+
+
 def counted_trials(study: optuna.Study) -> int:
-    """Trials that count towards N: all, except a failed attempt whose settings were tried again."""
+    """Trials that count towards N: finished or running ones, except a failed attempt whose settings are tried again
+    (the queued retry is counted once it runs)."""
     trials = study.get_trials(deepcopy=False)
     retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
-    return sum(1 for t in trials if t.number not in retried)
+    return sum(1 for t in trials if t.number not in retried and t.state != TrialState.WAITING)
 
 
 class StopAtTotal:

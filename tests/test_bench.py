@@ -141,3 +141,18 @@ def test_positions_prints_one_row_per_model(repo):
     (table,) = tables(out)
     assert [row[0] for row in table[1:]] == ["ernie", "roformer"]
     assert table[0][1:] == [f"step {n}" for n in (1, 2, 3, 4)] and all(float(cell) > 0 for cell in table[1][1:])
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data("sst2")
+def test_hp_search_prints_the_comparison_and_the_shared_study(repo, tiny_bert, small_data, tmp_path):
+    out = run_bench(repo, "hp_search.py", "--model", str(tiny_bert), "--data_dir", str(small_data), "--train_rows",
+                    "100", "--trials", "2", "--shared_trials", "6", "--shared_train_rows", "100", "--work",
+                    str(tmp_path))
+    comparison, shared = tables(out)
+    assert [row[0] for row in comparison[1:]] == ["recipe defaults (configs/sst2.yaml)",
+                                                  "search, 2 trials, then the best trained"]
+    checks = dict(shared[1:])
+    assert checks["trials counted / asked"] == "6 / 6" and checks["trial numbers used twice"] == "0"
+    assert checks["killed trial"].endswith("FAIL") and checks["its settings run again"].endswith("COMPLETE")
+    assert checks["trials listed (with the killed attempt)"] == "7" and int(checks["workers seen"]) >= 2

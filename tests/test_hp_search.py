@@ -282,3 +282,12 @@ def test_every_recipe_searches(tmp_path, name, tiny_bert, shared_data, write_csv
     run_config = yaml.safe_load((out / "run_config.yaml").read_text())
     assert run_config["learning_rate"] == pytest.approx(best["learning_rate"])
     assert run_config["per_device_train_batch_size"] == best["per_device_train_batch_size"]
+
+
+def test_a_search_without_validation_data_is_one_line(tmp_path, tiny_bert, write_csv, sentiment_rows, recipe):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(40))
+    flags = search_flags(tiny_bert, train, tmp_path / "o", 2) + ["--validation_split", "0", "--eval_strategy", "no",
+                                                                  "--save_strategy", "no", "--load_best_model_at_end",
+                                                                  "False"]
+    with pytest.raises(OptionError, match=r"scores each trial on the validation set, and there is none"):
+        recipe("sentiment").main(flags)

@@ -101,18 +101,24 @@ def search_hyperparameters(new_trainer, training_args, search_args, settings) ->
     parameters = read_space(search_args.hp_search_space, set(vars(training_args)))
     metric = (training_args.metric_for_best_model or "loss").removeprefix("eval_")
     objective, maximize = f"eval_{metric}", bool(training_args.greater_is_better) and metric != "loss"
+    if training_args.max_steps > 0 and any(p.argument == "num_train_epochs" for p in parameters):
+        logger.warning(f"--max_steps {training_args.max_steps} sets the length of every trial: the searched "
+                       "num_train_epochs has no effect (set --max_steps -1 to search the epochs)")
     study = open_study(search_args, maximize, metric, training_args.seed)
     make_room_for_training(training_args)  # an earlier run's checkpoints and logs go before the trials write theirs
 
     def run_trial(trial):
         params = {p.argument: p.suggest(trial) for p in parameters}
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        args = trial_arguments(training_args, params, trial.number)
+        args = trial_arguments(training_args, params)
         logger.info(f"Trial {trial.number}: " + ", ".join(f"{name} {value:.4g}" if isinstance(value, float)
                                                           else f"{name} {value}" for name, value in trial.params.items()))
         with tensorboard_folder(training_args, trial.number):  # read when the Trainer is built
             set_seed(args.seed)
             trainer = new_trainer(args)
+            if trainer.eval_dataset is None:
+                raise OptionError("--hp_search_trials scores each trial on the validation set, and there is none: "
+                                  "give --validation_file (or a --validation_split above 0)")
             report = ReportToTrial(trial, objective, maximize, bool(training_args.load_best_model_at_end),
                                    len(trainer.train_dataset))
             trainer.add_callback(report)
@@ -221,7 +227,7 @@ class StopAtTotal:
             study.stop()
 
 
-def trial_arguments(training_args, params: dict, number: int):
+def trial_arguments(training_args, params: dict):
     """A copy of the run's arguments with the trial's settings; no checkpoints (the final run saves the best)."""
     args = copy.deepcopy(training_args)
     for argument, value in params.items():

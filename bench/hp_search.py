@@ -114,6 +114,7 @@ def shared_study(model: str, data_dir: str, train_rows: int, trials: int, work: 
 
 
 def main():
+    """Parse the flags; the comparison, then the shared study."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--data_dir", default=DATA_DIR)

@@ -21,6 +21,7 @@ once the heartbeat is `GRACE_PERIOD` seconds old, and its settings are tried aga
 failed attempt is listed but not counted in the N.
 """
 
+import contextlib
 import copy
 import logging
 import math
@@ -37,7 +38,7 @@ from optuna.trial import TrialState
 from transformers import TrainerCallback, set_seed
 
 from common.config.errors import OptionError
-from common.config.search_space import Parameter, read_space
+from common.config.search_space import read_space
 from common.training.guards import NonFiniteTraining
 from common.training.output_dir import make_room_for_training
 
@@ -53,13 +54,11 @@ RUNS_FOLDER = Path("runs") / "hp_search"  # TensorBoard: a folder per trial, bes
 
 @dataclass
 class SearchResult:
-    """A finished search: the study, its searched parameters, and what the objective is."""
+    """A finished search: the study, what the objective is, and the best settings as applied to the run."""
 
     study: optuna.Study
-    parameters: list[Parameter]
     objective: str  # the evaluation metric, e.g. eval_accuracy
-    maximize: bool
-    best_params: dict  # training argument -> value, as applied to the run
+    best_params: dict  # training argument -> value
 
 
 class ReportToTrial(TrainerCallback):
@@ -135,11 +134,10 @@ def search_hyperparameters(new_trainer, training_args, search_args, settings) ->
     for argument, value in best_params.items():
         setattr(training_args, argument, value)
         settings.values[argument] = value
-    states = {state.name.lower(): sum(t.state == state for t in study.trials) for state in TrialState}
     logger.info(f"Search done in {time.time() - started:.0f} s: best trial {best.number}, {objective} {best.value:.4f} "
-                f"({', '.join(f'{n} {k}' for k, n in states.items() if n)}); training with "
+                f"({state_counts(study)}); training with "
                 + ", ".join(f"{k} {v}" for k, v in best_params.items()))
-    return SearchResult(study, parameters, objective, maximize, best_params)
+    return SearchResult(study, objective, best_params)
 
 
 def check_can_search(args) -> None:
@@ -247,27 +245,27 @@ def cast(training_args, argument: str, value):
     return value
 
 
-class tensorboard_folder:
-    """With --report_to tensorboard, a trial's events go to runs/hp_search/trial-N in the output folder."""
+@contextlib.contextmanager
+def tensorboard_folder(args, number: int):
+    """With --report_to tensorboard, a trial's events go to runs/hp_search/trial-N (read when a Trainer is built)."""
+    if "tensorboard" not in (args.report_to or []):
+        yield
+        return
+    before = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(args.output_dir) / RUNS_FOLDER / f"trial-{number:03d}")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = before
 
-    def __init__(self, args, number: int):
-        self.folder = None
-        if "tensorboard" in (args.report_to or []):
-            self.folder = str(Path(args.output_dir) / RUNS_FOLDER / f"trial-{number:03d}")
 
-    def __enter__(self):
-        if self.folder:
-            self.before = os.environ.get("TENSORBOARD_LOGGING_DIR")
-            os.environ["TENSORBOARD_LOGGING_DIR"] = self.folder
-        return self
-
-    def __exit__(self, *exc):
-        if self.folder:
-            if self.before is None:
-                os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
-            else:
-                os.environ["TENSORBOARD_LOGGING_DIR"] = self.before
-        return False
+def state_counts(study: optuna.Study) -> str:
+    """"11 complete, 5 pruned": the study's trials by state."""
+    counts = {state.name.lower(): sum(t.state == state for t in study.trials) for state in TrialState}
+    return ", ".join(f"{n} {name}" for name, n in counts.items() if n)
 
 
 def best_trial(study: optuna.Study):
@@ -275,7 +273,6 @@ def best_trial(study: optuna.Study):
     try:
         return study.best_trial
     except ValueError:
-        states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in TrialState}
-        raise OptionError(f"the search found no completed trial ({', '.join(f'{n} {k}' for k, n in states.items() if n)}): "
+        raise OptionError(f"the search found no completed trial ({state_counts(study)}): "
                           "failed trials are listed with their error in the log; widen --hp_search_space or lower "
                           "the learning rate") from None

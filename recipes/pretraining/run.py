@@ -16,7 +16,7 @@ import math
 import sys
 from pathlib import Path
 
-from transformers import AutoModelForMaskedLM, set_seed
+from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 

@@ -1,6 +1,7 @@
 """Hyperparameter search (--hp_search_trials): the space file, pruning, a study shared by processes, the outputs."""
 
 import json
+import multiprocessing
 import os
 import subprocess
 import time
@@ -14,7 +15,7 @@ from transformers import TrainingArguments
 
 from common.config.errors import OptionError
 from common.config.search_space import read_space
-from common.training.hp_search import ReportToTrial, counted_trials
+from common.training.hp_search import ReportToTrial, counted_trials, open_storage
 
 TRAINING_FIELDS = set(TrainingArguments.__dataclass_fields__)
 
@@ -187,6 +188,31 @@ def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path, tiny_bert, write_
 
 
 @pytest.mark.slow
+def _open_when_all_are_ready(url, barrier, results):
+    barrier.wait()
+    try:
+        open_storage(url)
+        results.put("ok")
+    except OptionError as error:
+        results.put(str(error))
+
+
+def test_workers_opening_a_new_database_together_all_open_it(tmp_path):
+    # Workers started at once race to create the tables; without retrying, one in three failed here.
+    fork = multiprocessing.get_context("fork")
+    outcomes = []
+    for round_ in range(6):
+        url = f"sqlite:///{tmp_path}/race{round_}.db"
+        barrier, results = fork.Barrier(3), fork.Queue()
+        workers = [fork.Process(target=_open_when_all_are_ready, args=(url, barrier, results)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        outcomes += [results.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join()
+    assert outcomes == ["ok"] * 18
+
+
 def test_two_processes_share_one_sqlite_study(tmp_path, tiny_bert, write_csv, sentiment_rows, repo):
     train = write_csv(tmp_path / "train.csv", sentiment_rows(160))
     url = f"sqlite:///{tmp_path}/study.db"

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 from transformers import TrainerCallback, set_seed
@@ -48,6 +49,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats in a database study
 GRACE_PERIOD = 20  # a trial whose heartbeat is older than this is taken to be dead (its worker was killed)
+SCHEMA_RACE_ATTEMPTS = 5  # tries at opening a new database while other workers create its tables
 SEARCH_FOLDER = "hp_search"  # in --output_dir: trials.csv, best_params.yaml, the plots
 RUNS_FOLDER = Path("runs") / "hp_search"  # TensorBoard: a folder per trial, beside the final run's logs
 
@@ -172,13 +174,19 @@ def open_study(search_args, maximize: bool, metric: str, seed: int) -> optuna.St
 def open_storage(url: str):
     """An Optuna database storage with heartbeats (so that a killed worker's trial is failed and retried)."""
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # wait for a busy file
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-            failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-    except Exception as error:  # SQLAlchemy's errors for a bad URL, a missing driver, a folder that does not exist
-        first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
-        raise OptionError(f"--hp_search_storage {url}: cannot open it ({type(error).__name__}: {first_line})") from None
+    for attempt in range(SCHEMA_RACE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except Exception as error:  # SQLAlchemy's errors for a bad URL, a missing driver, a folder that does not exist
+            # Workers started together on a new database race to create its tables; the loser finds them made.
+            raced = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error)
+            if raced and attempt + 1 < SCHEMA_RACE_ATTEMPTS:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
+            raise OptionError(f"--hp_search_storage {url}: cannot open it ({type(error).__name__}: {first_line})") from None
 
 
 def run_study(study: optuna.Study, run_trial, total: int, shared: bool) -> None:

@@ -39,6 +39,9 @@ TRAINER_INTERNALS = {
     "_total_loss_scalar": "attribute holding the sum of the logged step losses; with `_tr_loss` (the losses since "
                           "the last log) the loss summed over this train() call",
     "_tr_loss": "attribute holding the step losses since the last log (read when a checkpoint is saved)",
+    "_set_signature_columns_if_needed": "method that lists the columns Trainer keeps (the model's forward arguments "
+                                        "and labels; extended: the training rows' teacher_logits for distillation)",
+    "_signature_columns": "attribute that method fills, read by Trainer when it drops the other columns",
     "_get_output_dir": "method giving the folder checkpoint-N goes into (where run_loss.json and the completion "
                        "record are written beside Trainer's files)",
 }

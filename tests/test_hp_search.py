@@ -187,7 +187,6 @@ def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path, tiny_bert, write_
         recipe("sentiment").main(search_flags(tiny_bert, train, tmp_path / "o", 2, "--hp_search_storage", url))
 
 
-@pytest.mark.slow
 def _open_when_all_are_ready(url, barrier, results):
     barrier.wait()
     try:
@@ -213,6 +212,7 @@ def test_workers_opening_a_new_database_together_all_open_it(tmp_path):
     assert outcomes == ["ok"] * 18
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_sqlite_study(tmp_path, tiny_bert, write_csv, sentiment_rows, repo):
     train = write_csv(tmp_path / "train.csv", sentiment_rows(160))
     url = f"sqlite:///{tmp_path}/study.db"

@@ -91,6 +91,16 @@ def accumulation_steps_set(token_trainer) -> bool:
     return trainer.current_gradient_accumulation_steps == 2
 
 
+def extra_column_kept(token_trainer) -> bool:
+    """A column named in `_signature_columns` by our override reaches the batches; one not named is dropped."""
+    trainer = token_trainer(((0, 1), (1, 2), (2, 0), (0, 0)))  # one length: collated without padding
+    trainer.train_dataset = trainer.train_dataset.add_column("teacher_logits", [[0.0, 1.0]] * 4).add_column(
+        "other", [1] * 4)
+    trainer.distillation = object()  # what makes the override add teacher_logits
+    batch = next(iter(trainer.get_train_dataloader()))
+    return "teacher_logits" in trainer._signature_columns and "teacher_logits" in batch and "other" not in batch
+
+
 def holds(check) -> bool:
     try:
         return bool(check())
@@ -118,6 +128,9 @@ def test_every_trainer_internal_we_rely_on_is_still_there(token_trainer, tiny_be
         "_get_output_dir": lambda: hasattr(Trainer, "_get_output_dir") and loss_sum_saved(token_trainer),
         "model_accepts_loss_kwargs": lambda: ga_rule_matches(token_trainer),
         "current_gradient_accumulation_steps": lambda: accumulation_steps_set(token_trainer),
+        "_set_signature_columns_if_needed": lambda: hasattr(Trainer, "_set_signature_columns_if_needed") and calls_through(
+            token_trainer(), "_set_signature_columns_if_needed", lambda t: t.get_train_dataloader()),
+        "_signature_columns": lambda: extra_column_kept(token_trainer),
     }
     assert set(checks) == set(TRAINER_INTERNALS), "every entry of TRAINER_INTERNALS needs a check here"
     broken = [f"{name} ({TRAINER_INTERNALS[name]})" for name, check in checks.items() if not holds(check)]

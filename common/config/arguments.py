@@ -25,6 +25,17 @@ def check_at_least(args, lowest: dict[str, float]) -> None:
             raise ValueError(f"--{name} {value} must be at least {low}")
 
 
+def parse_layers(text: str) -> list[int]:
+    """--student_layers '0,2,4' -> [0, 2, 4]: distinct layer numbers in ascending order (the order they run in)."""
+    try:
+        layers = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--student_layers {text}: give layer numbers separated by commas, e.g. 0,2,4") from None
+    if any(b <= a for a, b in zip(layers, layers[1:])) or min(layers) < 0:
+        raise ValueError(f"--student_layers {text}: give distinct layer numbers from 0 up, in ascending order")
+    return layers
+
+
 SGD_ARGS = ("momentum", "dampening", "weight_decay", "nesterov")  # what Trainer passes on to torch.optim.SGD
 
 
@@ -77,9 +88,15 @@ class ModelArguments(ModelSourceArguments):
         default=None, metadata={"help": "Comma-separated module names that get adapters (default per architecture: "
                                         "attention projections)."}
     )
+    student_layers: str | None = field(
+        default=None, metadata={"help": "Keep only these transformer layers of --model, e.g. 0,2,4 (a student cut "
+                                        "from a teacher, DistilBERT-style: its embeddings, these layers and its head)."}
+    )
 
     def __post_init__(self):
         check_at_least(self, {"lora_r": 0})
+        if self.student_layers is not None:
+            parse_layers(self.student_layers)
         if not self.lora_r:
             given = [f"--{name}" for name in ("lora_alpha", "lora_dropout", "lora_target_modules")
                      if getattr(self, name) is not None]
@@ -240,6 +257,35 @@ class SearchArguments:
             raise ValueError(f"{', '.join(given)} set without a search: add --hp_search_trials N")
         if self.hp_search_trials:
             read_space(self.hp_search_space, {f.name for f in fields(TrainingArguments)})
+
+
+@dataclass
+class DistillationArguments:
+    """Knowledge distillation from a fine-tuned teacher: its logits, computed once per training row, as soft targets."""
+
+    teacher_model: str | None = field(
+        default=None, metadata={"help": "A fine-tuned classifier (an output folder of this recipe) over the same "
+                                        "labels: the student learns from its softened predictions as well."}
+    )
+    distill_temperature: float | None = field(
+        default=None, metadata={"help": "Softmax temperature T of teacher and student in the distillation loss "
+                                        "(default 2; higher: more weight on the teacher's small probabilities)."}
+    )
+    distill_alpha: float | None = field(
+        default=None, metadata={"help": "Loss = alpha x cross-entropy on the labels + (1 - alpha) x T^2 x KL(teacher "
+                                        "|| student) (default 0.5; 1: the labels alone)."}
+    )
+
+    def __post_init__(self):
+        given = [f"--{name}" for name in ("distill_temperature", "distill_alpha") if getattr(self, name) is not None]
+        if given and not self.teacher_model:
+            raise ValueError(f"{', '.join(given)} set without a teacher: add --teacher_model DIR")
+        self.distill_temperature = 2.0 if self.distill_temperature is None else self.distill_temperature
+        self.distill_alpha = 0.5 if self.distill_alpha is None else self.distill_alpha
+        if self.distill_temperature <= 0:
+            raise ValueError(f"--distill_temperature {self.distill_temperature} must be above 0")
+        if not 0 <= self.distill_alpha <= 1:
+            raise ValueError(f"--distill_alpha {self.distill_alpha} must be between 0 and 1")
 
 
 @dataclass

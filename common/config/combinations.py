@@ -35,6 +35,12 @@ def check_combinations(args) -> None:
         if given("resume_from_checkpoint"):
             raise ValueError("--hp_search_trials starts every trial afresh: it does not combine with "
                              "--resume_from_checkpoint (a shared study is continued by running the command again)")
+    if given("teacher_model"):
+        for flag, is_set in (("--cv_folds", given("cv_folds")), ("--multi_label", given("multi_label")),
+                             ("--long_text windows", given("long_text") == "windows"), ("--lora_r", given("lora_r")),
+                             ("--do_train False", not given("do_train"))):
+            if is_set:
+                raise ValueError(f"--teacher_model distils while training: it does not combine with {flag}")
     if given("pack_batches") and "tag_scheme" not in values:  # only the tagging dataclasses have a tag scheme
         raise ValueError("--pack_batches packs the sentences of token-labelled data: this recipe classifies whole "
                          "texts (its batches are grouped by length instead)")

@@ -9,8 +9,10 @@ import re
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
+from common.config.arguments import parse_layers
 from common.config.errors import OptionError
 from common.models.lora import apply_lora
+from common.models.student import keep_layers
 from common.models.tokenizer import LOAD_ERRORS, hub_settings, load_error
 
 
@@ -53,6 +55,8 @@ def _load_with_head(auto_class, model_args, label_list: list[str], tokenizer, **
         model.hf_quantizer.remove_quantization_config(model)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:  # a pad token added to the tokenizer
         model.resize_token_embeddings(len(tokenizer))
+    if getattr(model_args, "student_layers", None):
+        model = keep_layers(model, parse_layers(model_args.student_layers))
     return apply_lora(model, model_args)
 
 

@@ -1,4 +1,4 @@
-"""Training losses beyond a model's own: class weights and an L1 penalty.
+"""Training losses beyond a model's own: class weights, an L1 penalty, and distillation from a teacher's logits.
 
 Class weights (`--class_weights balanced`, `w1,w2,...` in label order, or `name=w,...`) are computed
 once from the whole training split, so every process uses the same ones. The weighted loss is a sum
@@ -98,3 +98,16 @@ def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
 def l1_penalty(parameters: list[torch.Tensor], l1_lambda: float) -> torch.Tensor:
     """lambda x sum|w| over `parameters`, in float32."""
     return l1_lambda * torch.stack([p.float().abs().sum() for p in parameters]).sum()
+
+
+TEACHER_LOGITS = "teacher_logits"  # the training rows' column of teacher logits (--teacher_model)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 x KL(softmax(teacher / T) || softmax(student / T)), averaged over the rows (Hinton et al., 2015).
+
+    T^2 keeps the soft targets' gradients on the scale of the hard ones' as T changes.
+    """
+    student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature ** 2

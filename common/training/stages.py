@@ -22,9 +22,10 @@ logger = logging.getLogger(__name__)
 
 
 def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_dataset=None, compute_metrics=None,
-                  data_collator=None, window_pooling: str = "mean") -> RecipeTrainer:
+                  data_collator=None, window_pooling: str = "mean", distillation=None) -> RecipeTrainer:
     """A RecipeTrainer with per-batch padding and, if asked, early stopping on metric_for_best_model; the windows
-    of a long text pooled by `window_pooling` (--long_text windows)."""
+    of a long text pooled by `window_pooling` (--long_text windows); `distillation` (DistillationArguments) when
+    the training rows carry a teacher's logits."""
     if data_collator is None:
         # Multiples of 8 let GPU tensor cores work on half precision; on CPU they only add padding.
         multiple = 8 if (training_args.bf16 or training_args.fp16) and not training_args.use_cpu else None
@@ -48,6 +49,7 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
         compute_metrics=compute_metrics,
         callbacks=callbacks,
         window_pooling=window_pooling,
+        distillation=distillation,
     )
 
 

@@ -10,6 +10,9 @@
   Trainer's set-up reads it.
 - `--class_weights` and `--l1_lambda` (common/training/losses.py): `compute_loss`, with the L1 penalty
   logged beside the loss as `l1_penalty`: `log`.
+- Distillation (`--teacher_model`, common/training/distillation.py): the training rows' `teacher_logits`
+  column is kept for `compute_loss` (it is no model input), which mixes the labels' loss with the
+  distillation loss on them: `_set_signature_columns_if_needed`, `compute_loss`.
 - A CRF head (`model.crf`, common/models/crf.py, whose forward returns the CRF's loss): its parameters
   train at `crf_learning_rate`, batches are not packed (transitions would cross sentences), and the
   final model is saved without it (pipeline() loads the emissions alone) beside `crf.safetensors`:
@@ -46,7 +49,7 @@ from common.models.crf import CRF_LEARNING_RATE, save_crf
 from common.models.lora import is_lora
 from common.tokens.long_text import first_of_each, pool_windows
 from common.training.checkpoints import mark_complete, unmark
-from common.training.losses import class_weights_for, l1_penalty, weighted_loss
+from common.training.losses import TEACHER_LOGITS, class_weights_for, distillation_loss, l1_penalty, weighted_loss
 from common.training.packing import packing_collator
 from common.training.samplers import ShuffledLengthGroupedSampler, longest_first_order, token_lengths
 
@@ -96,9 +99,12 @@ def _reorder(values, order):
 class RecipeTrainer(Trainer):
     """Trainer with the recipes' batch order, losses, CRF and LoRA saving, and results in input order."""
 
-    def __init__(self, model=None, *args, compute_metrics=None, window_pooling: str = "mean", **kwargs):
+    def __init__(self, model=None, *args, compute_metrics=None, window_pooling: str = "mean", distillation=None,
+                 **kwargs):
         own_mean_loss(model)
         super().__init__(model, *args, **kwargs)
+        # DistillationArguments when the training rows carry a teacher's logits (--teacher_model)
+        self.distillation = distillation if getattr(distillation, "teacher_model", None) else None
         self._eval_order = None  # the row order of the last evaluation or prediction
         self._documents = None  # and the document of each of its rows, when long texts were windowed
         self.window_pooling = window_pooling  # how a document's windows make its logits (--window_pooling)
@@ -172,9 +178,17 @@ class RecipeTrainer(Trainer):
             rotate_checkpoints(str(run_dir), save_total_limit=limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
-    # --- token-weighted loss, class weights, L1 penalty
+    # --- distillation: the training rows' teacher logits reach compute_loss
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if self.distillation is not None and TEACHER_LOGITS not in self._signature_columns:
+            self._signature_columns.append(TEACHER_LOGITS)
+
+    # --- token-weighted loss, class weights, L1 penalty, distillation
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The model's loss, or the token- and class-weighted one; plus the L1 penalty when asked."""
+        """The model's loss, or the token- and class-weighted one; mixed with the distillation loss on the
+        teacher's logits when the rows carry them; plus the L1 penalty when asked."""
+        teacher_logits = inputs.pop(TEACHER_LOGITS, None)
         own_loss = model.training and "labels" in inputs and (self.tokens_per_step or self.class_weights)
         if not own_loss:  # with a CRF, the model's forward returns the CRF's loss
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
@@ -187,6 +201,12 @@ class RecipeTrainer(Trainer):
             outputs = model(**inputs)
             weights = self._class_weight_tensor if self.class_weights else torch.ones(outputs["logits"].shape[-1])
             loss = weighted_loss(outputs["logits"], inputs["labels"], weights, self.tokens_per_step)
+        if model.training and teacher_logits is not None:
+            soft = distillation_loss(outputs["logits"], teacher_logits, self.distillation.distill_temperature)
+            if self.loss_scaled_for_ga(num_items_in_batch):  # Trainer will not divide this loss by the GA steps
+                soft = soft / self.current_gradient_accumulation_steps
+            alpha = self.distillation.distill_alpha
+            loss = alpha * loss + (1 - alpha) * soft
         if model.training and getattr(self.args, "l1_lambda", 0):
             penalty = l1_penalty(self.l1_parameters(), self.args.l1_lambda)
             self._l1_values.append(penalty.detach())

@@ -17,8 +17,8 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
-from common.config.arguments import (AnalysisArguments, ModelArguments, RecipeTrainingArguments, SearchArguments,
-                                     TextDataArguments)
+from common.config.arguments import (AnalysisArguments, DistillationArguments, ModelArguments, RecipeTrainingArguments,
+                                     SearchArguments, TextDataArguments)
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
@@ -35,11 +35,13 @@ from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.cross_validation import cross_validate
+from common.training.distillation import add_teacher_logits
 from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
 
-ARGUMENTS = (ModelArguments, TextDataArguments, RecipeTrainingArguments, AnalysisArguments, SearchArguments)
+ARGUMENTS = (ModelArguments, TextDataArguments, RecipeTrainingArguments, AnalysisArguments, SearchArguments,
+             DistillationArguments)
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "ag_news.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 def main(argv=None):
     """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
-    model_args, data_args, training_args, analysis_args, search_args, settings = parse_args(
+    model_args, data_args, training_args, analysis_args, search_args, distill_args, settings = parse_args(
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
@@ -68,6 +70,8 @@ def main(argv=None):
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     with training_args.main_process_first(desc="tokenization"):
         tokenized = tokenize_splits(raw, tokenizer, max_length, **tokenization_settings(data_args))
+    if distill_args.teacher_model:  # --teacher_model: its logits for every training row, computed once
+        tokenized["train"] = add_teacher_logits(tokenized, raw, labels, tokenizer, distill_args, data_args, training_args)
 
     # --cv_folds K: k-fold cross-validation instead (a fresh model per fold; cv_results.json, README.md)
     if training_args.cv_folds:
@@ -79,7 +83,8 @@ def main(argv=None):
     def new_trainer(args, model=None):  # without a model, a fresh one: a trial of --hp_search_trials
         model = model if model is not None else build_classifier(model_args, labels, tokenizer, multi_label)
         return build_trainer(model, args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
-                             classification_metrics(labels, multi_label), window_pooling=data_args.window_pooling)
+                             classification_metrics(labels, multi_label), window_pooling=data_args.window_pooling,
+                             distillation=distill_args)
 
     # --hp_search_trials N: an Optuna search first (results in hp_search/); its best settings are trained below
     if search_args.hp_search_trials:

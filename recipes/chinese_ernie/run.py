@@ -22,7 +22,8 @@ from transformers import set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 
-from common.config.arguments import AnalysisArguments, RecipeTrainingArguments, SearchArguments, TaggerModelArguments
+from common.config.arguments import (AnalysisArguments, DistillationArguments, RecipeTrainingArguments, SearchArguments,
+                                     TaggerModelArguments)
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.labels import build_label_list, encode_labels
@@ -41,6 +42,7 @@ from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.cross_validation import cross_validate, cross_validate_tagger
+from common.training.distillation import add_teacher_logits
 from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, tagger_trainer, train_evaluate_predict, train_tagger
@@ -53,10 +55,11 @@ CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data
 logger = logging.getLogger(__name__)
 ARGUMENTS = (TaggerModelArguments, ScratchArguments, ChineseDataArguments, RecipeTrainingArguments, AnalysisArguments,
-             SearchArguments)
+             SearchArguments, DistillationArguments)
 
 
-def classification(model_args, scratch_args, data_args, training_args, analysis_args, search_args, settings):
+def classification(model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args,
+                   settings):
     """ChnSentiCorp-style text classification: load, build, train, evaluate, predict, write."""
     # Data: rows checked, labels mapped to ids (ChnSentiCorp has train, dev and test files)
     raw = load_text_data(data_args, seed=training_args.seed)
@@ -68,6 +71,8 @@ def classification(model_args, scratch_args, data_args, training_args, analysis_
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     with training_args.main_process_first(desc="tokenization"):
         tokenized = tokenize_splits(raw, tokenizer, max_length, **tokenization_settings(data_args))
+    if distill_args.teacher_model:  # --teacher_model: its logits for every training row, computed once
+        tokenized["train"] = add_teacher_logits(tokenized, raw, labels, tokenizer, distill_args, data_args, training_args)
 
     if training_args.cv_folds:  # k-fold cross-validation instead: a fresh model per fold, cv_results.json
         write_cv_results(training_args.output_dir, cross_validate(
@@ -79,7 +84,8 @@ def classification(model_args, scratch_args, data_args, training_args, analysis_
         model = model if model is not None else \
             tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1]
         return build_trainer(model, args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
-                             classification_metrics(labels), window_pooling=data_args.window_pooling)
+                             classification_metrics(labels), window_pooling=data_args.window_pooling,
+                             distillation=distill_args)
 
     if search_args.hp_search_trials:  # an Optuna search first (results in hp_search/); the best settings train below
         search = search_hyperparameters(new_trainer, training_args, search_args, settings)
@@ -100,7 +106,7 @@ def classification(model_args, scratch_args, data_args, training_args, analysis_
                                              predictions["test"].predictions, labels)
 
 
-def ner(model_args, scratch_args, data_args, training_args, analysis_args, search_args, settings):
+def ner(model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args, settings):
     """CLUENER-style character NER: load, build, train, evaluate, predict, write."""
     # Data: texts with character-level IOB2 tags, every span checked against its text on load
     data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans,
@@ -154,7 +160,7 @@ def ner(model_args, scratch_args, data_args, training_args, analysis_args, searc
 
 def main(argv=None):
     """Parse the settings, claim the output folder, run the task, move the outputs in."""
-    model_args, scratch_args, data_args, training_args, analysis_args, search_args, settings = parse_args(
+    model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args, settings = parse_args(
         ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
@@ -164,7 +170,7 @@ def main(argv=None):
                        f"{model_args.model_name_or_path}")
         scratch_args.scratch_model_type = None
     task = ner if data_args.task == "ner" else classification
-    task(model_args, scratch_args, data_args, training_args, analysis_args, search_args, settings)
+    task(model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args, settings)
     commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
 
 

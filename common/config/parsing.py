@@ -142,7 +142,7 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
     for flag in sorted((given & CLASSIFICATION_ONLY) - known):
         raise OptionError(f"--{flag} is for the classification recipes (those that take --text_column), not "
                           "this one")
-    flags += hardware_flags(given)
+    flags += hardware_flags(given, known)
 
     source = f"the settings of {config_path} and the command line" if config_path else "the command line"
     args = parse_into(parser, flags + argv, source)
@@ -152,7 +152,7 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
         on_command_line = set(flags_given(argv))
         dropped = {key for key in TRAINING_ONLY if key in config and key not in on_command_line}
         flags = config_to_flags({k: v for k, v in config.items() if k not in dropped}, config_path, known)
-        flags += stage_flags(on_command_line) + hardware_flags(given)
+        flags += stage_flags(on_command_line) + hardware_flags(given, known)
         args = parse_into(parser, flags + argv, source)
         given = (given - dropped) | {"do_eval", "do_predict"}
     # the recipe's own checks first: they say which of its tasks an option belongs to
@@ -168,12 +168,12 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
     return (*args, settings)
 
 
-def hardware_flags(given: set[str]) -> list[str]:
-    """bf16 where the hardware runs it natively, and use_cpu without a GPU, unless set."""
+def hardware_flags(given: set[str], known: set[str]) -> list[str]:
+    """bf16 where the hardware runs it natively, and use_cpu without a GPU, unless set (and if the command takes them)."""
     flags = []
-    if "bf16" not in given and "fp16" not in given and bf16_supported():
+    if "bf16" not in given and "fp16" not in given and "bf16" in known and bf16_supported():
         flags += ["--bf16", "True"]
-    if "use_cpu" not in given and not torch.cuda.is_available() and not torch.backends.mps.is_available():
+    if "use_cpu" not in given and "use_cpu" in known and not torch.cuda.is_available() and not torch.backends.mps.is_available():
         # Say it: Trainer then runs bf16 on CPU, and under torchrun sets up CPU DDP (gloo) instead of
         # starting a process group it does not use.
         flags += ["--use_cpu", "True"]

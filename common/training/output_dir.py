@@ -105,11 +105,12 @@ def claim_output_dir(args) -> None:
     _claims[folder.resolve()] = Claim(folder, earlier, replaces_earlier=bool(args.do_train))
     if not earlier or not args.do_train:
         return  # evaluation and prediction alone replace only the files they write, once written
-    resuming = args.resume_from_checkpoint is not None
+    resuming = getattr(args, "resume_from_checkpoint", None) is not None
     if not (resuming or args.overwrite_output_dir):
+        resume = (", --resume_from_checkpoint True to continue the training saved there"
+                  if hasattr(args, "resume_from_checkpoint") else "")  # a command that trains
         raise OptionError(f"--output_dir {folder} already holds files ({_listed(earlier)}): give "
-                          "--overwrite_output_dir True to replace them, --resume_from_checkpoint True to continue "
-                          "the training saved there, or another --output_dir")
+                          f"--overwrite_output_dir True to replace them{resume}, or another --output_dir")
     if not ours:
         raise OptionError(f"--output_dir {folder} holds files that no recipe run wrote ({_listed(earlier)}): "
                           "they are not removed; choose another --output_dir")

@@ -1,0 +1,116 @@
+"""An output folder's classifier exported to ONNX, its int8 version, and prediction with either (onnxruntime).
+
+Why not `optimum`: optimum-onnx, the package that holds its exporters now, requires transformers < 4.58,
+and these recipes run transformers 5. torch's own exporter (`torch.onnx.export`, the dynamo one) writes
+the graph with dynamic batch and sequence axes, and onnxruntime's `quantize_dynamic` makes the int8
+version (weights int8, activations quantized on the fly), as optimum would call it.
+"""
+
+import inspect
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from common.config.errors import OptionError
+from common.models.tokenizer import LOAD_ERRORS, load_error
+
+logger = logging.getLogger(__name__)
+
+FP32_FILE = "model.onnx"
+INT8_FILE = "model_int8.onnx"
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def load_classifier(model_dir: str):
+    """The fine-tuned sequence classifier in `model_dir` (float32, eval mode) and its tokenizer; one clear
+    line for a folder that is not one."""
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except LOAD_ERRORS as error:
+        raise OptionError(f"--model_dir {model_dir}: not a trained model ({load_error(model_dir, error)})") from None
+    architectures = config.architectures or [config.model_type]
+    if not any(name.endswith("ForSequenceClassification") for name in architectures):
+        raise OptionError(f"--model_dir {model_dir}: a {', '.join(architectures)} model; the export takes sequence "
+                          "classifiers (the output folders of the classification recipes)")
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except LOAD_ERRORS as error:
+        raise OptionError(f"--model_dir {model_dir}: cannot load it ({load_error(model_dir, error)})") from None
+    return model, tokenizer
+
+
+def input_names(model, tokenizer) -> list[str]:
+    """The inputs the graph takes: those the tokenizer makes and the model's forward accepts."""
+    accepted = inspect.signature(model.forward).parameters
+    return [name for name in MODEL_INPUTS if name in tokenizer.model_input_names and name in accepted]
+
+
+def export_onnx(model, tokenizer, folder: Path) -> Path:
+    """Write `folder`/model.onnx (float32, dynamic batch and sequence axes) beside the config and tokenizer."""
+    names = input_names(model, tokenizer)
+    example = {name: torch.ones(2, 8, dtype=torch.long) for name in names}
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    path = folder / FP32_FILE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracing notes
+            torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
+                              dynamic_shapes={name: {0: batch, 1: sequence} for name in names}, dynamo=True,
+                              verbose=False, external_data=False)
+    except Exception as error:  # torch.export and the ONNX translation raise many kinds; one line names it
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise OptionError(f"{type(model).__name__}: the ONNX exporter does not support this architecture "
+                          f"({type(error).__name__}: {first_line})") from None
+    model.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return path
+
+
+def quantize_int8(fp32_path: Path) -> Path:
+    """Write the dynamic int8 version beside the float32 export (onnxruntime's quantize_dynamic)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = fp32_path.with_name(INT8_FILE)
+    quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8)
+    return path
+
+
+class OnnxClassifier:
+    """Prediction with an exported folder: texts in, logits out, in the texts' order."""
+
+    def __init__(self, folder: str | Path, file: str = FP32_FILE, threads: int | None = None):
+        import onnxruntime
+
+        folder = Path(folder)
+        if not (folder / file).is_file():
+            raise OptionError(f"{folder}: no {file} in it (write it with recipes/export/run.py)")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        self.session = onnxruntime.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.config = AutoConfig.from_pretrained(folder)
+        self.labels = [self.config.id2label[i] for i in range(self.config.num_labels)]
+
+    def logits(self, texts: list[str], batch_size: int = 64, max_length: int | None = None) -> np.ndarray:
+        """The logits of every text; batches of similar length (less padding), returned in input order."""
+        max_length = max_length or min(self.tokenizer.model_max_length, self.config.max_position_embeddings)
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=max_length)
+        order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = self.tokenizer.pad({name: [encoded[name][i] for i in rows] for name in self.inputs},
+                                       return_tensors="np")
+            out[rows] = self.session.run(["logits"], {name: batch[name].astype(np.int64) for name in self.inputs})[0]
+        return out
+
+    def predict(self, texts: list[str], **kwargs) -> list[str]:
+        """The label name of every text, in input order."""
+        return [self.labels[i] for i in self.logits(texts, **kwargs).argmax(-1)]

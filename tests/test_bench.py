@@ -156,3 +156,18 @@ def test_hp_search_prints_the_comparison_and_the_shared_study(repo, tiny_bert, s
     assert checks["trials counted / asked"] == "6 / 6" and checks["trial numbers used twice"] == "0"
     assert checks["killed trial"].endswith("FAIL") and checks["its settings run again"].endswith("COMPLETE")
     assert checks["trials listed (with the killed attempt)"] == "7" and int(checks["workers seen"]) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data("sst2")
+def test_distillation_prints_one_row_per_model_and_export(repo, tiny_bert, small_data, tmp_path):
+    out = run_bench(repo, "distillation.py", "--model", str(tiny_bert), "--data_dir", str(small_data),
+                    "--student_layers", "1", "--repeat", "1", "--rounds", "1", "--work", str(tmp_path))
+    (table,) = tables(out)
+    precision = table[2][0].rpartition(" ")[2]  # bf16 where the CPU runs it natively, else fp32
+    assert [row[0] for row in table[1:]] == [
+        "pipeline(batch_size=64), teacher, fp32", f"teacher, PyTorch {precision}",
+        f"distilled student, PyTorch {precision}", f"student without distillation, PyTorch {precision}",
+        "distilled student, ONNX fp32", "distilled student, ONNX int8"]
+    assert [row[1] for row in table[1:]] == ["2", "2", "1", "1", "1", "1"]
+    assert table[5][3].startswith("100.00% (the PyTorch student")  # the fp32 export agrees with its source

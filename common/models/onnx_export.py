@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from common.config.errors import OptionError
 from common.models.tokenizer import LOAD_ERRORS, load_error
+from common.tokens.tokenization import max_input_length
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class OnnxClassifier:
 
     def logits(self, texts: list[str], batch_size: int = 64, max_length: int | None = None) -> np.ndarray:
         """The logits of every text; batches of similar length (less padding), returned in input order."""
-        max_length = max_length or min(self.tokenizer.model_max_length, self.config.max_position_embeddings)
+        max_length = max_input_length(self.tokenizer, self.config, max_length)
         encoded = self.tokenizer(list(texts), truncation=True, max_length=max_length)
         order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)

@@ -29,6 +29,7 @@ from common.data.labels import encode_labels
 from common.data.text import load_text_data
 from common.models.onnx_export import (FP32_FILE, INT8_FILE, OnnxClassifier, export_onnx, load_classifier,
                                        quantize_int8)
+from common.tokens.tokenization import max_input_length
 from common.training.output_dir import claim_output_dir, commit_outputs, stage_outputs
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def main(argv=None):
     if raw.label_column in frame:
         encode_labels(raw, labels)
         gold = np.array(raw.splits[split].frame["labels"].tolist())
-    max_length = data_args.max_seq_length or min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
 
     stage_outputs(folder)
     written = Path(folder.output_dir)

@@ -207,3 +207,9 @@ def test_text_classification_distils_too_and_chinese_ner_refuses(tmp_path, senti
     with pytest.raises(OptionError, match=r"does not combine with --task ner"):
         recipe("chinese_ernie").main(["--task", "ner", "--train_file", "t.json", "--output_dir", str(tmp_path / "o"),
                                       "--teacher_model", str(teacher_dir)])
+
+
+def test_student_layers_with_a_model_built_from_scratch_is_refused(tmp_path, recipe):
+    with pytest.raises(OptionError, match=r"--student_layers keeps some layers of --model; a model built from scratch"):
+        recipe("chinese_ernie").main(["--train_file", "t.csv", "--output_dir", str(tmp_path / "o"),
+                                      "--scratch_model_type", "roformer", "--student_layers", "0"])

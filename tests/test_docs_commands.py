@@ -4,6 +4,7 @@ config files exist and TrainingArguments accepts the combination; run_all.sh kno
 They are not run (most name Hub models); `bash run_all.sh` runs the offline ones.
 """
 
+import importlib
 import re
 import shlex
 from pathlib import Path
@@ -56,14 +57,15 @@ def test_shown_command_parses(document, line, words, recipe, monkeypatch):
         if recipe_flags:
             parse_args(recipe("sentiment").ARGUMENTS, recipe_flags)
         return
-    script = next(w for w in words if w.startswith("recipes/") and w.endswith("run.py"))
+    script = next(w for w in words if w.startswith("recipes/") and w.endswith(".py"))
     launcher = words[:words.index(script)]
     if "--config_file" in launcher:
         assert Path(launcher[launcher.index("--config_file") + 1]).is_file(), where
-    module = recipe(Path(script).parent.name)
+    module = importlib.import_module(script.removesuffix(".py").replace("/", "."))  # run.py, or predict.py
+    configs = getattr(module, "CONFIGS", None)
     try:
-        parse_args(module.ARGUMENTS, words[words.index(script) + 1:], module.BENCHMARK_CONFIG,
-                   module.CONFIGS / "default.yaml")
+        parse_args(module.ARGUMENTS, words[words.index(script) + 1:], getattr(module, "BENCHMARK_CONFIG", None),
+                   configs / "default.yaml" if configs else None)
     except SystemExit as error:
         pytest.fail(f"{where}: {error}")
 

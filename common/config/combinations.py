@@ -41,6 +41,9 @@ def check_combinations(args) -> None:
                              ("--do_train False", not given("do_train")), ("--task ner", given("task") == "ner")):
             if is_set:
                 raise ValueError(f"--teacher_model distils while training: it does not combine with {flag}")
+    if given("student_layers") and given("scratch_model_type"):
+        raise ValueError("--student_layers keeps some layers of --model; a model built from scratch "
+                         "(--scratch_model_type) is not loaded from one: give it fewer --scratch_layers")
     if given("pack_batches") and "tag_scheme" not in values:  # only the tagging dataclasses have a tag scheme
         raise ValueError("--pack_batches packs the sentences of token-labelled data: this recipe classifies whole "
                          "texts (its batches are grouped by length instead)")

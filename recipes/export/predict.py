@@ -37,9 +37,12 @@ class PredictArguments:
     batch_size: int = field(default=64, metadata={"help": "Texts per batch."})
 
 
+ARGUMENTS = (PredictArguments, TextDataArguments)
+
+
 def main(argv=None):
     """Read the texts, predict them with the exported model, write the predictions in input order."""
-    predict_args, data_args, _ = parse_args((PredictArguments, TextDataArguments), argv)
+    predict_args, data_args, _ = parse_args(ARGUMENTS, argv)
     log_ours_at_info()
     if not data_args.test_file:
         raise OptionError("--test_file: name the file of texts to predict")

@@ -74,11 +74,16 @@ def export_onnx(model, tokenizer, folder: Path) -> Path:
 
 
 def quantize_int8(fp32_path: Path) -> Path:
-    """Write the dynamic int8 version beside the float32 export (onnxruntime's quantize_dynamic)."""
+    """Write the dynamic int8 version beside the float32 export (onnxruntime's quantize_dynamic).
+
+    A scale per output channel of each weight matrix, not one per matrix: on a 3-layer MiniLM student
+    for SST-2 it kept 98.3% of the float32 predictions instead of 94.8%, at the same speed
+    (docs/benchmarks.md).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path = fp32_path.with_name(INT8_FILE)
-    quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8, per_channel=True)
     return path
 
 

@@ -127,7 +127,7 @@ def main(argv=None):
         logger.warning(f"{FP32_FILE} agrees with the PyTorch model on only {report['exports'][FP32_FILE]['agreement']:.2%} "
                        f"of the {split} texts: check the export before using it")
     if INT8_FILE in report["exports"]:
-        report["exports"][INT8_FILE]["quantization"] = "dynamic int8 (onnxruntime quantize_dynamic, QInt8 weights)"
+        report["exports"][INT8_FILE]["quantization"] = "dynamic int8 (onnxruntime quantize_dynamic, QInt8 weights, per channel)"
     (written / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     commit_outputs(folder)
 

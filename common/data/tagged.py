@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.data.benchmarks import TAGGED_BENCHMARK_FILES, resolve_data_dir
+from common.data.benchmarks import TAGGED_BENCHMARK_FILES, benchmark_folder
 from common.data.errors import DataError
 from common.data.hub import hub_splits
 from common.data.tables import open_text, require_file
@@ -203,7 +203,7 @@ def load_tagged_data(args, reader=None) -> TaggedData:
     elif args.dataset_name:
         splits = load_hub_tagged(args.dataset_name, args.dataset_config_name, notes)
     elif args.benchmark:
-        folder = resolve_data_dir(args.data_dir) / args.benchmark
+        folder = benchmark_folder(args.data_dir, args.benchmark)
         if args.benchmark not in TAGGED_BENCHMARK_FILES:
             raise DataError(f"unknown benchmark '{args.benchmark}' (known: {', '.join(TAGGED_BENCHMARK_FILES)})")
         splits = {k: reader(folder / name) for k, name in TAGGED_BENCHMARK_FILES[args.benchmark].items()}

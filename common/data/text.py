@@ -12,7 +12,7 @@ import unicodedata
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from common.data.benchmarks import BENCHMARKS, resolve_data_dir
+from common.data.benchmarks import BENCHMARKS, benchmark_folder
 from common.data.errors import DataError
 from common.data.hub import load_hub_dataset
 from common.data.labels import missing_label
@@ -47,7 +47,7 @@ def load_raw_data(args, frames: dict[str, pd.DataFrame] | None = None) -> TextDa
     if args.benchmark:
         if args.benchmark not in BENCHMARKS:
             raise DataError(f"unknown benchmark '{args.benchmark}' (known: {', '.join(BENCHMARKS)})")
-        folder = resolve_data_dir(args.data_dir) / args.benchmark
+        folder = benchmark_folder(args.data_dir, args.benchmark)
         return BENCHMARKS[args.benchmark](folder)
     raise DataError("no data given: set --train_file/--validation_file/--test_file, --dataset_name or --benchmark")
 

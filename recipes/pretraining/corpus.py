@@ -19,7 +19,7 @@ from pathlib import Path
 
 import datasets
 
-from common.data.benchmarks import resolve_data_dir
+from common.data.benchmarks import benchmark_folder
 from common.data.errors import DataError
 from recipes.pretraining.masking import knowledge_spans, starts_from_spans, starts_from_word_ids, word_spans
 
@@ -31,7 +31,7 @@ BATCH_DOCUMENTS = 1000  # documents tokenized in one call of the fast tokenizer
 def corpus_files(data_args) -> dict[str, list[Path]]:
     """The training (and held-out) files, each checked to exist."""
     if data_args.benchmark:
-        folder = resolve_data_dir(data_args.data_dir) / data_args.benchmark
+        folder = benchmark_folder(data_args.data_dir, data_args.benchmark)
         files = sorted(folder.glob("*.txt.gz")) + sorted(folder.glob("*.txt"))
         if not files:
             raise DataError(f"--benchmark {data_args.benchmark}: no .txt or .txt.gz files in {folder}")

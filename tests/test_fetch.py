@@ -148,3 +148,13 @@ def test_a_users_data_folder_without_the_benchmark_names_the_command(tmp_path, r
         recipe("sentiment").main(["--data_dir", str(tmp_path / "mine"), "--output_dir", str(tmp_path / "o"),
                                   "--model", "unused"])
     assert list((tmp_path / "mine").iterdir()) == []  # nothing written into it
+
+
+def test_the_readme_lists_every_pinned_file_with_its_commit_and_checksum(repo):
+    listed = re.findall(r"^\| `(\w+)` \| `([\w.]+)` \| (.*?) \| `([0-9a-f]{64})` \|$", (repo / "README.md").read_text(),
+                        re.M)
+    assert {(b, n, sha) for b, n, _, sha in listed} == {
+        (b, n, pinned.sha256) for b, source in SOURCES.items() for n, pinned in source.files.items()}
+    for benchmark, name, source, _ in listed:
+        url = SOURCES[benchmark].url(name)
+        assert (url is None and "from a mirror" in source) or f"({url})" in source

@@ -10,13 +10,17 @@ import re
 from pathlib import Path
 
 from common.data.errors import DataError
-from common.data.fetch import COMMAND, DEFAULT_DATA_DIR, ensure_benchmark
+from common.data.fetch import COMMAND, DEFAULT_DATA_DIR, ensure_benchmark, inside_checkout
 from common.data.tables import Split, TextData, check_file, open_text, read_table
 
 
 def benchmark_folder(data_dir: str | None, benchmark: str) -> Path:
     """The benchmark's folder: under --data_dir (or $DATA_DIR), or else under ../shared/data beside the
     repository, where what is missing is first fetched from its pinned source (common/data/fetch.py)."""
+    if not data_dir and not inside_checkout():
+        raise DataError(f"--benchmark {benchmark} without --data_dir: this recipe runs outside the project's checkout, "
+                        f"so name the data folder with --data_dir DIR (or DATA_DIR); `{COMMAND} --data_dir DIR` "
+                        "fills one")
     if not data_dir:
         ensure_benchmark(DEFAULT_DATA_DIR, benchmark, ours=True)
         return DEFAULT_DATA_DIR.resolve() / benchmark

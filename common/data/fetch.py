@@ -205,6 +205,13 @@ def missing(data_dir: Path, benchmark: str) -> list[str]:
             if not (data_dir / benchmark / name).exists()]
 
 
+def inside_checkout() -> bool:
+    """Whether the running program lies in this project's checkout (a recipe folder copied elsewhere does not,
+    and must not read the checkout's ../shared/data without being told)."""
+    program = sys.argv[0] if sys.argv and sys.argv[0] else "-c"
+    return REPO_ROOT in Path(program).resolve().parents
+
+
 def ensure_benchmark(data_dir: Path, benchmark: str, ours: bool) -> None:
     """Before a recipe reads a benchmark: fetch what is missing into our default folder (`ours`); a user's
     own folder is never written to unasked, so there a missing benchmark is one line naming the command."""

@@ -15,12 +15,9 @@ when the command line names other data, or --config FILE), then the command line
 """
 
 import logging
-import sys
 from pathlib import Path
 
 from transformers import set_seed
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 
 from common.config.arguments import (AnalysisArguments, DistillationArguments, RecipeTrainingArguments, SearchArguments,
                                      TaggerModelArguments)
@@ -46,10 +43,16 @@ from common.training.distillation import add_teacher_logits
 from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, tagger_trainer, train_evaluate_predict, train_tagger
-from recipes.chinese_ernie.arguments import ChineseDataArguments
-from recipes.chinese_ernie.characters import encode_char_split
-from recipes.chinese_ernie.cluener import read_char_file, write_cluener_predictions
-from recipes.chinese_ernie.scratch import facts, tokenizer_and_model
+if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
+    from .arguments import ChineseDataArguments
+    from .characters import encode_char_split
+    from .cluener import read_char_file, write_cluener_predictions
+    from .scratch import facts, tokenizer_and_model
+else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
+    from arguments import ChineseDataArguments
+    from characters import encode_char_split
+    from cluener import read_char_file, write_cluener_predictions
+    from scratch import facts, tokenizer_and_model
 
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data

@@ -9,12 +9,7 @@ the gold label if the file has one, the predicted label and each label's probabi
 From Python: `OnnxClassifier("out/sst2-onnx").predict(["a fine film"])` (common/models/onnx_export.py).
 """
 
-import logging
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
 from common.config.arguments import TextDataArguments
 from common.config.errors import OptionError
@@ -24,7 +19,10 @@ from common.data.labels import encode_labels
 from common.data.text import load_text_data
 from common.models.onnx_export import FP32_FILE, OnnxClassifier
 from common.outputs.predictions import write_classification_predictions
-from recipes.export.run import log_ours_at_info
+if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
+    from .run import log_ours_at_info
+else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
+    from run import log_ours_at_info
 
 
 @dataclass

@@ -12,15 +12,12 @@ its accuracy where labels are known. recipes/export/predict.py predicts with the
 
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
 from common.config.arguments import TextDataArguments
 from common.config.parsing import parse_args

@@ -8,20 +8,17 @@ but uses the word scores alone, without the CRF's transitions.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
+from transformers import AutoModelForTokenClassification
 
-from transformers import AutoModelForTokenClassification  # noqa: E402
-
-from common.config.arguments import ModelArguments  # noqa: E402
-from common.models.crf import CRF_FILE, attach_crf  # noqa: E402
-from common.models.tokenizer import load_tokenizer  # noqa: E402
-from common.tokens.word_labels import encode_tagged_split  # noqa: E402
+from common.config.arguments import ModelArguments
+from common.models.crf import CRF_FILE, attach_crf
+from common.models.tokenizer import load_tokenizer
+from common.tokens.word_labels import encode_tagged_split
 
 
 def tag_sentences(model_dir: str, sentences: list[list[str]], max_length: int = 128, stride: int = 32,

@@ -10,12 +10,9 @@ and sentences longer than the model's maximum are split into overlapping windows
 """
 
 import logging
-import sys
 from pathlib import Path
 
 from transformers import set_seed
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
 from common.config.arguments import RecipeTrainingArguments, SearchArguments, TaggerModelArguments, TokenDataArguments
 from common.config.parsing import parse_args

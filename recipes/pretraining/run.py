@@ -13,12 +13,9 @@ takes it with --model.
 
 import logging
 import math
-import sys
 from pathlib import Path
 
 from transformers import set_seed
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` and `recipes` importable as a script
 
 from common.config.arguments import ModelSourceArguments, RecipeTrainingArguments
 from common.config.parsing import parse_args
@@ -28,10 +25,16 @@ from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.run_report import write_run_report
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
-from recipes.pretraining.arguments import CorpusArguments, MaskingArguments
-from recipes.pretraining.corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
-from recipes.pretraining.masking import UnitMaskingCollator, choose_segmenter
-from recipes.pretraining.model import check_block_length, score_masked_positions_only, tokenizer_and_model
+if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
+    from .arguments import CorpusArguments, MaskingArguments
+    from .corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
+    from .masking import UnitMaskingCollator, choose_segmenter
+    from .model import check_block_length, score_masked_positions_only, tokenizer_and_model
+else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
+    from arguments import CorpusArguments, MaskingArguments
+    from corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
+    from masking import UnitMaskingCollator, choose_segmenter
+    from model import check_block_length, score_masked_positions_only, tokenizer_and_model
 
 ARGUMENTS = (ModelSourceArguments, ScratchArguments, CorpusArguments, MaskingArguments, RecipeTrainingArguments)
 CONFIGS = Path(__file__).parent / "configs"

@@ -10,12 +10,9 @@ Settings: configs/sst2.yaml, or configs/default.yaml when the command line names
 """
 
 import logging
-import sys
 from pathlib import Path
 
 from transformers import set_seed
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
 from common.config.arguments import (AnalysisArguments, DistillationArguments, ModelArguments, RecipeTrainingArguments,
                                      SearchArguments, SingleLabelTextDataArguments)
@@ -39,7 +36,10 @@ from common.training.distillation import add_teacher_logits
 from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
-from recipes.sentiment.probe import ProbeArguments, read_probe, run_probe
+if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
+    from .probe import ProbeArguments, read_probe, run_probe
+else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
+    from probe import ProbeArguments, read_probe, run_probe
 
 ARGUMENTS = (ModelArguments, SingleLabelTextDataArguments, RecipeTrainingArguments, AnalysisArguments, ProbeArguments,
              SearchArguments, DistillationArguments)

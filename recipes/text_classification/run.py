@@ -10,12 +10,9 @@ Settings: configs/ag_news.yaml, or configs/default.yaml when the command line na
 """
 
 import logging
-import sys
 from pathlib import Path
 
 from transformers import set_seed
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `common` importable when run as a script
 
 from common.config.arguments import (AnalysisArguments, DistillationArguments, ModelArguments, RecipeTrainingArguments,
                                      SearchArguments, TextDataArguments)

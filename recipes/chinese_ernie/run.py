@@ -15,6 +15,7 @@ when the command line names other data, or --config FILE), then the command line
 """
 
 import logging
+import sys
 from pathlib import Path
 
 from transformers import set_seed
@@ -43,12 +44,14 @@ from common.training.distillation import add_teacher_logits
 from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, tagger_trainer, train_evaluate_predict, train_tagger
+
 if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
     from .arguments import ChineseDataArguments
     from .characters import encode_char_split
     from .cluener import read_char_file, write_cluener_predictions
     from .scratch import facts, tokenizer_and_model
-else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
+else:  # run as a script, in this checkout or in a copy of the folder
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
     from arguments import ChineseDataArguments
     from characters import encode_char_split
     from cluener import read_char_file, write_cluener_predictions

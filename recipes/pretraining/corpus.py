@@ -21,6 +21,7 @@ import datasets
 
 from common.data.benchmarks import benchmark_folder
 from common.data.errors import DataError
+
 if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
     from .masking import knowledge_spans, starts_from_spans, starts_from_word_ids, word_spans
 else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path

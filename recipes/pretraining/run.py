@@ -12,6 +12,7 @@ takes it with --model.
 """
 
 import logging
+import sys
 import math
 from pathlib import Path
 
@@ -25,12 +26,14 @@ from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.run_report import write_run_report
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
+
 if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
     from .arguments import CorpusArguments, MaskingArguments
     from .corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
     from .masking import UnitMaskingCollator, choose_segmenter
     from .model import check_block_length, score_masked_positions_only, tokenizer_and_model
-else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
+else:  # run as a script, in this checkout or in a copy of the folder
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
     from arguments import CorpusArguments, MaskingArguments
     from corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
     from masking import UnitMaskingCollator, choose_segmenter

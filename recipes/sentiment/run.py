@@ -10,6 +10,7 @@ Settings: configs/sst2.yaml, or configs/default.yaml when the command line names
 """
 
 import logging
+import sys
 from pathlib import Path
 
 from transformers import set_seed
@@ -36,9 +37,11 @@ from common.training.distillation import add_teacher_logits
 from common.training.hp_search import search_hyperparameters
 from common.training.output_dir import claim_output_dir, commit_outputs
 from common.training.stages import build_trainer, train_evaluate_predict
+
 if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
     from .probe import ProbeArguments, read_probe, run_probe
-else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
+else:  # run as a script, in this checkout or in a copy of the folder
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
     from probe import ProbeArguments, read_probe, run_probe
 
 ARGUMENTS = (ModelArguments, SingleLabelTextDataArguments, RecipeTrainingArguments, AnalysisArguments, ProbeArguments,

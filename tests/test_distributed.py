@@ -45,7 +45,8 @@ def gloo_threads():  # what is left of the process group once the recipe has ret
             names.append(open(f"/proc/self/task/{thread}/comm").read().strip())
         except FileNotFoundError:  # a thread that ended meanwhile
             pass
-    print("gloo threads at exit:", sum("gloo" in name for name in names), file=sys.stderr)
+    # one write of the whole line: the two ranks share stderr, and print() writes its parts apart
+    os.write(2, f"gloo threads at exit: {sum('gloo' in name for name in names)}\\n".encode())
 
 atexit.register(gloo_threads)
 sys.argv = sys.argv[1:]

@@ -1,9 +1,7 @@
 """Every recipe folder, copied outside the checkout, runs from there: the README's "copy a recipe" commands."""
 
-import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 

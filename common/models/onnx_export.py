@@ -87,6 +87,16 @@ def quantize_int8(fp32_path: Path) -> Path:
     return path
 
 
+def length_sorted_batches(tokenizer, texts: list[str], names: list[str], batch_size: int, max_length: int,
+                          tensors: str):
+    """(row numbers, padded batch of `names`) for the texts, longest first: the rows say where each result goes."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, tokenizer.pad({name: [encoded[name][i] for i in rows] for name in names}, return_tensors=tensors)
+
+
 class OnnxClassifier:
     """Prediction with an exported folder: texts in, logits out, in the texts' order."""
 
@@ -107,13 +117,8 @@ class OnnxClassifier:
     def logits(self, texts: list[str], batch_size: int = 64, max_length: int | None = None) -> np.ndarray:
         """The logits of every text; batches of similar length (less padding), returned in input order."""
         max_length = max_input_length(self.tokenizer, self.config, max_length)
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=max_length)
-        order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            batch = self.tokenizer.pad({name: [encoded[name][i] for i in rows] for name in self.inputs},
-                                       return_tensors="np")
+        for rows, batch in length_sorted_batches(self.tokenizer, texts, self.inputs, batch_size, max_length, "np"):
             out[rows] = self.session.run(["logits"], {name: batch[name].astype(np.int64) for name in self.inputs})[0]
         return out
 

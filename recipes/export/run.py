@@ -24,8 +24,8 @@ from common.config.parsing import parse_args
 from common.config.process import run_main
 from common.data.labels import encode_labels
 from common.data.text import load_text_data
-from common.models.onnx_export import (FP32_FILE, INT8_FILE, OnnxClassifier, export_onnx, load_classifier,
-                                       quantize_int8)
+from common.models.onnx_export import (FP32_FILE, INT8_FILE, OnnxClassifier, export_onnx, input_names,
+                                       length_sorted_batches, load_classifier, quantize_int8)
 from common.tokens.tokenization import max_input_length
 from common.training.output_dir import claim_output_dir, commit_outputs, stage_outputs
 
@@ -61,14 +61,10 @@ def log_ours_at_info() -> None:
 
 def pytorch_logits(model, tokenizer, texts: list[str], batch_size: int, max_length: int) -> np.ndarray:
     """The float32 PyTorch model's logits, batched and ordered as OnnxClassifier does."""
-    encoded = tokenizer(texts, truncation=True, max_length=max_length)
-    order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in encoded]
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            batch = tokenizer.pad({n: [encoded[n][i] for i in rows] for n in names}, return_tensors="pt")
+        for rows, batch in length_sorted_batches(tokenizer, texts, input_names(model, tokenizer), batch_size,
+                                                 max_length, "pt"):
             out[rows] = model(**batch).logits.float().numpy()
     return out
 

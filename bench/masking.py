@@ -6,14 +6,18 @@ For each masking, the pretraining recipe's configs/zh_corpus.yaml (2 layers, hid
 vocabulary from the corpus) runs for the same number of steps; its output is then fine-tuned by the
 Chinese recipe exactly as `bash run_all.sh` fine-tunes the scratch rows (same configs, flags and seed;
 `--scratch_model_type none --model <pretrained folder>`): ChnSentiCorp, CLUENER2020 with the softmax
-head and with the CRF. The scratch rows themselves run too unless --skip_scratch. Each run is its own
-process, one after the other; the outputs stay under --work. Prints the held-out MLM loss each
-pretraining reached, its time and tokens/s, and every fine-tuned score.
+head and with the CRF, once per --seeds seed (the fine-tuning seed; the pretraining keeps its config's).
+The scratch rows themselves run too unless --skip_scratch. Each run is its own process, one after the
+other; the outputs stay under --work, and a run whose folder there already holds its results is read
+back instead of run again, so a stopped bench goes on where it stopped. Prints the held-out MLM loss
+each pretraining reached, its time and tokens/s, and every fine-tuned score (with several seeds: their
+mean, then each seed's).
 """
 
 import argparse
 import json
 import shlex
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -40,15 +44,30 @@ def flops_per_token(folder: Path, block_length: int, mlm_probability: float) -> 
     return 6 * (encoder + attention + head)
 
 
-def fine_tune(work: Path, name: str, model_flags: list[str], data_dir: str, extra: list[str], tasks) -> list[str]:
-    """The fine-tuned scores of one model (new from scratch, or a pretrained folder)."""
-    scores = []
+def run_or_read_back(out: Path, model_flags: list[str], data_dir: str, *flags: str, **recipe) -> tuple[dict, str]:
+    """A recipe run as run_all.sh runs it, or its results when `out` already holds them: results and wall time."""
+    if (out / "all_results.json").exists():
+        return json.loads((out / "all_results.json").read_text()), "read back"
+    run, seconds, _ = run_recipe(out, model_flags, data_dir, *flags, as_configured=True, **recipe)
+    return run, f"{seconds:.0f} s"
+
+
+def fine_tune(work: Path, name: str, model_flags: list[str], data_dir: str, extra: list[str], tasks,
+              seeds: list[str]) -> list[str]:
+    """The fine-tuned scores of one model (new from scratch, or a pretrained folder): one cell per task, each
+    seed's score, or their mean and then each."""
+    cells = []
     for k, (_, config, flags, key) in enumerate(tasks):
-        run, seconds, _ = run_recipe(work / f"{name}-{k}", model_flags, data_dir, *flags, *extra,
-                                     recipe="chinese_ernie", config=config, as_configured=True)
-        scores.append(f"{run[key]:.4f}")
-        print(f"bench: {name}: {config} {' '.join(flags)}: {key} {run[key]:.4f} ({seconds:.0f} s)", file=sys.stderr)
-    return scores
+        scores = []
+        for seed in seeds:
+            run, took = run_or_read_back(work / f"{name}-{k}-seed{seed}", model_flags, data_dir, *flags, "--seed", seed,
+                                         *extra, recipe="chinese_ernie", config=config)
+            scores.append(run[key])
+            print(f"bench: {name}: {config} {' '.join(flags)} seed {seed}: {key} {run[key]:.4f} ({took})",
+                  file=sys.stderr)
+        each = " / ".join(f"{score:.4f}" for score in scores)
+        cells.append(each if len(scores) == 1 else f"{statistics.mean(scores):.4f} ({each})")
+    return cells
 
 
 def main():
@@ -63,29 +82,34 @@ def main():
     parser.add_argument("--recipe_flags", default="", help="more flags for every fine-tuning run")
     parser.add_argument("--tasks", default="0,1,2", help="which fine-tunes, by number: 0 ChnSentiCorp, 1 CLUENER, "
                                                          "2 CLUENER with a CRF; empty: none")
+    parser.add_argument("--seeds", default="42", help="fine-tuning seeds, comma-separated: each fine-tune once per seed")
     parser.add_argument("--matmul_seconds", type=float, default=3.0, help="time spent on the matmul peak")
     args = parser.parse_args()
     tasks = [FINE_TUNES[int(k)] for k in args.tasks.split(",") if k]  # none: the pretraining runs alone
     extra = shlex.split(args.recipe_flags)
+    seeds = args.seeds.split(",")
     rows = []
     peak = matmul_peak("bf16" if bf16_supported() else "fp32", seconds=args.matmul_seconds)  # the precision the recipes train in here
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         if not args.skip_scratch:
-            rows.append(("from scratch (no pretraining)", "", "", "", *fine_tune(work, "scratch", [], args.data_dir, extra, tasks)))
+            rows.append(("from scratch (no pretraining)", "", "", "",
+                         *fine_tune(work, "scratch", [], args.data_dir, extra, tasks, seeds)))
         for masking in args.maskings.split(","):
             out = work / f"pretrained-{masking}"
-            run, seconds, _ = run_recipe(out, [], args.data_dir, "--masking", masking, "--max_steps", args.steps,
-                                         *shlex.split(args.pretrain_flags), recipe="pretraining", config="zh_corpus",
-                                         as_configured=True)
-            print(f"bench: pretraining, {masking}: held-out loss {run['eval_loss']:.3f} ({seconds:.0f} s)",
-                  file=sys.stderr)
+            run, took = run_or_read_back(out, [], args.data_dir, "--masking", masking, "--max_steps", args.steps,
+                                         *shlex.split(args.pretrain_flags), recipe="pretraining", config="zh_corpus")
+            steps = json.loads((out / "trainer_state.json").read_text())["global_step"]
+            if steps != int(args.steps):
+                sys.exit(f"bench: {out} holds a pretraining of {steps} steps, not --steps {args.steps}: move it away")
+            print(f"bench: pretraining, {masking}: held-out loss {run['eval_loss']:.3f} ({took})", file=sys.stderr)
             model = ["--scratch_model_type", "none", "--model", str(out)]
             share = run["train_tokens_per_second"] * flops_per_token(out, run["max_seq_length"], 0.15) / 1e9 / peak
             rows.append((f"pretrained, `{masking}` masking", f"{run['eval_loss']:.3f}", f"{run['train_runtime'] / 60:.1f} min",
                          f"{run['train_tokens_per_second']:,.0f} ({share:.0%})",
-                         *fine_tune(work, masking, model, args.data_dir, extra, tasks)))
-    print(f"# Masking strategies: zh_corpus pretraining, {args.steps} steps each, then the run_all.sh fine-tunes\n")
+                         *fine_tune(work, masking, model, args.data_dir, extra, tasks, seeds)))
+    print(f"# Masking strategies: zh_corpus pretraining, {args.steps} steps each, then the run_all.sh fine-tunes "
+          f"(fine-tuning seeds {', '.join(seeds)})\n")
     print(f"Matrix-multiply peak measured here: {peak:.0f} GFLOP/s (tokens/s in brackets: the share of it training "
           "reached)\n")
     print_table(["model", "held-out MLM loss (own masking)", "pretraining time", "tokens/s (share of peak)",

@@ -7,12 +7,14 @@ per measurement, every row as wide as its header).
 
 import gzip
 import itertools
+import json
 import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+import yaml
 
 BENCHMARKS = ("sst2", "conll2003", "bbc_news", "chnsenticorp", "cluener2020", "zh_corpus")
 
@@ -64,9 +66,13 @@ def tables(output: str) -> list[list[list[str]]]:
     return [[table[0], *table[2:]] for table in found]
 
 
-def run_bench(repo, script: str, *flags: str) -> str:
-    done = subprocess.run([sys.executable, str(repo / "bench" / script), *flags], capture_output=True, text=True,
+def bench_process(repo, script: str, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(repo / "bench" / script), *flags], capture_output=True, text=True,
                           cwd="/", timeout=900)  # any folder: the scripts find the repository themselves
+
+
+def run_bench(repo, script: str, *flags: str) -> str:
+    done = bench_process(repo, script, *flags)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -134,6 +140,28 @@ def test_masking_prints_one_row_per_pretrained_model(repo, small_data):
     (table,) = tables(out)
     assert len(table) == 2 and len(table[0]) == 4 and table[1][0] == "pretrained, `token` masking"
     assert "GFLOP/s" in out
+
+
+@pytest.mark.needs_data("zh_corpus", "chnsenticorp")
+def test_masking_fine_tunes_once_per_seed_and_reads_back_what_its_work_folder_holds(repo, small_data, tmp_path):
+    flags = ["--data_dir", str(small_data), "--maskings", "token", "--skip_scratch", "--tasks", "0", "--seeds", "42,43",
+             "--pretrain_flags=--eval_steps 1 --save_steps 1 --max_seq_length 64", "--recipe_flags=--max_steps 2",
+             "--matmul_seconds", "0.1", "--work", str(tmp_path)]
+    first = bench_process(repo, "masking.py", "--steps", "2", *flags)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (table,) = tables(first.stdout)
+    assert [yaml.safe_load((tmp_path / f"token-0-seed{seed}" / "run_config.yaml").read_text())["seed"]
+            for seed in (42, 43)] == [42, 43]
+    scores = [json.loads((tmp_path / f"token-0-seed{seed}" / "all_results.json").read_text())["test_accuracy"]
+              for seed in (42, 43)]
+    assert table[1][-1] == f"{(scores[0] + scores[1]) / 2:.4f} ({scores[0]:.4f} / {scores[1]:.4f})"
+
+    again = bench_process(repo, "masking.py", "--steps", "2", *flags)
+    assert again.returncode == 0 and tables(again.stdout) == [table]
+    assert again.stderr.count("(read back)") == 3  # the pretraining and both fine-tunes: nothing ran again
+
+    other = bench_process(repo, "masking.py", "--steps", "3", *flags)
+    assert other.returncode != 0 and "holds a pretraining of 2 steps, not --steps 3" in other.stderr
 
 
 def test_positions_prints_one_row_per_model(repo):

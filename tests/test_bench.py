@@ -157,7 +157,9 @@ def test_masking_fine_tunes_once_per_seed_and_reads_back_what_its_work_folder_ho
     assert table[1][-1] == f"{(scores[0] + scores[1]) / 2:.4f} ({scores[0]:.4f} / {scores[1]:.4f})"
 
     again = bench_process(repo, "masking.py", "--steps", "2", *flags)
-    assert again.returncode == 0 and tables(again.stdout) == [table]
+    assert again.returncode == 0
+    (table_again,) = tables(again.stdout)  # the same, but for the share of the matmul peak, measured again
+    assert [row[:3] + row[4:] for row in table_again] == [row[:3] + row[4:] for row in table]
     assert again.stderr.count("(read back)") == 3  # the pretraining and both fine-tunes: nothing ran again
 
     other = bench_process(repo, "masking.py", "--steps", "3", *flags)

@@ -12,8 +12,8 @@ takes it with --model.
 """
 
 import logging
-import sys
 import math
+import sys
 from pathlib import Path
 
 from transformers import set_seed

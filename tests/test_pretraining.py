@@ -213,6 +213,7 @@ def test_a_tiny_pretraining_run_lowers_the_held_out_loss_and_its_folder_fine_tun
     ("knowledge_en", "--masking knowledge finds entities and phrases in Chinese text"),
     ("vocabulary", "too few to train a language model"),
     ("missing", "nothing.txt: no such file"),
+    ("dropout", "--pretraining_dropout 1.0 must be at least 0 and below 1"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, case, message):
     good = write_corpus(tmp_path / "corpus", n=100)
@@ -220,7 +221,8 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, 
              "block": (good, ["--max_seq_length", "1024", "--scratch_model_type", "", "--model", "MODEL"]),
              "thai": ([tmp_path / "thai.txt"], ["--masking", "whole_word"]),
              "knowledge_en": ([tmp_path / "en.txt"], ["--masking", "knowledge"]),
-             "vocabulary": ([tmp_path / "abc.txt"], []), "missing": ([tmp_path / "nothing.txt"], [])}
+             "vocabulary": ([tmp_path / "abc.txt"], []), "missing": ([tmp_path / "nothing.txt"], []),
+             "dropout": (good, ["--pretraining_dropout", "1.0"])}
     (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
     (tmp_path / "latin1.txt").write_bytes("第一行\n第二行\ncaf\u00e9 au lait\n".encode("utf-8").replace(
         "caf\u00e9".encode("utf-8"), "caf\u00e9".encode("latin-1")))
@@ -263,6 +265,26 @@ def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer,
     assert fast(**batch).logits.shape == (masked, len(tokenizer))  # scores for the masked positions only
     without_labels = fast(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     assert without_labels.logits.shape == (*batch["input_ids"].shape, len(tokenizer))
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roformer"])
+def test_dropout_is_off_while_pretraining_and_the_saved_config_keeps_the_models_own(tmp_path, tokenizer, model_type):
+    import torch
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from recipes.pretraining.model import set_dropout
+
+    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=80)
+    model = AutoModelForMaskedLM.from_config(config).train()
+    batch = UnitMaskingCollator(tokenizer, mlm_probability=0.15, seed=0)(block_rows(tokenizer, sentences(8)))
+    with torch.no_grad():
+        assert model(**batch).loss.item() != model(**batch).loss.item()  # dropout draws anew on each call
+        set_dropout(model, 0.0)
+        assert model(**batch).loss.item() == model(**batch).loss.item()  # none left, attention's included
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["hidden_dropout_prob"] == saved["attention_probs_dropout_prob"] == 0.1  # what fine-tuning reads
 
 
 def test_the_pretrained_model_has_the_architecture_of_the_scratch_rows_it_is_compared_with(repo):

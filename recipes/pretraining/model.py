@@ -66,6 +66,18 @@ def check_block_length(block_length: int, tokenizer, config) -> None:
                           f"give at most {limit}")
 
 
+def set_dropout(model, probability: float | None) -> None:
+    """Every dropout layer's probability for this run only: the config, which fine-tuning reads, keeps the
+    model's own (attention implementations read the probability from the layer, as BERT's does)."""
+    if probability is None:
+        return
+    layers = [module for module in model.modules() if isinstance(module, torch.nn.Dropout)]
+    for layer in layers:
+        layer.p = probability
+    logger.info(f"Dropout {probability} in {len(layers)} dropout layers while pretraining (the saved config keeps "
+                f"the model's own for fine-tuning)")
+
+
 def score_masked_positions_only(model):
     """Make the model's training loss score only the masked positions: the same loss (a mean over the masked
     tokens), without computing the output layer, a vocabulary-sized matrix product, for the 85% of positions

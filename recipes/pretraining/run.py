@@ -31,13 +31,13 @@ if __package__:  # imported as a package module (recipes.<name>.<module>, as the
     from .arguments import CorpusArguments, MaskingArguments
     from .corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
     from .masking import UnitMaskingCollator, choose_segmenter
-    from .model import check_block_length, score_masked_positions_only, tokenizer_and_model
+    from .model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model
 else:  # run as a script, in this checkout or in a copy of the folder
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
     from arguments import CorpusArguments, MaskingArguments
     from corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
     from masking import UnitMaskingCollator, choose_segmenter
-    from model import check_block_length, score_masked_positions_only, tokenizer_and_model
+    from model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model
 
 ARGUMENTS = (ModelSourceArguments, ScratchArguments, CorpusArguments, MaskingArguments, RecipeTrainingArguments)
 CONFIGS = Path(__file__).parent / "configs"
@@ -61,6 +61,7 @@ def main(argv=None):
     # Model: a new one with a character vocabulary from the corpus, or a pretrained one with its MLM head
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every)
     check_block_length(data_args.max_seq_length, tokenizer, model.config)
+    set_dropout(model, masking_args.pretraining_dropout)
     model = score_masked_positions_only(model)  # the same loss, without scoring the 85% of positions not masked
     with training_args.main_process_first(desc="tokenization"):
         splits = block_datasets(files, every, data_args, tokenizer, masking_args.masking, segmenter)

@@ -166,6 +166,16 @@ def test_masking_fine_tunes_once_per_seed_and_reads_back_what_its_work_folder_ho
     assert other.returncode != 0 and "holds a pretraining of 2 steps, not --steps 3" in other.stderr
 
 
+def test_pretraining_dropout_prints_the_step_with_and_without_dropout(repo):
+    out = run_bench(repo, "pretraining_dropout.py", "--vocabulary", "40", "--batch", "2", "--length", "16", "--steps",
+                    "1", "--rounds", "1")
+    (table,) = tables(out)
+    assert [row[0] for row in table[1:]] == ["model's own (0.1)", "--pretraining_dropout 0"]
+    assert table[1][3] == "1.00x" and float(table[2][3].rstrip("x")) > 0
+    # embeddings, and each of the 2 layers' attention weights, attention output and feed-forward output
+    assert table[1][4].startswith("7 calls, ") and table[2][4] == "0 calls, 0%"  # none left without dropout
+
+
 def test_positions_prints_one_row_per_model(repo):
     out = run_bench(repo, "positions.py", "--steps", "4", "--length", "16", "--models", "ernie,roformer")
     (table,) = tables(out)

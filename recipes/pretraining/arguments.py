@@ -87,8 +87,8 @@ class MaskingArguments:
         default=None, metadata={"help": "Dropout in every dropout layer while pretraining (0 turns it off, as "
                                         "Cramming BERT does: a model that sees its text a few times does not "
                                         "overfit, and dropout is a third of a small model's step time on CPU). "
-                                        "The saved config keeps the model's own dropout, which fine-tuning uses. "
-                                        "Default: the model's own."}
+                                        "The saved config keeps the model's own dropout (--scratch_dropout for a "
+                                        "new model), which fine-tuning uses. Default: the model's own."}
     )
 
     def __post_init__(self):

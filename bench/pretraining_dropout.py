@@ -13,6 +13,7 @@ rounds in this process. Then one profiled step of each: the share of its CPU tim
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,8 +48,6 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-
-    import tempfile
 
     import torch
     from torch.profiler import profile

@@ -13,7 +13,6 @@ rounds in this process. Then one profiled step of each: the share of its CPU tim
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,20 +20,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: 
 
 from bench.harness import print_table  # noqa: E402
 from common.config.hardware import bf16_supported  # noqa: E402
-from common.models.scratch import ScratchArguments, scratch_config  # noqa: E402
+from common.models.scratch import SPECIAL_TOKENS, ScratchArguments, character_tokenizer, scratch_config  # noqa: E402
 from recipes.pretraining.model import score_masked_positions_only, set_dropout  # noqa: E402
 
 
 def small_model(args):
-    """The recipe's small RoFormer over a made-up vocabulary of args.vocabulary tokens, or the --model folder."""
-    from transformers import AutoModelForMaskedLM, BertTokenizerFast
+    """The recipe's small RoFormer over args.vocabulary tokens (Han characters and the special tokens), or the
+    --model folder."""
+    from transformers import AutoModelForMaskedLM
 
     if args.model:
         return AutoModelForMaskedLM.from_pretrained(args.model)
-    vocabulary = Path(args.work) / "vocab.txt"
-    vocabulary.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                                    + [chr(0x4E00 + k) for k in range(args.vocabulary - 5)]) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast.from_pretrained(args.work, model_max_length=512)
+    characters = "".join(chr(0x4E00 + k) for k in range(args.vocabulary - len(SPECIAL_TOKENS)))
+    tokenizer = character_tokenizer([characters], han_continuations=False)  # as the recipe builds its own
     return AutoModelForMaskedLM.from_config(scratch_config(ScratchArguments(scratch_model_type="roformer"), tokenizer))
 
 
@@ -53,9 +51,7 @@ def main():
     from torch.profiler import profile
 
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as work:
-        args.work = work
-        model = score_masked_positions_only(small_model(args)).train()
+    model = score_masked_positions_only(small_model(args)).train()
     own = next(m.p for m in model.modules() if isinstance(m, torch.nn.Dropout))
     ids = torch.randint(5, model.config.vocab_size, (args.batch, args.length))
     labels = torch.where(torch.rand(ids.shape) < 0.15, ids, -100)

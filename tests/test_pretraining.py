@@ -165,6 +165,31 @@ def test_streaming_and_in_memory_reading_give_the_same_blocks(tmp_path, tokenize
     assert len(result[False]["validation"]) > 5
 
 
+def test_a_task_table_pretrains_on_its_text_column_as_a_text_file_would(tmp_path, tokenizer, caplog):
+    from recipes.pretraining.arguments import CorpusArguments
+    from recipes.pretraining.corpus import block_datasets, corpus_files, held_out_every
+
+    texts = sentences(300, seed=3)
+    plain = tmp_path / "train.txt"
+    plain.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    table = tmp_path / "train.tsv"  # labels beside the text, two rows without text (counted, not blocks)
+    rows = [f"{k % 2}\t{text}" for k, text in enumerate(texts)]
+    table.write_text("label\ttext_a\n" + "\n".join(rows[:7] + ["1\t ", "0\t"] + rows[7:]) + "\n", encoding="utf-8")
+    records = tmp_path / "train.jsonl"
+    records.write_text("".join(json.dumps({"text": t, "label": "x"}, ensure_ascii=False) + "\n" for t in texts),
+                       encoding="utf-8")
+    blocks = {}
+    for path, column in ((plain, None), (table, "text_a"), (records, "text")):
+        args = CorpusArguments(train_file=[str(path)], text_column=column, max_seq_length=32,
+                               validation_split_percentage=10)
+        found = corpus_files(args)
+        with caplog.at_level("INFO"):
+            splits = block_datasets(found, held_out_every(args, found), args, tokenizer, "whole_word", "jieba")
+        blocks[path.suffix] = (list(splits["train"]), list(splits["validation"]))
+    assert blocks[".tsv"] == blocks[".txt"] == blocks[".jsonl"] and len(blocks[".txt"][0]) > 20
+    assert f"2 rows with no text in 'text_a' skipped (first: {table}, line 9)" in caplog.text
+
+
 def test_a_tiny_pretraining_run_lowers_the_held_out_loss_and_its_folder_fine_tunes(tmp_path, pretraining, recipe,
                                                                                      write_csv, write_lines):
     files = write_corpus(tmp_path / "corpus")
@@ -214,6 +239,10 @@ def test_a_tiny_pretraining_run_lowers_the_held_out_loss_and_its_folder_fine_tun
     ("vocabulary", "too few to train a language model"),
     ("missing", "nothing.txt: no such file"),
     ("dropout", "--pretraining_dropout 1.0 must be at least 0 and below 1"),
+    ("no_column", "task.tsv: a table; name the column that holds its text with --text_column"),
+    ("wrong_column", "task.tsv: no column 'text' (--text_column); its columns: label, text_a"),
+    ("number", "task.jsonl, line 2: the text in column 'text' is a number (7), not a string"),
+    ("column_of_text", "--text_column text: for tables (.csv, .tsv, .json, .jsonl); these files are plain text"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, case, message):
     good = write_corpus(tmp_path / "corpus", n=100)
@@ -222,7 +251,13 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, 
              "thai": ([tmp_path / "thai.txt"], ["--masking", "whole_word"]),
              "knowledge_en": ([tmp_path / "en.txt"], ["--masking", "knowledge"]),
              "vocabulary": ([tmp_path / "abc.txt"], []), "missing": ([tmp_path / "nothing.txt"], []),
-             "dropout": (good, ["--pretraining_dropout", "1.0"])}
+             "dropout": (good, ["--pretraining_dropout", "1.0"]),
+             "no_column": ([tmp_path / "task.tsv"], []),
+             "wrong_column": ([tmp_path / "task.tsv"], ["--text_column", "text"]),
+             "number": ([tmp_path / "task.jsonl"], ["--text_column", "text"]),
+             "column_of_text": (good, ["--text_column", "text"])}
+    (tmp_path / "task.tsv").write_text("label\ttext_a\n1\t很好\n", encoding="utf-8")
+    (tmp_path / "task.jsonl").write_text('{"text": "很好"}\n{"text": 7}\n', encoding="utf-8")
     (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
     (tmp_path / "latin1.txt").write_bytes("第一行\n第二行\ncaf\u00e9 au lait\n".encode("utf-8").replace(
         "caf\u00e9".encode("utf-8"), "caf\u00e9".encode("latin-1")))

@@ -19,7 +19,12 @@ class CorpusArguments:
         default=None, metadata={"help": "Folder holding the benchmark data (default: $DATA_DIR, then ../shared/data)."}
     )
     train_file: list[str] | None = field(
-        default=None, metadata={"help": "Training text: one or more .txt or .txt.gz files, one document per line."}
+        default=None, metadata={"help": "Training text: one or more .txt or .txt.gz files, one document per line; or "
+                                        "a labelled task's .csv, .tsv, .json or .jsonl files (see --text_column)."}
+    )
+    text_column: str | None = field(
+        default=None, metadata={"help": "For table files: the column whose text is pretrained on, one document per "
+                                        "row (the labels are not read): task-adaptive pretraining."}
     )
     validation_file: list[str] | None = field(
         default=None, metadata={"help": "Held-out text in the same format (default: --validation_split_percentage "

@@ -2,6 +2,8 @@
 tokenized and packed into blocks.
 
 A file holds one document per line (.txt, or .txt.gz read as it is); blank lines are skipped and
+counted. A labelled task's table (.csv, .tsv, .json, .jsonl) gives the texts of its --text_column, one
+document per row, its labels unread (task-adaptive pretraining); rows with no text are skipped and
 counted. Without --validation_file, every n-th document of each file is held out (n = 100 /
 --validation_split_percentage), so the split needs no shuffling and is the same when streaming. The
 documents of a file are joined end to end with a [SEP] between two, and cut into blocks of
@@ -21,6 +23,8 @@ import datasets
 
 from common.data.benchmarks import benchmark_folder
 from common.data.errors import DataError
+from common.data.tables import read_table
+from common.data.text import text_problem
 
 if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
     from .masking import knowledge_spans, starts_from_spans, starts_from_word_ids, word_spans
@@ -30,6 +34,7 @@ else:  # run as a script, in this checkout or in a copy of the folder: this fold
 logger = logging.getLogger(__name__)
 
 BATCH_DOCUMENTS = 1000  # documents tokenized in one call of the fast tokenizer
+TABLES = (".csv", ".tsv", ".json", ".jsonl")  # a labelled task's files: their --text_column is the text
 
 
 def corpus_files(data_args) -> dict[str, list[Path]]:
@@ -43,17 +48,25 @@ def corpus_files(data_args) -> dict[str, list[Path]]:
     elif data_args.train_file:
         found = {"train": [Path(f) for f in data_args.train_file]}
     else:
-        raise DataError("no training text: give --train_file (one or more .txt or .txt.gz files) or --benchmark")
+        raise DataError("no training text: give --train_file (one or more .txt or .txt.gz files, or a task's table "
+                        "with --text_column) or --benchmark")
     if data_args.validation_file:
         found["validation"] = [Path(f) for f in data_args.validation_file]
     for path in (p for files in found.values() for p in files):
         if not path.is_file():
             raise DataError(f"{path}: no such file")
+    if data_args.text_column and not any(p.suffix.lower() in TABLES for files in found.values() for p in files):
+        raise DataError(f"--text_column {data_args.text_column}: for tables ({', '.join(TABLES)}); these files are "
+                        "plain text, one document per line")
     return found
 
 
-def read_documents(path: Path, encoding: str) -> Iterator[str]:
-    """A file's documents (its non-blank lines, stripped); a line not in `encoding` stops with its number."""
+def read_documents(path: Path, encoding: str, text_column: str | None = None) -> Iterator[str]:
+    """A file's documents (its non-blank lines, stripped; a table's texts); a line not in `encoding` stops with its
+    number."""
+    if path.suffix.lower() in TABLES:
+        yield from table_documents(path, encoding, text_column)
+        return
     opener = gzip.open if path.suffix == ".gz" else open
     line_number, documents = 0, 0
     try:
@@ -75,9 +88,34 @@ def read_documents(path: Path, encoding: str) -> Iterator[str]:
         logger.info(f"{path}: {documents:,} documents; {line_number - documents:,} blank lines skipped")
 
 
-def documents_of(path: Path, encoding: str, part: str, every: int) -> Iterator[str]:
+def table_documents(path: Path, encoding: str, text_column: str | None) -> list[str]:
+    """The texts of a table's `text_column`, one document per row (stripped); rows without text are counted."""
+    if not text_column:
+        raise DataError(f"{path}: a table; name the column that holds its text with --text_column")
+    table = read_table(path, encoding=encoding)
+    if text_column not in table.frame.columns:
+        columns = ", ".join(c for c in table.frame.columns if c != "_line")
+        raise DataError(f"{path}: no column '{text_column}' (--text_column); its columns: {columns}")
+    documents, empty = [], []
+    for index, value in table.frame[text_column].items():
+        problem = text_problem(value, text_column)
+        if problem and not problem.startswith("empty"):  # a number or a list: the file is not what it seems
+            raise DataError(f"{table.where(index)}: {problem}")
+        if problem:  # missing or blank, as a blank line in a text file
+            empty.append(table.where(index))
+        else:
+            documents.append(value.strip())
+    if not documents:
+        raise DataError(f"{path}: no text in column '{text_column}'")
+    if empty:
+        logger.info(f"{path}: {len(documents):,} documents; {len(empty):,} rows with no text in '{text_column}' "
+                    f"skipped (first: {empty[0]})")
+    return documents
+
+
+def documents_of(path: Path, encoding: str, part: str, every: int, text_column: str | None = None) -> Iterator[str]:
     """A file's training documents (part "train") or held-out ones ("validation"): every `every`-th is held out."""
-    for k, text in enumerate(read_documents(path, encoding)):
+    for k, text in enumerate(read_documents(path, encoding, text_column)):
         held_out = bool(every) and k % every == every - 1
         if part == "all" or held_out == (part == "validation"):
             yield text
@@ -93,7 +131,7 @@ def unit_starts(texts: list[str], encodings, masking: str, segmenter: str) -> li
 
 
 def blocks(files: list[str], encoding: str, part: str, every: int, tokenizer, block_length: int, masking: str,
-           segmenter: str, cache_key: list[str]) -> Iterator[dict]:
+           segmenter: str, cache_key: list[str], text_column: str | None = None) -> Iterator[dict]:
     """Blocks of `block_length` tokens from the files' documents (for Dataset/IterableDataset.from_generator,
     which runs one generator per shard of `files`). `cache_key`: the files' sizes and times, for the cache."""
     units = masking != "token"
@@ -101,7 +139,7 @@ def blocks(files: list[str], encoding: str, part: str, every: int, tokenizer, bl
     special = set(tokenizer.all_special_ids)
     for path in files:
         ids, starts = [], []
-        documents = documents_of(Path(path), encoding, part, every)
+        documents = documents_of(Path(path), encoding, part, every, text_column)
         while batch := list(itertools.islice(documents, BATCH_DOCUMENTS)):
             encodings = tokenizer(batch, add_special_tokens=False, return_offsets_mapping=units)
             batch_starts = unit_starts(batch, encodings, masking, segmenter) if units else None
@@ -146,7 +184,8 @@ def block_datasets(files: dict[str, list[Path]], every: int, data_args, tokenize
     for name, (paths, part) in parts.items():
         kwargs = {"files": [str(p) for p in paths], "encoding": data_args.encoding, "part": part, "every": every,
                   "tokenizer": tokenizer, "block_length": data_args.max_seq_length, "masking": masking,
-                  "segmenter": segmenter, "cache_key": [f"{p.stat().st_size}-{p.stat().st_mtime_ns}" for p in paths]}
+                  "segmenter": segmenter, "text_column": data_args.text_column,
+                  "cache_key": [f"{p.stat().st_size}-{p.stat().st_mtime_ns}" for p in paths]}
         if name == "train" and data_args.streaming:
             result[name] = datasets.IterableDataset.from_generator(blocks, gen_kwargs=kwargs)
             if data_args.max_train_samples:

@@ -30,7 +30,8 @@ def tokenizer_and_model(model_args, scratch_args, data_args, train_files, every:
     """The tokenizer and masked-language model to train: new (scratch_model_type) or pretrained."""
     if scratch_args.scratch_model_type:
         # the vocabulary comes from the training documents (not the held-out ones)
-        texts = itertools.chain.from_iterable(documents_of(path, data_args.encoding, "train" if every else "all", every)
+        part = "train" if every else "all"
+        texts = itertools.chain.from_iterable(documents_of(path, data_args.encoding, part, every, data_args.text_column)
                                               for path in train_files)
         # no ## copies of Han characters: a Chinese tokenizer never continues a word with one, and each would add
         # a row to the output layer that every masked token is scored against

@@ -56,7 +56,8 @@ def main(argv=None):
     # Data: the files checked; the held-out share; the segmenter the text needs (whole_word, knowledge)
     files = corpus_files(data_args)
     every = held_out_every(data_args, files)
-    segmenter = choose_segmenter(masking_args, read_documents(files["train"][0], data_args.encoding), files["train"][0])
+    first = files["train"][0]
+    segmenter = choose_segmenter(masking_args, read_documents(first, data_args.encoding, data_args.text_column), first)
 
     # Model: a new one with a character vocabulary from the corpus, or a pretrained one with its MLM head
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every)

@@ -211,3 +211,42 @@ def test_distillation_prints_one_row_per_model_and_export(repo, tiny_bert, small
         "distilled student, ONNX fp32", "distilled student, ONNX int8"]
     assert [row[1] for row in table[1:]] == ["2", "2", "1", "1", "1", "1"]
     assert table[5][3].startswith("100.00% (the PyTorch student")  # the fp32 export agrees with its source
+
+
+def test_sentence_vector_head_reads_the_mean_of_the_unpadded_tokens(monkeypatch):
+    import torch
+    from transformers import RoFormerConfig, RoFormerForSequenceClassification
+    from transformers.models.roformer import modeling_roformer as roformer
+
+    from bench.sentence_vector import read_mean_of_tokens
+
+    for cls in (roformer.RoFormerForSequenceClassification, roformer.RoFormerClassificationHead):
+        monkeypatch.setattr(cls, "forward", cls.forward)  # put back after the test: the patch is process-wide
+    torch.manual_seed(0)
+    model = RoFormerForSequenceClassification(RoFormerConfig(
+        vocab_size=30, embedding_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, num_labels=2)).eval()
+    ids = torch.tensor([[2, 7, 8, 9, 3], [2, 7, 3, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        reads_cls = model(input_ids=ids, attention_mask=mask).logits
+        hidden = model.roformer(input_ids=ids, attention_mask=mask)[0]
+        means = torch.stack([hidden[0].mean(0), hidden[1, :3].mean(0)])  # the padding left out
+        head = model.classifier
+        expected = head.out_proj(roformer.ACT2FN[model.config.hidden_act](head.dense(means)))  # dropout off: eval
+        read_mean_of_tokens()
+        reads_mean = model(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(reads_mean, expected, atol=1e-6)
+    assert not torch.allclose(reads_mean, reads_cls, atol=1e-3)
+
+
+@pytest.mark.needs_data("chnsenticorp")
+def test_sentence_vector_prints_each_model_with_each_head_input(repo, small_data, tmp_path):
+    out = run_bench(repo, "sentence_vector.py", "--data_dir", str(small_data), "--models", "scratch", "--seeds",
+                    "42", "--recipe_flags=--max_steps 2", "--work", str(tmp_path))
+    (table,) = tables(out)
+    assert [row[:2] for row in table[1:]] == [["scratch", "`[CLS]` (the recipe's head)"],
+                                              ["scratch", "mean of the tokens"]]
+    for pooling, row in zip(("cls", "mean"), table[1:]):
+        run = json.loads((tmp_path / f"0-{pooling}-seed42" / "all_results.json").read_text())
+        assert row[2:] == [f"{run['test_accuracy']:.4f}", f"{run['eval_accuracy']:.4f}"]

@@ -302,6 +302,38 @@ def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer,
     assert without_labels.logits.shape == (*batch["input_ids"].shape, len(tokenizer))
 
 
+def test_the_cls_bag_of_tokens_loss_is_added_while_training_and_left_out_of_the_held_out_loss(tokenizer):
+    import torch
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from recipes.pretraining.model import bag_of_tokens_loss, score_masked_positions_only
+
+    special = tuple(tokenizer.all_special_ids)
+    scores = torch.randn(1, len(tokenizer))
+    word, other = (tokenizer.convert_tokens_to_ids(token) for token in tokenizer.tokenize("昨天"))
+    tokens = torch.tensor([[tokenizer.cls_token_id, word, word, other, tokenizer.sep_token_id, tokenizer.pad_token_id]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0]])
+    logp = torch.log_softmax(scores, -1)[0]
+    expected = -(2 / 3 * logp[word] + 1 / 3 * logp[other])  # [CLS], [SEP] and the padding are not counted
+    assert bag_of_tokens_loss(scores, tokens, mask, special).item() == pytest.approx(expected.item(), rel=1e-6)
+
+    config = AutoConfig.for_model("roformer", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=80,
+                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_config(config)
+    batch = UnitMaskingCollator(tokenizer, mlm_probability=0.15, seed=0)(block_rows(tokenizer, sentences(8)))
+    with torch.no_grad():
+        mlm = score_masked_positions_only(model).train()(**batch).loss
+        both = score_masked_positions_only(model, special)
+        hidden = both.roformer(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+        original = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])
+        bag = bag_of_tokens_loss(both.cls(hidden[:, 0]), original, batch["attention_mask"], special)
+        assert both(**batch).loss.item() == pytest.approx(mlm.item() + bag.item(), rel=1e-5)
+        assert both.eval()(**batch).loss.item() == pytest.approx(mlm.item(), rel=1e-5)  # held out: MLM alone
+    assert type(both).__name__ == "RoFormerForMaskedLM"
+
+
 @pytest.mark.parametrize("model_type", ["bert", "roformer"])
 def test_dropout_is_off_while_pretraining_and_the_saved_config_keeps_the_models_own(tmp_path, tokenizer, model_type):
     import torch
@@ -339,9 +371,10 @@ def test_a_streamed_run_trains_on_the_blocks_as_they_are_read(tmp_path, pretrain
     files = write_corpus(tmp_path / "corpus")
     out = tmp_path / "streamed"
     pretraining.main(tiny_flags(files, out, "--streaming", "True", "--max_steps", "12", "--masking", "knowledge",
-                                "--eval_steps", "6"))
+                                "--eval_steps", "6", "--cls_objective", "bag_of_tokens"))
     results = json.loads((out / "all_results.json").read_text())
     assert results["masking"] == "knowledge" and "train" not in results["sizes"]  # a stream has no length
+    assert results["cls_objective"] == "bag_of_tokens" and math.isfinite(results["train_loss"])
     assert results["sizes"]["validation"] > 0 and math.isfinite(results["eval_loss"])
     with pytest.raises(SystemExit) as exit_info:  # a stream needs a number of steps
         pretraining.run_main(lambda: pretraining.main(tiny_flags(files, tmp_path / "o2", "--streaming", "True",

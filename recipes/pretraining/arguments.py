@@ -96,6 +96,14 @@ class MaskingArguments:
                                         "new model), which fine-tuning uses. Default: the model's own."}
     )
 
+    cls_objective: str = field(
+        default="none", metadata={"help": "A training target for the [CLS] vector, which masked-word prediction "
+                                          "leaves without one: bag_of_tokens has the MLM head predict, from [CLS], "
+                                          "the block's tokens (their frequencies), added to the MLM loss while "
+                                          "training. No new weights; the held-out loss stays the MLM loss alone.",
+                                  "choices": ["none", "bag_of_tokens"]}
+    )
+
     def __post_init__(self):
         if self.pretraining_dropout is not None and not 0 <= self.pretraining_dropout < 1:
             raise ValueError(f"--pretraining_dropout {self.pretraining_dropout} must be at least 0 and below 1")

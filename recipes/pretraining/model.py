@@ -79,23 +79,42 @@ def set_dropout(model, probability: float | None) -> None:
                 f"the model's own for fine-tuning)")
 
 
-def score_masked_positions_only(model):
+def score_masked_positions_only(model, cls_special_ids: tuple[int, ...] | None = None):
     """Make the model's training loss score only the masked positions: the same loss (a mean over the masked
     tokens), without computing the output layer, a vocabulary-sized matrix product, for the 85% of positions
     that predict nothing. The output layer dominates a small model's cost (2 layers of hidden 128 against a
     7,000-character vocabulary: three quarters of the work). The model's class is swapped for a subclass,
     weights untouched, as `common.models.crf.attach_crf` does; without labels (pipeline(), inference) the
-    model is its base class. Models whose head is not found are left as they are."""
+    model is its base class. Models whose head is not found are left as they are.
+
+    With `cls_special_ids` (the tokenizer's special token ids), training adds `--cls_objective bag_of_tokens`:
+    the same head, applied to each block's final [CLS] vector, predicts the block's other tokens (cross-entropy
+    against their frequencies)."""
     if not any(isinstance(getattr(model, name, None), torch.nn.Module) for name in MLM_HEADS):
+        if cls_special_ids is not None:
+            raise OptionError(f"--cls_objective bag_of_tokens: {type(model).__name__} has no MLM head under "
+                              f"{MLM_HEADS} to predict the tokens from [CLS] with")
         logger.info(f"{type(model).__name__}: no MLM head found under {MLM_HEADS}; every position is scored")
         return model
-    model.__class__ = masked_positions_class(type(model))
+    model.__class__ = masked_positions_class(type(model), cls_special_ids)
     return model
 
 
+def bag_of_tokens_loss(cls_scores, tokens, attention_mask, special_ids: tuple[int, ...]):
+    """Cross-entropy of the [CLS] scores against each block's token frequencies, special tokens left out."""
+    counted = ~torch.isin(tokens, torch.tensor(special_ids, device=tokens.device))
+    if attention_mask is not None:
+        counted &= attention_mask.bool()
+    counts = torch.zeros(cls_scores.shape, device=tokens.device)
+    counts.scatter_add_(1, tokens * counted, counted.float())  # uncounted positions add 0 to token 0
+    frequencies = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    return -(frequencies * torch.log_softmax(cls_scores.float(), -1)).sum(1).mean()
+
+
 @functools.cache
-def masked_positions_class(base: type) -> type:
-    """`base` with a forward that, given labels, applies the head to the masked positions only."""
+def masked_positions_class(base: type, cls_special_ids: tuple[int, ...] | None = None) -> type:
+    """`base` with a forward that, given labels, applies the head to the masked positions only (and, while
+    training with `cls_special_ids`, to [CLS] for the bag-of-tokens loss)."""
 
     class MaskedPositionsOnly(base):
         accepts_loss_kwargs = False  # the loss is the mean over the batch's masked tokens, as the base's is
@@ -109,6 +128,9 @@ def masked_positions_class(base: type) -> type:
             head = next(getattr(self, name) for name in MLM_HEADS if isinstance(getattr(self, name, None), torch.nn.Module))
             scores = head(hidden[selected])
             loss = torch.nn.functional.cross_entropy(scores.float(), labels[selected])
+            if cls_special_ids is not None and self.training:  # held out: the MLM loss alone, as without it
+                tokens = torch.where(selected, labels, input_ids)  # the block as it was before masking
+                loss = loss + bag_of_tokens_loss(head(hidden[:, 0]), tokens, attention_mask, cls_special_ids)
             return MaskedLMOutput(loss=loss, logits=scores)
 
     MaskedPositionsOnly.__name__ = MaskedPositionsOnly.__qualname__ = base.__name__  # the saved config names the base

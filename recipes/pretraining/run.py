@@ -63,7 +63,9 @@ def main(argv=None):
     tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every)
     check_block_length(data_args.max_seq_length, tokenizer, model.config)
     set_dropout(model, masking_args.pretraining_dropout)
-    model = score_masked_positions_only(model)  # the same loss, without scoring the 85% of positions not masked
+    # the same loss, without scoring the 85% of positions not masked; with --cls_objective, a target for [CLS]
+    cls_special_ids = tuple(tokenizer.all_special_ids) if masking_args.cls_objective == "bag_of_tokens" else None
+    model = score_masked_positions_only(model, cls_special_ids)
     with training_args.main_process_first(desc="tokenization"):
         splits = block_datasets(files, every, data_args, tokenizer, masking_args.masking, segmenter)
     collator = UnitMaskingCollator(tokenizer, mlm_probability=masking_args.mlm_probability, seed=training_args.seed,
@@ -83,7 +85,8 @@ def main(argv=None):
     if trainer.is_world_process_zero():
         results.update(run_facts(model_args, data_args, trainer, Corpus(files, splits, every), [],
                                  data_args.max_seq_length),
-                       task="mlm", masking=masking_args.masking, segmenter=segmenter, vocabulary_size=len(tokenizer),
+                       task="mlm", masking=masking_args.masking, cls_objective=masking_args.cls_objective,
+                       segmenter=segmenter, vocabulary_size=len(tokenizer),
                        train_tokens_per_second=round(results.get("train_samples_per_second", 0)
                                                      * data_args.max_seq_length, 1),
                        **({"model": describe(scratch_args)} if scratch_args.scratch_model_type else {}))

@@ -333,6 +333,15 @@ def test_the_cls_bag_of_tokens_loss_is_added_while_training_and_left_out_of_the_
         assert both.eval()(**batch).loss.item() == pytest.approx(mlm.item(), rel=1e-5)  # held out: MLM alone
     assert type(both).__name__ == "RoFormerForMaskedLM"
 
+    from transformers import DistilBertConfig, DistilBertForMaskedLM  # its head is vocab_projector: not found
+
+    from common.config.errors import OptionError
+
+    distil = DistilBertForMaskedLM(DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2,
+                                                    hidden_dim=64))
+    with pytest.raises(OptionError, match=r"--cls_objective bag_of_tokens: DistilBertForMaskedLM has no MLM head"):
+        score_masked_positions_only(distil, special)
+
 
 @pytest.mark.parametrize("model_type", ["bert", "roformer"])
 def test_dropout_is_off_while_pretraining_and_the_saved_config_keeps_the_models_own(tmp_path, tokenizer, model_type):

@@ -181,14 +181,15 @@ def matmul_peak(dtype: str = "fp32", size: int = 2048, seconds: float = 3.0) -> 
 
 def run_recipe(out: Path, model_flags: list[str], data_dir: str, *flags: str, recipe: str = "sentiment",
                config: str = "sst2", results_file: str = "all_results.json",
-               as_configured: bool = False) -> tuple[dict, float, float]:
+               as_configured: bool = False, wrapper: tuple[str, ...] = ()) -> tuple[dict, float, float]:
     """A recipe run in its own process, without checkpoints or evaluation during training (or with
     `as_configured`, as its config says, as run_all.sh runs it): its results file, wall seconds and peak
-    memory in GB (/usr/bin/time's maximum resident set size)."""
+    memory in GB (/usr/bin/time's maximum resident set size). `wrapper`: a script (and its flags) that
+    Python runs instead, given the recipe's path and flags after its own."""
     quiet = [] if as_configured else ["--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end",
                                       "False"]
-    command = ["/usr/bin/time", "-f", "%M", sys.executable, str(REPO / f"recipes/{recipe}/run.py"), "--config",
-               str(REPO / f"recipes/{recipe}/configs/{config}.yaml"), *model_flags, "--data_dir", data_dir,
+    command = ["/usr/bin/time", "-f", "%M", sys.executable, *wrapper, str(REPO / f"recipes/{recipe}/run.py"),
+               "--config", str(REPO / f"recipes/{recipe}/configs/{config}.yaml"), *model_flags, "--data_dir", data_dir,
                "--output_dir", str(out), "--disable_tqdm", "True", *quiet, *flags]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -197,6 +198,20 @@ def run_recipe(out: Path, model_flags: list[str], data_dir: str, *flags: str, re
         sys.exit(f"failed: {' '.join(command)}\n{done.stderr[-3000:]}")
     peak_gb = int(done.stderr.strip().splitlines()[-1]) / 1024 ** 2
     return json.loads((out / results_file).read_text()), seconds, peak_gb
+
+
+def run_or_read_back(out: Path, model_flags: list[str], data_dir: str, *flags: str, **recipe) -> tuple[dict, str]:
+    """A recipe run as run_all.sh runs it, or its results when `out` already holds them: results and wall time."""
+    if (out / "all_results.json").exists():
+        return json.loads((out / "all_results.json").read_text()), "read back"
+    run, seconds, _ = run_recipe(out, model_flags, data_dir, *flags, as_configured=True, **recipe)
+    return run, f"{seconds:.0f} s"
+
+
+def seeds_cell(scores: list[float]) -> str:
+    """Scores of several seeds: their mean, then each; one seed: its score."""
+    each = " / ".join(f"{score:.4f}" for score in scores)
+    return each if len(scores) == 1 else f"{statistics.mean(scores):.4f} ({each})"
 
 
 def print_table(header: list[str], rows: list[tuple]) -> None:

@@ -17,14 +17,13 @@ mean, then each seed's).
 import argparse
 import json
 import shlex
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `bench`, `common`, `recipes`
 
-from bench.harness import DATA_DIR, matmul_peak, print_table, run_recipe  # noqa: E402
+from bench.harness import DATA_DIR, matmul_peak, print_table, run_or_read_back, seeds_cell  # noqa: E402
 from common.config.hardware import bf16_supported  # noqa: E402
 
 # name, config, flags, score key: as run_all.sh's quick profile runs the Chinese rows
@@ -44,14 +43,6 @@ def flops_per_token(folder: Path, block_length: int, mlm_probability: float) -> 
     return 6 * (encoder + attention + head)
 
 
-def run_or_read_back(out: Path, model_flags: list[str], data_dir: str, *flags: str, **recipe) -> tuple[dict, str]:
-    """A recipe run as run_all.sh runs it, or its results when `out` already holds them: results and wall time."""
-    if (out / "all_results.json").exists():
-        return json.loads((out / "all_results.json").read_text()), "read back"
-    run, seconds, _ = run_recipe(out, model_flags, data_dir, *flags, as_configured=True, **recipe)
-    return run, f"{seconds:.0f} s"
-
-
 def fine_tune(work: Path, name: str, model_flags: list[str], data_dir: str, extra: list[str], tasks,
               seeds: list[str]) -> list[str]:
     """The fine-tuned scores of one model (new from scratch, or a pretrained folder): one cell per task, each
@@ -65,8 +56,7 @@ def fine_tune(work: Path, name: str, model_flags: list[str], data_dir: str, extr
             scores.append(run[key])
             print(f"bench: {name}: {config} {' '.join(flags)} seed {seed}: {key} {run[key]:.4f} ({took})",
                   file=sys.stderr)
-        each = " / ".join(f"{score:.4f}" for score in scores)
-        cells.append(each if len(scores) == 1 else f"{statistics.mean(scores):.4f} ({each})")
+        cells.append(seeds_cell(scores))
     return cells
 
 

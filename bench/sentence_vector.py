@@ -18,20 +18,13 @@ import functools
 import json
 import runpy
 import shlex
-import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the repository: `bench`, `common`, `recipes`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `bench`, `common`, `recipes`
 
-from bench.harness import DATA_DIR, print_table  # noqa: E402
-
-RECIPE = REPO / "recipes" / "chinese_ernie" / "run.py"
-CONFIG = REPO / "recipes" / "chinese_ernie" / "configs" / "chnsenticorp_scratch.yaml"
-
+from bench.harness import DATA_DIR, print_table, run_or_read_back, seeds_cell  # noqa: E402
 
 def read_mean_of_tokens() -> None:
     """Make RoFormer's sequence classifier read the mean of the final token vectors instead of `[CLS]`: the same
@@ -60,23 +53,11 @@ def read_mean_of_tokens() -> None:
 
 
 def fine_tune(out: Path, model: str, pooling: str, seed: str, data_dir: str, extra: list[str]) -> tuple[dict, str]:
-    """One fine-tune in its own process, or its results when `out` holds them."""
-    if (out / "all_results.json").exists():
-        return json.loads((out / "all_results.json").read_text()), "read back"
+    """One fine-tune in its own process (this script wrapping the recipe), or its results when `out` holds them."""
     model_flags = [] if model == "scratch" else ["--scratch_model_type", "none", "--model", model]
-    command = [sys.executable, __file__, "--pooling", pooling, "--config", str(CONFIG), *model_flags, "--data_dir",
-               data_dir, "--num_train_epochs", "3", "--seed", seed, "--output_dir", str(out), "--disable_tqdm", "True",
-               *extra]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(command)}\n{done.stderr[-3000:]}")
-    return json.loads((out / "all_results.json").read_text()), "ran"
-
-
-def cell(scores: list[float]) -> str:
-    """The mean of the seeds, then each; one seed: its score."""
-    each = " / ".join(f"{score:.4f}" for score in scores)
-    return each if len(scores) == 1 else f"{statistics.mean(scores):.4f} ({each})"
+    return run_or_read_back(out, model_flags, data_dir, "--num_train_epochs", "3", "--seed", seed, *extra,
+                            recipe="chinese_ernie", config="chnsenticorp_scratch",
+                            wrapper=(__file__, "--pooling", pooling))
 
 
 def main():
@@ -106,18 +87,17 @@ def main():
                     print(f"bench: {model} {pooling} seed {seed}: test {run['test_accuracy']:.4f} ({took})",
                           file=sys.stderr)
                 reads = "`[CLS]` (the recipe's head)" if pooling == "cls" else "mean of the tokens"
-                rows.append((model, reads, cell([run["test_accuracy"] for run in runs]),
-                             cell([run["eval_accuracy"] for run in runs])))
+                rows.append((model, reads, seeds_cell([run["test_accuracy"] for run in runs]),
+                             seeds_cell([run["eval_accuracy"] for run in runs])))
     print(f"# ChnSentiCorp, the scratch row's fine-tuning (3 epochs), seeds {', '.join(seeds)}\n")
     print_table(["model", "classifier reads", "test accuracy", "dev accuracy"], rows)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--pooling"]:  # one fine-tune: the recipe, its head reading [CLS] or the mean
-        pooling, recipe_args = sys.argv[2], sys.argv[3:]
-        if pooling == "mean":
+    if sys.argv[1:2] == ["--pooling"]:  # one fine-tune: `--pooling cls|mean RECIPE FLAGS...`
+        if sys.argv[2] == "mean":
             read_mean_of_tokens()
-        sys.argv = [str(RECIPE), *recipe_args]
-        runpy.run_path(str(RECIPE), run_name="__main__")
+        sys.argv = sys.argv[3:]
+        runpy.run_path(sys.argv[0], run_name="__main__")
     else:
         main()

@@ -14,7 +14,7 @@ import yaml
 from transformers import TrainingArguments
 
 from common.config.errors import OptionError
-from common.config.search_space import read_space
+from common.config.search_space import DEFAULT_SPACE, read_space
 from common.training.hp_search import ReportToTrial, counted_trials, open_storage
 
 TRAINING_FIELDS = set(TrainingArguments.__dataclass_fields__)
@@ -244,13 +244,14 @@ def test_a_worker_killed_in_a_trial_loses_only_that_trial(tmp_path, tiny_bert, w
                              "--hp_search_train_best", "False")]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    states = []
-    while worker.poll() is None:  # kill it in its third trial
+    states, third_params = [], {}
+    while worker.poll() is None:  # kill it in its third trial, once that trial has sampled all its settings
         try:
-            states = [t.state.name for t in optuna.load_study(study_name="hp_search", storage=url).trials]
+            trials = optuna.load_study(study_name="hp_search", storage=url).trials
+            states, third_params = [t.state.name for t in trials], (trials[-1].params if trials else {})
         except KeyError:  # not created yet
             pass
-        if states == ["COMPLETE", "COMPLETE", "RUNNING"]:
+        if states == ["COMPLETE", "COMPLETE", "RUNNING"] and len(third_params) == len(DEFAULT_SPACE):
             worker.kill()
             break
         time.sleep(0.2)

@@ -3,8 +3,9 @@
 #
 #   bash run_all.sh                                  # quick profile where no GPU is present, else full
 #   bash run_all.sh --profile full                   # full data, 3 epochs, the paper models (GPU + Hub access)
-#   bash run_all.sh --profile zh_pretrained          # a small RoFormer pretrained on zh_corpus, then the Chinese
-#                                                    # rows fine-tuned from it beside the scratch rows (CPU)
+#   bash run_all.sh --profile zh_pretrained          # a mini RoFormer (4 layers, hidden 256) pretrained on zh_corpus,
+#                                                    # then the Chinese rows fine-tuned from it beside scratch
+#                                                    # models of its size (CPU)
 #   bash run_all.sh --data_dir D --model_en M        # data folder laid out like ../shared/data; English model
 #   bash run_all.sh --data_dir D --fetch             # first fetch the benchmarks D lacks (pinned, sha256-checked)
 #   bash run_all.sh --mirror M                       # fetch from a folder or URL with the same paths (offline)
@@ -60,16 +61,18 @@ quick)
         "chinese-cluener-crf|chinese_ernie|cluener_scratch|--crf True"
     ) ;;
 zh_pretrained)
-    # the scratch rows of the quick profile; the same architecture pretrained on zh_corpus; the same fine-tunes of it
-    PRETRAINED="--scratch_model_type none --model $OUT_DIR/pretraining-zh_corpus"
+    # the quick profile's Chinese fine-tunes of a mini RoFormer (configs/zh_corpus_mini.yaml's size), from scratch;
+    # that architecture pretrained on zh_corpus; the same fine-tunes of it
+    MINI="--scratch_layers 4 --scratch_hidden_size 256 --scratch_heads 4"
+    PRETRAINED="--scratch_model_type none --model $OUT_DIR/pretraining-zh_corpus_mini"
     RUNS=(
-        "chinese-chnsenticorp|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3"
-        "chinese-cluener|chinese_ernie|cluener_scratch|"
-        "chinese-cluener-crf|chinese_ernie|cluener_scratch|--crf True"
-        "pretraining-zh_corpus|pretraining|zh_corpus|"
-        "chinese-chnsenticorp-pretrained|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3 $PRETRAINED"
-        "chinese-cluener-pretrained|chinese_ernie|cluener_scratch|$PRETRAINED"
-        "chinese-cluener-crf-pretrained|chinese_ernie|cluener_scratch|--crf True $PRETRAINED"
+        "chinese-chnsenticorp-mini|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3 $MINI"
+        "chinese-cluener-mini|chinese_ernie|cluener_scratch|$MINI"
+        "chinese-cluener-crf-mini|chinese_ernie|cluener_scratch|--crf True $MINI"
+        "pretraining-zh_corpus_mini|pretraining|zh_corpus_mini|"
+        "chinese-chnsenticorp-mini-pretrained|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3 $PRETRAINED"
+        "chinese-cluener-mini-pretrained|chinese_ernie|cluener_scratch|$PRETRAINED"
+        "chinese-cluener-crf-mini-pretrained|chinese_ernie|cluener_scratch|--crf True $PRETRAINED"
     ) ;;
 full)
     MODEL_ZH=${MODEL_ZH:-nghuyong/ernie-3.0-base-zh}

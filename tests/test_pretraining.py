@@ -376,6 +376,28 @@ def test_the_pretrained_model_has_the_architecture_of_the_scratch_rows_it_is_com
         assert architecture(repo / f"recipes/chinese_ernie/configs/{config}.yaml") == pretrained, config
 
 
+def test_the_zh_pretrained_profile_compares_the_mini_model_with_scratch_models_of_its_architecture(repo):
+    import re
+    import shlex
+
+    import yaml
+
+    mini = yaml.safe_load((repo / "recipes/pretraining/configs/zh_corpus_mini.yaml").read_text())
+    profile = (repo / "run_all.sh").read_text().split("zh_pretrained)\n", 1)[1].split(";;", 1)[0]
+    flags = shlex.split(re.search(r'MINI="([^"]*)"', profile).group(1))
+    given = {flag[2:]: int(value) for flag, value in zip(flags[::2], flags[1::2])}
+    assert given == {key: mini[key] for key in ("scratch_layers", "scratch_hidden_size", "scratch_heads")}
+    assert (mini["scratch_layers"], mini["scratch_hidden_size"]) == (4, 256) and mini["scratch_model_type"] == "roformer"
+    runs = re.findall(r'"([^|"]+)\|([^|"]+)\|([^|"]+)\|([^"]*)"', profile)
+    assert ("pretraining-zh_corpus_mini", "pretraining", "zh_corpus_mini", "") in runs
+    fine_tunes = [run for run in runs if run[1] == "chinese_ernie"]
+    assert len(fine_tunes) == 6  # three tasks, from scratch and pretrained
+    for name, _, _, run_flags in fine_tunes:  # the scratch rows at the mini size; the others from its pretraining
+        expected = "$PRETRAINED" if name.endswith("-pretrained") else "$MINI"
+        assert run_flags.endswith(expected), name
+    assert f"--model $OUT_DIR/{mini['output_dir'].split('/')[-1]}" in profile
+
+
 def test_a_streamed_run_trains_on_the_blocks_as_they_are_read(tmp_path, pretraining):
     files = write_corpus(tmp_path / "corpus")
     out = tmp_path / "streamed"

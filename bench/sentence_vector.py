@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: 
 
 from bench.harness import DATA_DIR, print_table, run_or_read_back, seeds_cell  # noqa: E402
 
+
 def read_mean_of_tokens() -> None:
     """Make RoFormer's sequence classifier read the mean of the final token vectors instead of `[CLS]`: the same
     layers (dropout, dense, activation, dropout, output) after it."""

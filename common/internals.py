@@ -53,4 +53,6 @@ OTHER_INTERNALS = {
     "_is_avx512_bf16_supported": ("torch.cpu", "whether the CPU runs bf16 natively (common/config/hardware.py): the "
                                                "bf16 default; torch has no public query"),
     "_is_amx_tile_supported": ("torch.cpu", "the same for AMX (common/config/hardware.py)"),
+    "_instances": ("tqdm.tqdm", "the progress bars still open when a mistake stops a run, closed before the error line "
+                                "so that it is the last one (common/config/process.py); tqdm lists them nowhere else"),
 }

@@ -7,7 +7,10 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +105,49 @@ def test_overwrite_replaces_the_earlier_run_only_once_its_own_outputs_are_comple
     assert after["model.safetensors"] != before["model.safetensors"]
     assert json.loads((out / "all_results.json").read_text())["seed"] == 8
     assert not staged.exists()
+
+
+@pytest.mark.slow
+def test_an_overwrite_killed_while_training_keeps_the_earlier_runs_checkpoints_and_resumes(tmp_path, run, files, repo,
+                                                                                           tiny_bert):
+    out = tmp_path / "out"
+    command = [sys.executable, str(repo / "recipes" / "sentiment" / "run.py"), "--model", str(tiny_bert),
+               "--train_file", str(files["train"]), "--output_dir", str(out), *TRAIN_FLAGS]
+    subprocess.run(command, cwd=repo, check=True, capture_output=True, timeout=600)  # a process of its own: its lock
+    before = snapshot(out)                                                            # goes with it
+    assert sum(name.endswith(COMPLETE_FILE) for name in before) == 2  # two checkpoints of the earlier run
+    process = subprocess.Popen(command + ["--seed", "7", "--overwrite_output_dir", "True"], cwd=repo,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    saved = out / STAGING / "checkpoint-6" / COMPLETE_FILE  # the new run's second checkpoint
+    while not saved.exists():
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    # the earlier run is whole, its checkpoints included; the killed run's checkpoints wait aside
+    assert {k: v for k, v in snapshot(out).items() if not k.startswith(STAGING)} == before
+    assert (out / STAGING / "checkpoint-3" / COMPLETE_FILE).is_file()
+
+    # resumed, it continues the killed run from there, and only then replaces the earlier run, checkpoints too
+    status, err = run(out, "--resume_from_checkpoint", "True", "--seed", "7")
+    assert status == 0 and f"Resuming from {out / STAGING / 'checkpoint-6'}" in err, err[-3000:]
+    after = snapshot(out)
+    assert json.loads((out / "all_results.json").read_text())["seed"] == 7 and not (out / STAGING).exists()
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-9"]
+    assert after["checkpoint-12/model.safetensors"] != before["checkpoint-12/model.safetensors"]
+
+
+def test_a_refused_run_leaves_no_folder_behind(tmp_path, run):
+    status, err = run(tmp_path / "new" / "out", "--train_file", str(tmp_path / "missing.csv"))
+    assert status == 2 and "missing.csv: file not found" in err
+    assert not (tmp_path / "new").exists()  # neither the output folder nor the parent created for it
+
+
+def test_the_error_line_is_the_last_line_even_with_progress_bars(tmp_path, run, files):
+    status, err = run(tmp_path / "out", "--learning_rate", "1e9", "--disable_tqdm", "False")
+    assert status == 2 and "%|" in err  # progress bars were shown
+    assert err.strip().splitlines()[-1].startswith("error: ") and "NaN or infinite" in err.strip().splitlines()[-1]
 
 
 def test_a_commit_killed_half_way_is_completed_by_the_next_run(tmp_path, run, files):

@@ -2,11 +2,13 @@
 
 import fcntl
 import json
+from pathlib import Path
 
 import pytest
 
 from common.config.errors import OptionError
-from common.training.output_dir import LOCK_FILE
+from common.training.checkpoints import checkpoint_problem
+from common.training.output_dir import LOCK_FILE, STAGING
 
 TRAIN_FLAGS = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
                "--disable_tqdm", "True", "--bf16", "False"]
@@ -45,6 +47,18 @@ def test_overwrite_removes_everything_of_the_earlier_run(tmp_path, sentiment):
     assert not list(out.glob("checkpoint-*"))  # nor the earlier run's checkpoints
     results = json.loads((out / "all_results.json").read_text())
     assert "test_runtime" not in results
+
+
+def test_the_best_checkpoint_is_named_where_it_ends_up_and_its_checkpoints_stay_whole(tmp_path, sentiment):
+    out = tmp_path / "out"
+    sentiment(out, "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2",
+              "--load_best_model_at_end", "True", "--save_total_limit", "2")
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    assert checkpoints and not (out / STAGING).exists()
+    for state_file in [out / "trainer_state.json", *(c / "trainer_state.json" for c in checkpoints)]:
+        best = json.loads(state_file.read_text())["best_model_checkpoint"]
+        assert best and Path(best).parent == out and Path(best).is_dir(), (state_file, best)
+    assert [checkpoint_problem(c) for c in checkpoints] == [None] * len(checkpoints)
 
 
 def test_a_folder_no_recipe_wrote_is_never_emptied(tmp_path, sentiment):

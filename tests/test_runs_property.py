@@ -94,7 +94,7 @@ class Folder:
         start, start_wall = time.monotonic(), time.time()
 
         def new_checkpoint() -> bool:
-            for path in self.out.glob("checkpoint-*"):
+            for path in (self.out / STAGING).glob("checkpoint-*"):  # a run in progress writes them there
                 try:
                     if path.stat().st_mtime > start_wall:
                         return True

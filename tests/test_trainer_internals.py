@@ -5,6 +5,8 @@ from its source (an undeclared one fails), check every declared one against the 
 and name the ones an upgrade removed or stopped using.
 """
 
+import io
+
 import datasets
 import pytest
 import torch
@@ -137,6 +139,15 @@ def test_every_trainer_internal_we_rely_on_is_still_there(token_trainer, tiny_be
     assert not broken, "transformers.Trainer no longer provides or uses: " + "; ".join(broken)
 
 
+def progress_bars_are_listed() -> bool:
+    from tqdm import tqdm
+
+    bar = tqdm(total=1, disable=False, file=io.StringIO())
+    listed = bar in tqdm._instances
+    bar.close()
+    return listed and bar not in tqdm._instances
+
+
 def test_every_other_library_internal_we_rely_on_is_still_there():
     rows = datasets.Dataset.from_dict({"text": ["a", "b"]})
     checks = {
@@ -144,6 +155,7 @@ def test_every_other_library_internal_we_rely_on_is_still_there():
             {"text": ["a", "c"]})._fingerprint,
         "_is_avx512_bf16_supported": lambda: isinstance(torch.cpu._is_avx512_bf16_supported(), bool),
         "_is_amx_tile_supported": lambda: isinstance(torch.cpu._is_amx_tile_supported(), bool),
+        "_instances": progress_bars_are_listed,
     }
     assert set(checks) == set(OTHER_INTERNALS), "every entry of OTHER_INTERNALS needs a check here"
     broken = [f"{OTHER_INTERNALS[name][0]}.{name}" for name, check in checks.items() if not holds(check)]

@@ -11,9 +11,11 @@ import torch
 import transformers
 
 from common.config.errors import OptionError
+from common.config.redaction import MaskCredentials, without_credentials
 from common.data.errors import DataError
 
 logger = logging.getLogger(__name__)
+on_user_mistake = []  # functions run when a mistake in the data or settings ends the run (before its exit)
 
 
 def warn_if_accelerate_starved_threads() -> None:
@@ -28,9 +30,11 @@ def warn_if_accelerate_starved_threads() -> None:
 
 def setup_logging(training_args) -> None:
     """Our messages at INFO on the main process (WARNING on the others); the libraries at --log_level."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(MaskCredentials())  # a storage URL's password never reaches the log
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        handlers=[logging.StreamHandler(sys.stderr)],
-                        level=logging.INFO if training_args.should_log else logging.WARNING, force=True)
+                        handlers=[handler], level=logging.INFO if training_args.should_log else logging.WARNING,
+                        force=True)
     library_level = training_args.get_process_log_level()
     datasets.utils.logging.set_verbosity(library_level)
     transformers.utils.logging.set_verbosity(library_level)
@@ -56,17 +60,44 @@ def run_main(main) -> None:
     """Run a recipe's main(); bad data or settings end it with the message alone and exit status 2."""
     try:
         main()
-    except (DataError, OptionError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     except Exception as e:
+        mistake = user_mistake(e)
+        if mistake is not None:
+            for clean_up in on_user_mistake:
+                clean_up()
+            close_progress_bars()
+            print(f"error: {without_credentials(str(mistake))}", file=sys.stderr)
+            sys.exit(2)
         if not disk_full(e):
             raise
+        close_progress_bars()
         print(f"error: the disk is full ({getattr(e, 'filename', None) or e}): free some space and run again; the "
               "output folder keeps what it held before this run's final outputs were complete", file=sys.stderr)
         sys.exit(2)
     finally:
         close_process_group()
+
+
+def close_progress_bars() -> None:
+    """Close the progress bars a stopped run left open: closed at exit instead, they would print after the error
+    line, which must be the last one."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
+    sys.stderr.flush()
+
+
+def user_mistake(error: BaseException) -> Exception | None:
+    """The DataError or OptionError behind an error, however a library wrapped it (`datasets` raises a
+    DatasetGenerationError from the one its generator raised), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (DataError, OptionError)):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def disk_full(error: BaseException) -> bool:

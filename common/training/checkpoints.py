@@ -99,8 +99,9 @@ def complete_checkpoints(output_dir) -> list[Path]:
     return complete
 
 
-def checkpoint_to_resume(args) -> str | None:
-    """--resume_from_checkpoint: a checkpoint folder, or True for the newest whole one in --output_dir."""
+def checkpoint_to_resume(args, places: list[Path] | None = None) -> str | None:
+    """--resume_from_checkpoint: a checkpoint folder, or True for the newest whole one in the first of `places`
+    that holds one (default: --output_dir)."""
     if args.resume_from_checkpoint is None:
         return None
     if str(args.resume_from_checkpoint).lower() != "true":
@@ -109,9 +110,10 @@ def checkpoint_to_resume(args) -> str | None:
             raise OptionError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: not a complete checkpoint "
                               f"({problem})")
         return args.resume_from_checkpoint
-    checkpoints = complete_checkpoints(args.output_dir)
-    if not checkpoints:
-        raise OptionError(f"--resume_from_checkpoint True: no complete checkpoint-* folder in {args.output_dir} "
-                          "to resume from")
-    logger.info(f"Resuming from {checkpoints[-1]}, the last complete checkpoint in {args.output_dir}")
-    return str(checkpoints[-1])
+    places = places or [Path(args.output_dir)]
+    for folder in places:
+        checkpoints = complete_checkpoints(folder)
+        if checkpoints:
+            logger.info(f"Resuming from {checkpoints[-1]}, the last complete checkpoint in {places[-1]}")
+            return str(checkpoints[-1])
+    raise OptionError(f"--resume_from_checkpoint True: no complete checkpoint-* folder in {places[-1]} to resume from")

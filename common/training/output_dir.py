@@ -1,22 +1,27 @@
 """The output folder belongs to one run at a time, and no run loses an earlier one's work before it has its own.
 
-A run's life in its `--output_dir`:
+The folder's top level holds one complete run at any moment: the earlier one, until this run's
+outputs, checkpoints included, are all written; then this one. A run's life in its `--output_dir`:
 
 1. `claim_output_dir`, first thing: a lock file held for the whole run (`fcntl.flock`, released by the
    system even after `kill -9`) stops a second run into a busy folder. Training into a folder holding
    an earlier run's files stops, as in the reference scripts, unless told to replace them
    (`--overwrite_output_dir True`) or to continue its training (`--resume_from_checkpoint`). Nothing is
-   removed yet: a run that stops on its data or model leaves the folder exactly as it was. Evaluation
-   or prediction alone into a trained model's folder writes into `predict/` (or `eval/`) inside it, so
-   the training run's files stay.
-2. `make_room_for_training`, once data and model are loaded: with `--overwrite_output_dir` the earlier
-   run's checkpoints go (this run's would take their names); its model and results stay.
-3. `stage_outputs`, after training: `args.output_dir` points at `.incoming/`, where the final model,
-   results, card and predictions are written.
+   removed yet: a run that stops on its data or model leaves the folder exactly as it was (a folder
+   this run created is removed again). A training run writes into `.incoming/` from here on: its
+   checkpoints, TensorBoard logs and search results while it trains, then its final outputs.
+   Evaluation or prediction alone into a trained model's folder writes into `predict/` (or `eval/`)
+   inside it, so the training run's files stay.
+2. `make_room_for_training`, once data and model are loaded: what an unfinished earlier run left in
+   `.incoming/` goes, except the checkpoints this run resumes from (`--resume_from_checkpoint True`
+   takes the newest complete one there first, then the newest of the folder's own).
+3. `stage_outputs`, after training: the final model, results, card and predictions go to `.incoming/`
+   too (a run that does not train gets an empty one here).
 4. `commit_outputs`, when all is written: a journal names what to move in and what of the earlier run
-   to remove, then the moves and removals run. Until then the earlier run's model and results are
-   untouched; a run killed while writing leaves `.incoming/` without a journal (discarded by the next
-   run), and one killed during the moves is completed from the journal by the next run into the folder.
+   to remove (its checkpoints included), then the moves and removals run. Until then the earlier run's
+   files are untouched; a run killed before the journal leaves `.incoming/` to be resumed from or
+   discarded by the next run, and one killed during the moves is completed from the journal by the
+   next run into the folder.
 
 Folders that no recipe wrote are never emptied.
 """
@@ -34,6 +39,8 @@ from pathlib import Path
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from common.config.errors import OptionError
+from common.config.process import on_user_mistake
+from common.training.checkpoints import checkpoint_problem, complete_checkpoints, mark_complete
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ JOURNAL = "commit.json"  # in STAGING, written once they are: what to move into 
 TRAINING_ENTRIES = ("runs", "hp_search")  # written at the top of the folder while training (TensorBoard, a search)
 PREDICT_FOLDERS = {True: "predict", False: "eval"}  # evaluation/prediction alone beside a trained model
 _held_locks = {}  # folder -> its open lock file, kept for the life of the process (a second run in it may reuse it)
+_created = []  # the folders the last claim created: removed if the run stops on a mistake before writing into them
 
 
 @dataclass
@@ -52,7 +60,7 @@ class Claim:
     folder: Path
     earlier: list[str] = field(default_factory=list)  # the earlier run's entries
     replaces_earlier: bool = False  # training: the earlier run's entries go once this run's are in
-    staged: bool = False
+    staging_ready: bool = False  # what an unfinished run left in .incoming/ is gone (or resumed from)
 
 
 _claims: dict[Path, Claim] = {}
@@ -70,6 +78,7 @@ def _remove(path: Path) -> None:
 
 
 def _written_while_training(name: str) -> bool:
+    """Checkpoints, TensorBoard logs and search results: a run writes them while it trains."""
     return name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") or name in TRAINING_ENTRIES
 
 
@@ -86,7 +95,8 @@ def claim_output_dir(args) -> None:
     """Lock `args.output_dir` for this run and check what an earlier run left there; nothing is removed yet.
 
     Without training, a folder holding a trained model gets this run's files in a subfolder (the
-    same decision on every process: nothing is written before it).
+    same decision on every process: nothing is written before it). A training run's `args.output_dir`
+    becomes the staging folder, on every process.
     """
     folder = Path(args.output_dir)
     if args.should_save and not args.do_train and (folder / STAGING / JOURNAL).is_file():
@@ -96,6 +106,8 @@ def claim_output_dir(args) -> None:
         args.output_dir = str(folder / PREDICT_FOLDERS[bool(args.do_predict)])
         logger.info(f"{folder} holds a trained model: this run's results go to {args.output_dir}, beside it")
         folder = Path(args.output_dir)
+    if args.do_train:
+        args.output_dir = str(folder / STAGING)  # checkpoints too: the folder's top level keeps the earlier run
     if not args.should_save:
         return  # the main process claims the folder for all
     ours = (folder / LOCK_FILE).exists()
@@ -118,47 +130,85 @@ def claim_output_dir(args) -> None:
 
 def _lock(folder: Path) -> None:
     try:
+        created = [p for p in [folder, *folder.parents] if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         lock_on(folder)
     except OSError as error:
         raise OptionError(f"--output_dir {folder}: cannot write there ({error.strerror}); choose another "
                           "--output_dir") from None
+    if created and _remove_unused_folders not in on_user_mistake:
+        on_user_mistake.append(_remove_unused_folders)
+    _created[:] = created
+
+
+def _remove_unused_folders() -> None:
+    """A run stopped on its data or settings: the folders it created and wrote nothing into go again."""
+    for folder in _created:  # the output folder first, then the parents created with it
+        try:
+            if not folder.is_dir() or {p.name for p in folder.iterdir()} - {LOCK_FILE}:
+                break
+            held = _held_locks.pop(folder.resolve(), None)
+            if held is not None:
+                held.close()
+            (folder / LOCK_FILE).unlink(missing_ok=True)
+            folder.rmdir()
+        except OSError:
+            break
+    _created.clear()
 
 
 def _claim(args) -> Claim | None:
-    return _claims.get(Path(args.output_dir).resolve())
+    folder = Path(args.output_dir)
+    return _claims.get((folder.parent if folder.name == STAGING else folder).resolve())
+
+
+def resume_places(args) -> list[Path]:
+    """Where --resume_from_checkpoint True looks, in this order: the staging folder (a training run that did not
+    finish), then the output folder's own checkpoints (a finished run, continued)."""
+    folder = Path(args.output_dir)
+    return [folder, folder.parent] if folder.name == STAGING else [folder]
 
 
 def make_room_for_training(args) -> None:
-    """Data and model are loaded and training starts: with --overwrite_output_dir, the earlier run's checkpoints
-    go (this run's take their names; a resume would otherwise pick them). Its model and results stay until this
-    run's are complete."""
+    """Data and model are loaded: the staging folder is emptied of what an unfinished earlier run left there, but
+    the checkpoints this run resumes from. The earlier complete run's files, checkpoints included, stay until this
+    run's are complete. Safe to call again (a search calls it before its trials)."""
     claim = _claim(args)
-    if claim is None or args.resume_from_checkpoint is not None or not args.overwrite_output_dir:
+    if claim is None or claim.staging_ready:
         return
-    training = [n for n in claim.earlier if _written_while_training(n)]
-    for name in training:
-        _remove(claim.folder / name)
-    claim.earlier = [n for n in claim.earlier if n not in training]
-    if training:
-        logger.info(f"Removed the earlier run's {len(training)} checkpoint folder(s) from {claim.folder} "
-                    f"({_listed(training)}); its model and results stay until this run's are complete")
+    staging = claim.folder / STAGING
+    resumed = _resumed_in(staging, getattr(args, "resume_from_checkpoint", None))
+    left = sorted(staging.iterdir()) if staging.is_dir() else []
+    keep = [p for p in left if resumed and _written_while_training(p.name)
+            and not (p.name.startswith(PREFIX_CHECKPOINT_DIR) and checkpoint_problem(p))]
+    discarded = [p for p in left if p not in keep]
+    for path in discarded:
+        _remove(path)
+    if discarded:
+        logger.warning(f"{claim.folder}: removing {STAGING}/, the outputs of an earlier run that stopped before it "
+                       f"finished ({_listed([p.name for p in discarded])}); the folder's own files are as they were")
+    staging.mkdir(exist_ok=True)
+    claim.staging_ready = True
+
+
+def _resumed_in(staging: Path, resume) -> bool:
+    """Whether --resume_from_checkpoint takes a checkpoint inside the staging folder."""
+    if resume is None or not staging.is_dir():
+        return False
+    if str(resume).lower() == "true":
+        return bool(complete_checkpoints(staging))
+    return Path(resume).resolve().parent == staging.resolve()
 
 
 def stage_outputs(args) -> None:
     """Point `args.output_dir` at the staging folder, where this run writes its final outputs (every process)."""
     claim = _claim(args)
-    if claim is None and not args.should_save:
-        args.output_dir = str(Path(args.output_dir) / STAGING)  # the main process owns the claim
+    if claim is None:
+        if not args.should_save and Path(args.output_dir).name != STAGING:
+            args.output_dir = str(Path(args.output_dir) / STAGING)  # the main process owns the claim
         return
-    if claim is None or claim.staged:
-        return
-    staging = claim.folder / STAGING
-    if args.should_save:
-        _remove(staging)
-        staging.mkdir()
-    claim.staged = True
-    args.output_dir = str(staging)
+    make_room_for_training(args)
+    args.output_dir = str(claim.folder / STAGING)
 
 
 def commit_outputs(args) -> None:
@@ -170,14 +220,32 @@ def commit_outputs(args) -> None:
     claim = _claims.get(staging.parent.resolve())
     if not args.should_save or claim is None:
         return
+    point_states_at_final_folder(staging)
     moved = sorted(p.name for p in staging.iterdir())
-    removed = [n for n in claim.earlier if n not in moved and not _written_while_training(n)] \
-        if claim.replaces_earlier else []
+    removed = [n for n in claim.earlier if n not in moved] if claim.replaces_earlier else []
     _write_atomically(staging / JOURNAL, json.dumps({"move": moved, "remove": removed}))
     _apply_journal(claim.folder)
-    claim.earlier, claim.staged = [], False
+    claim.earlier, claim.staging_ready = [], False
     logger.info(f"This run's {len(moved)} output file(s) and folder(s) are in {claim.folder}"
                 + (f"; the earlier run's {_listed(removed)} removed" if removed else ""))
+
+
+def point_states_at_final_folder(staging: Path) -> None:
+    """Trainer records the best checkpoint by its path, inside the staging folder while training: the saved states
+    name it where it will be (a checkpoint so changed is marked complete again)."""
+    prefix, final = str(staging) + os.sep, str(staging.parent) + os.sep
+    for state_file in [staging / "trainer_state.json", *staging.glob(f"{PREFIX_CHECKPOINT_DIR}-*/trainer_state.json")]:
+        if not state_file.is_file():
+            continue
+        state = json.loads(state_file.read_text())
+        best = state.get("best_model_checkpoint")
+        if not (isinstance(best, str) and best.startswith(prefix)):
+            continue
+        complete = checkpoint_problem(state_file.parent) is None
+        state["best_model_checkpoint"] = final + best[len(prefix):]
+        _write_atomically(state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
+        if complete and state_file.parent != staging:
+            mark_complete(state_file.parent)
 
 
 def _apply_journal(folder: Path) -> None:
@@ -197,17 +265,13 @@ def _apply_journal(folder: Path) -> None:
 
 
 def finish_interrupted_commit(folder: Path) -> None:
-    """A run killed while moving its outputs in is completed; one killed before it had them all is discarded."""
+    """A run killed while moving its outputs in is completed. One killed before it had them all left `.incoming/`
+    without a journal: it stays until the next training run resumes from it or discards it (make_room_for_training),
+    or until a run that does not train stages its own outputs."""
     staging = folder / STAGING
-    if not staging.is_dir():
-        return
     if (staging / JOURNAL).is_file():
         logger.warning(f"{folder}: an earlier run stopped while moving its complete outputs in; completing that")
         _apply_journal(folder)
-    else:
-        logger.warning(f"{folder}: removing {STAGING}/, the outputs of an earlier run that stopped before it "
-                       "finished writing them (the folder's own files are as they were)")
-        shutil.rmtree(staging)
 
 
 def _write_atomically(path: Path, text: str) -> None:

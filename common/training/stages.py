@@ -15,7 +15,7 @@ from common.config.hardware import keep_freed_memory, precision_name
 from common.evaluation.metrics import entity_metrics
 from common.training.checkpoints import checkpoint_to_resume
 from common.training.guards import StopOnNonFiniteGradients
-from common.training.output_dir import make_room_for_training, stage_outputs
+from common.training.output_dir import make_room_for_training, resume_places, stage_outputs
 from common.training.trainer import RecipeTrainer
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
                               f"{file_flag}, or set {stage} False")
     results, predictions = {}, {}
     if args.do_train:
-        checkpoint = checkpoint_to_resume(args)
-        make_room_for_training(args)  # data and model are loaded: the earlier run's checkpoints may go now
+        checkpoint = checkpoint_to_resume(args, resume_places(args))
+        make_room_for_training(args)  # data and model are loaded: an unfinished run's leftovers may go now
         results.update(train(trainer, checkpoint).metrics)
         if trainer.state.global_step == 0:
             raise OptionError("training took 0 steps, so the model learned nothing: check --num_train_epochs, "

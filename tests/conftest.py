@@ -200,3 +200,55 @@ def synthetic_conll():
         return path
 
     return write
+
+
+PEOPLE = ["张伟", "王芳", "李娜", "刘洋"]
+PLACES = ["北京", "上海", "广州", "深圳"]
+THINGS = ["新品发布会", "手机", "电脑", "图书"]
+VERBS = ["参加了", "喜欢", "买了", "看了"]
+
+
+@pytest.fixture(scope="session")
+def chinese_sentences():
+    """chinese_sentences(n, seed=0): patterned Chinese sentences; a small model learns to fill their gaps within a
+    few dozen steps."""
+    def sentences(n: int, seed: int = 0) -> list[str]:
+        rng = random.Random(seed)
+        return [f"{rng.choice(PEOPLE)}昨天在{rng.choice(PLACES)}{rng.choice(VERBS)}{rng.choice(THINGS)}，觉得很好。"
+                for _ in range(n)]
+
+    return sentences
+
+
+@pytest.fixture(scope="session")
+def write_corpus(chinese_sentences):
+    """write_corpus(folder, n=1200, seed=0, blank_every=50): a pretraining corpus of those sentences, half in a.txt
+    (a blank line every `blank_every`), half in b.txt.gz; the two paths."""
+    import gzip
+
+    def write(folder, n=1200, seed=0, blank_every=50):
+        folder.mkdir(parents=True, exist_ok=True)
+        texts = chinese_sentences(n, seed)
+        plain = folder / "a.txt"
+        plain.write_text("".join(t + ("\n\n" if k % blank_every == 0 else "\n") for k, t in enumerate(texts[:n // 2])),
+                         encoding="utf-8")
+        packed = folder / "b.txt.gz"
+        with gzip.open(packed, "wt", encoding="utf-8") as f:
+            f.write("\n".join(texts[n // 2:]) + "\n")
+        return [plain, packed]
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_flags():
+    """tiny_flags(files, out, *extra): the pretraining recipe's flags for a tiny ERNIE from scratch on `files`."""
+    def flags(files, out, *extra):
+        return ["--scratch_model_type", "ernie", "--scratch_layers", "1", "--scratch_hidden_size", "32",
+                "--scratch_heads", "2", "--train_file", *map(str, files), "--output_dir", str(out),
+                "--max_seq_length", "64", "--validation_split_percentage", "10", "--per_device_train_batch_size", "16",
+                "--learning_rate", "3e-3", "--warmup_steps", "0", "--eval_strategy", "steps", "--eval_steps", "20",
+                "--save_strategy", "no", "--load_best_model_at_end", "False", "--logging_steps", "10", "--bf16",
+                "False", *extra]
+
+    return flags

@@ -1,5 +1,6 @@
 """Resume after a crash is exact: a run killed with SIGKILL after a checkpoint and resumed ends with the
-weights and train_loss of a run that was never interrupted (real subprocesses, tiny models with dropout)."""
+weights and train_loss of a run that was never interrupted (real subprocesses, tiny models with dropout), for
+fine-tuning and for pretraining (its random masks included, in memory and streamed)."""
 
 import json
 import shutil
@@ -13,6 +14,7 @@ import pytest
 from safetensors.torch import load_file
 
 from common.training.checkpoints import COMPLETE_FILE
+from common.training.output_dir import STAGING
 
 STEPS_PER_CHECKPOINT = 10
 KILL_AFTER = 30  # inside the second epoch of each run below (27 and 20 steps per epoch): the harder case
@@ -41,9 +43,10 @@ def run(cmd: list[str], repo: Path) -> subprocess.CompletedProcess:
 
 
 def kill_after_checkpoint(cmd: list[str], repo: Path, out: Path) -> None:
-    """Start the run and SIGKILL it as soon as checkpoint-KILL_AFTER is complete (marked so)."""
+    """Start the run and SIGKILL it as soon as checkpoint-KILL_AFTER is complete (marked so; a run in progress
+    writes its checkpoints into the staging folder)."""
     process = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    saved = out / f"checkpoint-{KILL_AFTER}" / COMPLETE_FILE
+    saved = out / STAGING / f"checkpoint-{KILL_AFTER}" / COMPLETE_FILE
     while not saved.exists():
         if process.poll() is not None:
             pytest.fail(f"the run ended before checkpoint-{KILL_AFTER}: {process.stderr.read()[-3000:]}")
@@ -72,18 +75,29 @@ def ner_flags(folder: Path, model: Path, synthetic_conll, *extra: str) -> list[s
             "--num_train_epochs", "3", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", *extra]
 
 
+def pretraining_flags(folder: Path, write_corpus, tiny_flags, *extra: str) -> list[str]:
+    """A tiny ERNIE pretrained from scratch with dropout, whole-word masking; about 24 steps an epoch."""
+    flags = tiny_flags(write_corpus(folder / "corpus"), folder / "unused", "--max_steps", "60", "--masking",
+                       "whole_word", "--pretraining_dropout", "0.1", "--eval_strategy", "steps", *extra)
+    return flags[:flags.index("--output_dir")] + flags[flags.index("--output_dir") + 2:]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["sentiment", "ner", "ner-length-grouped"])
+@pytest.mark.parametrize("case", ["sentiment", "ner", "ner-length-grouped", "pretraining", "pretraining-streamed"])
 def test_a_killed_run_resumed_ends_exactly_like_an_uninterrupted_one(case, tmp_path, repo, tiny_bert, write_csv,
-                                                                     sentiment_rows, synthetic_conll):
+                                                                     sentiment_rows, synthetic_conll, write_corpus,
+                                                                     tiny_flags):
     model = with_dropout(tiny_bert, tmp_path / "model")
     if case == "sentiment":  # its default batch order: length-grouped, shuffled
         recipe, flags = "sentiment", sentiment_flags(tmp_path, model, write_csv, sentiment_rows)
     elif case == "ner":  # its default: random batches, packed
         recipe, flags = "ner", ner_flags(tmp_path, model, synthetic_conll)
-    else:
+    elif case == "ner-length-grouped":
         recipe, flags = "ner", ner_flags(tmp_path, model, synthetic_conll, "--train_sampling_strategy", "group_by_length",
                                          "--pack_batches", "False")
+    else:  # the masks are drawn while training: a resumed run must draw the uninterrupted run's
+        recipe, flags = "pretraining", pretraining_flags(tmp_path, write_corpus, tiny_flags, "--streaming",
+                                                        str(case.endswith("streamed")))
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     run(command(repo, recipe, flags, whole), repo)
     kill_after_checkpoint(command(repo, recipe, flags, resumed), repo, resumed)

@@ -9,12 +9,14 @@ counted. Without --validation_file, every n-th document of each file is held out
 documents of a file are joined end to end with a [SEP] between two, and cut into blocks of
 [CLS] + max_seq_length - 2 tokens + [SEP]; each file's last block is shorter (nothing is dropped).
 In memory, the blocks are built once by `datasets` and cached (a rerun with the same files,
-tokenizer and settings reads the cache); with --streaming they are built while training.
+tokenizer and settings reads the cache); with --streaming they are built while training, pass after pass
+until --max_steps.
 """
 
 import gzip
 import itertools
 import logging
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +81,7 @@ def read_documents(path: Path, encoding: str, text_column: str | None = None) ->
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: line {line_number} is not {encoding} text ({error.reason} at byte {error.start} "
                         f"of the line): convert the file, or give its --encoding") from None
-    except (OSError, EOFError) as error:  # a truncated or not-really-gzip file
+    except (OSError, EOFError, zlib.error) as error:  # a truncated, corrupt or not-really-gzip file
         raise DataError(f"{path}: cannot be read as {'gzip-compressed ' if path.suffix == '.gz' else ''}text "
                         f"({error})") from None
     if not documents:
@@ -154,6 +156,15 @@ def blocks(files: list[str], encoding: str, part: str, every: int, tokenizer, bl
             yield block(ids, starts if units else None, tokenizer, special)
 
 
+def passes_of_blocks(limit: int | None = None, **kwargs) -> Iterator[dict]:
+    """--streaming: the files' blocks (the first `limit` of them), pass after pass, each row carrying its pass number
+    (its masks differ from pass to pass). The stream never ends, as --max_steps ends the training: Trainer then
+    counts every step in one epoch, which is what it needs to skip to a resumed run's position exactly."""
+    for number in itertools.count():
+        for row in itertools.islice(blocks(**kwargs), limit):
+            yield {**row, "pass": number}
+
+
 def block(body: list[int], starts: list[int] | None, tokenizer, special: set[int]) -> dict:
     """One block: [CLS] body [SEP], which tokens are special, and (for unit masking) where units begin."""
     ids = [tokenizer.cls_token_id, *body, tokenizer.sep_token_id]
@@ -186,12 +197,20 @@ def block_datasets(files: dict[str, list[Path]], every: int, data_args, tokenize
                   "tokenizer": tokenizer, "block_length": data_args.max_seq_length, "masking": masking,
                   "segmenter": segmenter, "text_column": data_args.text_column,
                   "cache_key": [f"{p.stat().st_size}-{p.stat().st_mtime_ns}" for p in paths]}
-        if name == "train" and data_args.streaming:
-            result[name] = datasets.IterableDataset.from_generator(blocks, gen_kwargs=kwargs)
-            if data_args.max_train_samples:
-                result[name] = result[name].take(data_args.max_train_samples)
+        if name == "train" and data_args.streaming:  # tuples: datasets would read each file of a list as a shard
+            kwargs = {**kwargs, "files": tuple(kwargs["files"]), "cache_key": tuple(kwargs["cache_key"]),
+                      "limit": data_args.max_train_samples}
+            result[name] = datasets.IterableDataset.from_generator(passes_of_blocks, gen_kwargs=kwargs)
             continue
-        result[name] = datasets.Dataset.from_generator(blocks, gen_kwargs=kwargs, num_proc=2 if len(paths) > 1 else None)
+        try:
+            result[name] = datasets.Dataset.from_generator(blocks, gen_kwargs=kwargs,
+                                                           num_proc=2 if len(paths) > 1 else None)
+        except datasets.exceptions.DatasetGenerationError:
+            # a worker process's DataError arrives without its message: read the files here to raise it
+            for path in paths:
+                for _ in read_documents(path, data_args.encoding, data_args.text_column):
+                    pass
+            raise
         limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
         if limit and limit < len(result[name]):
             flag = "--max_train_samples" if name == "train" else "--max_eval_samples"

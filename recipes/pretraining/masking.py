@@ -15,16 +15,21 @@ Each block carries `word_starts` (1 where a unit begins). The collator shuffles 
 takes them while they fit in round(mlm_probability x its tokens), as Google's BERT data script does,
 so the masked share is the setting's for every strategy; the chosen tokens become [MASK] (80%), a
 random token (10%) or stay (10%).
+
+A block's masks depend only on the seed, the epoch and the block's tokens (not on how many batches came
+before it): a run resumed from a checkpoint, which skips the batches before it without collating them,
+masks every later block as the uninterrupted run does, and so do runs with other batch sizes, data-loader
+workers or processes. Each epoch masks a block anew (`MaskEachEpochAnew` tells the collator the epoch).
 """
 
 import itertools
 import logging
-import os
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification
+from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification, TrainerCallback
 
 from common.config.errors import OptionError
 from common.models.scratch import is_han
@@ -137,24 +142,27 @@ class UnitMaskingCollator(DataCollatorForLanguageModeling):
     """
 
     needs_units: bool = False  # whole_word and knowledge: every row must carry word_starts
+    epoch: int = 0  # the training epoch, set by MaskEachEpochAnew
 
     def __post_init__(self):
         super().__post_init__()
         self.padding = DataCollatorForTokenClassification(self.tokenizer)  # labels padded with -100
-        self.rng, self.rng_pid = None, None
 
     def torch_call(self, examples):
         """A padded batch with input_ids, attention_mask and labels; each row's units masked (see mask_row)."""
-        if self.rng is None or self.rng_pid != os.getpid():  # one generator per process (data-loader workers too)
-            worker = torch.utils.data.get_worker_info()
-            self.rng = np.random.default_rng(self.seed if self.seed is None or worker is None else [self.seed, worker.id])
-            self.rng_pid = os.getpid()
         if "labels" in examples[0]:  # masked once already
             return self.padding([{"input_ids": row["input_ids"], "labels": row["labels"]} for row in examples])
         if self.needs_units and "word_starts" not in examples[0]:
             raise ValueError("whole-word and knowledge masking need each block's word_starts, and the batch has none "
                              "(--remove_unused_columns must stay False)")
-        return self.padding([dict(zip(("input_ids", "labels"), self.mask_row(row, self.rng))) for row in examples])
+        return self.padding([dict(zip(("input_ids", "labels"), self.mask_row(row, self.block_rng(row))))
+                             for row in examples])
+
+    def block_rng(self, row) -> np.random.Generator:
+        """The generator of a block's masks in this epoch (a streamed block: its pass over the corpus), seeded by the
+        seed, the epoch and the block's tokens."""
+        tokens = zlib.crc32(np.asarray(row["input_ids"], dtype=np.int64).tobytes())
+        return np.random.default_rng([self.seed or 0, row.get("pass", self.epoch), tokens])
 
     def mask_row(self, row, rng: np.random.Generator) -> tuple[list[int], list[int]]:
         """A block's masked input ids and its labels (-100 where nothing is predicted)."""
@@ -188,3 +196,15 @@ class UnitMaskingCollator(DataCollatorForLanguageModeling):
         masked = [self.mask_row({key: batch[key][i] for key in batch}, np.random.default_rng([self.seed or 0, k]))
                   for i, k in enumerate(indices)]
         return {"input_ids": [ids for ids, _ in masked], "labels": [labels for _, labels in masked]}
+
+
+class MaskEachEpochAnew(TrainerCallback):
+    """Tells the collator the epoch at each epoch's start (also the epoch a resumed run starts in), so that a
+    block is masked differently in each epoch. Data-loader workers are started after it, for each epoch."""
+
+    def __init__(self, collator: UnitMaskingCollator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        """The epoch starting (state.epoch is its number here, or within it when a resumed run starts)."""
+        self.collator.epoch = int(state.epoch or 0)

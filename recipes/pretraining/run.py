@@ -30,13 +30,13 @@ from common.training.stages import build_trainer, train_evaluate_predict
 if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
     from .arguments import CorpusArguments, MaskingArguments
     from .corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
-    from .masking import UnitMaskingCollator, choose_segmenter
+    from .masking import MaskEachEpochAnew, UnitMaskingCollator, choose_segmenter
     from .model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model
 else:  # run as a script, in this checkout or in a copy of the folder
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
     from arguments import CorpusArguments, MaskingArguments
     from corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
-    from masking import UnitMaskingCollator, choose_segmenter
+    from masking import MaskEachEpochAnew, UnitMaskingCollator, choose_segmenter
     from model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model
 
 ARGUMENTS = (ModelSourceArguments, ScratchArguments, CorpusArguments, MaskingArguments, RecipeTrainingArguments)
@@ -77,6 +77,7 @@ def main(argv=None):
     # Train and evaluate: the held-out blocks' MLM loss, and its perplexity
     trainer = build_trainer(model, training_args, tokenizer, splits.get("train"), splits.get("validation"),
                             data_collator=collator)
+    trainer.add_callback(MaskEachEpochAnew(collator))  # a block's masks: seed, epoch and its tokens (exact resume)
     results, _ = train_evaluate_predict(trainer, splits, training_args)
     if "eval_loss" in results:
         results["eval_perplexity"] = math.exp(min(results["eval_loss"], 50))

@@ -1,11 +1,13 @@
 """Hyperparameter search (--hp_search_trials): the space file, pruning, a study shared by processes, the outputs."""
 
 import json
+import logging
 import multiprocessing
 import os
 import subprocess
-import time
 import sys
+import time
+from types import SimpleNamespace
 
 import optuna
 import pandas as pd
@@ -14,8 +16,11 @@ import yaml
 from transformers import TrainingArguments
 
 from common.config.errors import OptionError
+from common.config.parsing import Settings
+from common.config.process import run_main, setup_logging
 from common.config.search_space import DEFAULT_SPACE, read_space
-from common.training.hp_search import ReportToTrial, counted_trials, open_storage
+from common.outputs.run_report import write_run_config
+from common.training.hp_search import ReportToTrial, counted_trials, open_storage, open_study
 
 TRAINING_FIELDS = set(TrainingArguments.__dataclass_fields__)
 
@@ -185,6 +190,62 @@ def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path, tiny_bert, write_
     url = f"sqlite:///{tmp_path}/no/such/folder/study.db"
     with pytest.raises(OptionError, match=r"--hp_search_storage sqlite:///.*study.db: cannot open it"):
         recipe("sentiment").main(search_flags(tiny_bert, train, tmp_path / "o", 2, "--hp_search_storage", url))
+
+
+def test_a_password_in_the_storage_url_is_never_printed(tmp_path, tiny_bert, write_csv, sentiment_rows, recipe,
+                                                        capsys):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(40))
+    url = "postgresql://user:s3cret-Pa55@127.0.0.1:1/db"  # no server there, and perhaps no driver: cannot be opened
+    flags = search_flags(tiny_bert, train, tmp_path / "o", 2, "--hp_search_storage", url)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: recipe("sentiment").main(flags))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "s3cret-Pa55" not in error
+    assert "--hp_search_storage postgresql://user:***@127.0.0.1:1/db: cannot open it" in error.splitlines()[-1]
+
+
+def test_credentials_are_masked_in_the_log_and_in_run_config(tmp_path, capsys):
+    setup_logging(SimpleNamespace(should_log=True, get_process_log_level=lambda: logging.WARNING))
+    logging.getLogger("common.test").info("study in postgresql://user:s3cret@db.example/optuna, %s", "ok")
+    assert "postgresql://user:***@db.example/optuna, ok" in capsys.readouterr().err
+    settings = Settings({"hp_search_storage": "mysql+pymysql://me:s3cret@host/db", "learning_rate": 1e-3}, None)
+    written = write_run_config(tmp_path / "run_config.yaml", settings).read_text()
+    assert "s3cret" not in written and "mysql+pymysql://me:***@host/db" in written
+    assert settings.values["hp_search_storage"] == "mysql+pymysql://me:s3cret@host/db"  # the run itself keeps it
+
+
+def test_a_study_holds_one_space_and_a_run_with_another_is_refused(tmp_path, tiny_bert, write_csv, sentiment_rows,
+                                                                   recipe, capsys):
+    url = f"sqlite:///{tmp_path}/study.db"
+    rates = space_file(tmp_path, {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}})
+    decay = space_file(tmp_path, {"weight_decay": {"type": "float", "low": 0.0, "high": 0.1}}, "decay.yaml")
+    search = SimpleNamespace(hp_search_storage=url, hp_search_study="mixed", hp_search_pruner="none")
+    study = open_study(search, True, "accuracy", 0, read_space(str(rates), TRAINING_FIELDS))
+    trial = study.ask()
+    read_space(str(rates), TRAINING_FIELDS)[0].suggest(trial)
+    study.tell(trial, 0.5)
+    assert open_study(search, True, "accuracy", 0, read_space(str(rates), TRAINING_FIELDS)).trials  # same space: on
+    with pytest.raises(OptionError, match=r"--hp_search_study mixed in sqlite:///.*study.db searches another space "
+                                          r"\(learning_rate 1e-05..0.001 log\) than this run's \(weight_decay 0..0.1\)"):
+        open_study(search, True, "accuracy", 0, read_space(str(decay), TRAINING_FIELDS))
+    # a study made before the space was recorded: its trials' parameters say what it searched
+    old = optuna.create_study(storage=url, study_name="older", direction="maximize")
+    trial = old.ask()
+    trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)
+    old.tell(trial, 0.5)
+    search.hp_search_study = "older"
+    with pytest.raises(OptionError, match=r"searches another space \(learning_rate\) than this run's"):
+        open_study(search, True, "accuracy", 0, read_space(str(decay), TRAINING_FIELDS))
+
+    # the run: one line, exit status 2, and nothing written into its output folder
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(40))
+    search.hp_search_study = "mixed"
+    flags = search_flags(tiny_bert, train, tmp_path / "o", 2, "--hp_search_storage", url, "--hp_search_study", "mixed",
+                         "--hp_search_space", str(decay))
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: recipe("sentiment").main(flags))
+    assert exit_info.value.code == 2 and "searches another space" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "o").exists()
 
 
 def _open_when_all_are_ready(url, barrier, results):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from common.config.redaction import without_credentials_in
 from common.outputs import plots
 from common.outputs.model_card import scored_names, write_model_card
 
@@ -40,5 +41,6 @@ def write_run_config(path, settings) -> Path:
     path = Path(path)
     header = (f"# Every setting this run was given ({settings.config_file or 'no config file'}, then the command "
               "line), with its final value.\n# Re-run: run.py --config run_config.yaml\n")
-    path.write_text(header + yaml.safe_dump(settings.values, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    values = without_credentials_in(settings.values)  # a storage URL's password is not kept: give it again to re-run
+    path.write_text(header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path

@@ -29,7 +29,7 @@ import os
 import socket
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import optuna
@@ -39,6 +39,7 @@ from optuna.trial import TrialState
 from transformers import TrainerCallback, set_seed
 
 from common.config.errors import OptionError
+from common.config.redaction import without_credentials
 from common.config.search_space import read_space
 from common.training.guards import NonFiniteTraining
 from common.training.output_dir import make_room_for_training
@@ -105,8 +106,8 @@ def search_hyperparameters(new_trainer, training_args, search_args, settings) ->
     if training_args.max_steps > 0 and any(p.argument == "num_train_epochs" for p in parameters):
         logger.warning(f"--max_steps {training_args.max_steps} sets the length of every trial: the searched "
                        "num_train_epochs has no effect (set --max_steps -1 to search the epochs)")
-    study = open_study(search_args, maximize, metric, training_args.seed)
-    make_room_for_training(training_args)  # an earlier run's checkpoints and logs go before the trials write theirs
+    study = open_study(search_args, maximize, metric, training_args.seed, parameters)
+    make_room_for_training(training_args)  # an unfinished run's leftovers go before the trials write theirs
 
     def run_trial(trial):
         params = {p.argument: p.suggest(trial) for p in parameters}
@@ -149,8 +150,10 @@ def check_can_search(args) -> None:
                           "... with the same --hp_search_storage) instead of torchrun or accelerate launch")
 
 
-def open_study(search_args, maximize: bool, metric: str, seed: int) -> optuna.Study:
-    """The study: in memory, or loaded from (or created in) --hp_search_storage; a mismatch is an OptionError."""
+def open_study(search_args, maximize: bool, metric: str, seed: int, parameters=()) -> optuna.Study:
+    """The study: in memory, or loaded from (or created in) --hp_search_storage; a study of another metric or
+    another space is an OptionError (its trials would be mixed with this run's, and its best trial would lack
+    settings of this space)."""
     url = search_args.hp_search_storage
     storage = open_storage(url) if url else None
     # Workers of a shared study must not draw the same settings: its sampler is seeded only when it is ours alone.
@@ -161,14 +164,36 @@ def open_study(search_args, maximize: bool, metric: str, seed: int) -> optuna.St
     direction = "maximize" if maximize else "minimize"
     study = optuna.create_study(storage=storage, study_name=search_args.hp_search_study, sampler=sampler,
                                 pruner=pruner, direction=direction, load_if_exists=True)
+    where = f"--hp_search_study {study.study_name} in {without_credentials(str(url))}"
     recorded = study.user_attrs.get("metric")
     if recorded is None:
         study.set_user_attr("metric", metric)
     elif recorded != metric or study.direction.name.lower() != direction:
-        raise OptionError(f"--hp_search_study {study.study_name} in {url} optimizes {recorded} "
-                          f"({study.direction.name.lower()}), not {metric} ({direction}): give another "
-                          "--hp_search_study, or the same --metric_for_best_model")
+        raise OptionError(f"{where} optimizes {recorded} ({study.direction.name.lower()}), not {metric} "
+                          f"({direction}): give another --hp_search_study, or the same --metric_for_best_model")
+    space = {p.name: {k: v for k, v in asdict(p).items() if k != "name" and v is not None and v is not False}
+             for p in parameters}
+    recorded_space = study.user_attrs.get("space")
+    if recorded_space is None:
+        searched = {name for t in study.get_trials(deepcopy=False) for name in t.params}
+        recorded_space = space if searched <= set(space) else {name: "?" for name in searched}
+        study.set_user_attr("space", recorded_space)
+    if recorded_space != space:
+        raise OptionError(f"{where} searches another space ({describe_space(recorded_space)}) than this run's "
+                          f"({describe_space(space)}): its trials would be mixed with this run's; give another "
+                          "--hp_search_study, or the study's --hp_search_space")
     return study
+
+
+def describe_space(space: dict) -> str:
+    """"learning_rate 1e-05..0.0005 log, per_device_train_batch_size [16, 32]": a space in a line."""
+    def one(name, spec):
+        if not isinstance(spec, dict):
+            return name
+        if "choices" in spec:
+            return f"{name} {spec['choices']}"
+        return f"{name} {spec.get('low'):g}..{spec.get('high'):g}" + (" log" if spec.get("log") else "")
+    return ", ".join(one(name, spec) for name, spec in space.items())
 
 
 def open_storage(url: str):
@@ -186,7 +211,8 @@ def open_storage(url: str):
                 time.sleep(0.5 * (attempt + 1))
                 continue
             first_line = (str(error).splitlines() or [type(error).__name__])[0][:200]
-            raise OptionError(f"--hp_search_storage {url}: cannot open it ({type(error).__name__}: {first_line})") from None
+            raise OptionError(without_credentials(f"--hp_search_storage {url}: cannot open it "
+                                                  f"({type(error).__name__}: {first_line})")) from None
 
 
 def run_study(study: optuna.Study, run_trial, total: int, shared: bool) -> None:

@@ -66,6 +66,18 @@ def test_every_config_of_a_recipe_parses_into_its_arguments(name, recipe):
         parse_args(module.ARGUMENTS, ["--config", str(config)])
 
 
+@pytest.mark.parametrize("text, flags, trains", [
+    ("train_file: t.csv\n", [], True),  # a config of one's own that names training data trains
+    ("train_file: t.csv\ndo_train: false\n", [], False),
+    ("train_file: t.csv\n", ["--do_train", "False"], False),
+    ("test_file: t.csv\n", [], False),  # prediction alone, with a trained model
+])
+def test_a_config_naming_training_data_trains_unless_told_not_to(tmp_path, text, flags, trains):
+    config = write(tmp_path / "mine.yaml", "model: m\n" + text)
+    *_, training_args, _ = parse_args(TYPES, ["--config", config, "--output_dir", str(tmp_path / "o"), *flags])
+    assert training_args.do_train is trains
+
+
 def test_json_config(tmp_path):
     config = write(tmp_path / "c.json", '{"text_column": "sentence", "max_seq_length": 64}')
     _, data_args, _, _ = parse_args(TYPES, ["--config", config])

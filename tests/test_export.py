@@ -82,6 +82,11 @@ def test_what_cannot_be_exported_is_one_line(tmp_path, classifier_dir, tiny_bert
     BertForTokenClassification(BertConfig.from_pretrained(tiny_bert)).save_pretrained(tagger)
     with pytest.raises(OptionError, match=r"a BertForTokenClassification model; the export takes sequence classifiers"):
         run(tagger)
+    without_tokenizer = tmp_path / "weights-only"  # every word would be [UNK], and the export would agree on nothing
+    BertForSequenceClassification.from_pretrained(classifier_dir).save_pretrained(without_tokenizer)
+    with pytest.raises(OptionError, match=r"--model_dir .*weights-only: its tokenizer knows only 5 tokens \(0 besides "
+                                          r"special tokens\): the folder has no tokenizer files .*came from$"):
+        run(without_tokenizer)
 
     def refuse(*args, **kwargs):
         raise RuntimeError("Unsupported operator aten::weird\nmore detail")

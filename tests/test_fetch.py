@@ -72,8 +72,17 @@ def test_a_file_whose_checksum_differs_is_refused_and_kept_aside(tmp_path, share
     assert status == "refused" and SOURCES["sst2"].files["dev.tsv"].sha256 in detail
     assert sha256_of(mirror / "sst2" / "dev.tsv") in detail
     assert not (tmp_path / "data" / "sst2" / "dev.tsv").exists()  # never used
-    assert (tmp_path / "data" / ".rejected" / "sst2" / "dev.tsv").is_file()
+    found, pinned = sha256_of(mirror / "sst2" / "dev.tsv"), SOURCES["sst2"].files["dev.tsv"].sha256
+    kept = tmp_path / "data" / ".rejected" / "sst2" / f"dev.tsv.sha256-{found[:16]}.pinned-{pinned[:16]}"
+    assert kept.is_file() and str(kept) in detail  # named with both checksums, as the summary says
     assert run_fetch("--data_dir", tmp_path / "data", "--benchmark", "sst2", "--mirror", mirror).returncode == 2
+
+
+def test_a_data_dir_that_is_a_file_is_named_as_such(tmp_path):
+    (tmp_path / "data").write_text("not a folder")
+    done = run_fetch("--data_dir", tmp_path / "data", "--benchmark", "sst2", "--mirror", tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == \
+        f"error: --data_dir {tmp_path / 'data'}: a file, not a folder; give the folder the benchmarks go into"
 
 
 class SlowMirror(http.server.SimpleHTTPRequestHandler):

@@ -1,4 +1,5 @@
-"""Property-based tests (hypothesis) of every file reader.
+"""Property-based tests (hypothesis) of every file reader: the recipes' data files, the pretraining corpus (text,
+gzip and tables) and what the export reads (a trained folder, an exported one).
 
 1. Round trip: random rows written as the format's own writer writes them read back as exactly
    those rows, each numbered by the line it starts on.
@@ -6,23 +7,28 @@
    encoding changed either loads (reader and checks, as a recipe runs them) or raises DataError;
    never another exception. When it loads, every line is accounted for: each non-blank line is a
    row of its own, or inside a row that spans lines, and such rows are announced in the log.
+3. Model folders with a file damaged load or raise OptionError (one line); never another exception.
 """
 
 import csv
+import gzip
 import io
 import json
 import logging
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.config.arguments import TextDataArguments, TokenDataArguments
+from common.config.errors import OptionError
 from common.data.errors import DataError
 from common.data.tables import read_table
 from common.data.tagged import load_tagged_data, read_conll, read_token_jsonl
 from common.data.text import load_text_data
 from recipes.chinese_ernie.cluener import read_char_bio, read_span_jsonl
+from recipes.pretraining.corpus import read_documents
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -272,6 +278,65 @@ def test_mutated_chinese_files_load_or_raise_data_errors(tmp_path, texts, mutati
         assert [n for numbers in split.lines for n in numbers] == lines
 
 
+@SETTINGS
+@given(texts=st.lists(TEXT, min_size=1, max_size=8), mutations=st.lists(MUTATION, max_size=3),
+       suffix=st.sampled_from([".txt", ".txt.gz", ".jsonl", ".csv"]))
+def test_mutated_pretraining_corpora_read_or_raise_data_errors(tmp_path, texts, mutations, suffix):
+    if suffix in (".txt", ".txt.gz"):
+        content = "\n".join(" ".join(t.split()) for t in texts).encode("utf-8")  # one document per line
+    elif suffix == ".jsonl":
+        content = "".join(json.dumps({"text": t, "label": 1}, ensure_ascii=False) + "\n" for t in texts).encode()
+    else:
+        content = write_csv_text([(t, "1") for t in texts]).encode("utf-8")
+    path = tmp_path / f"corpus{suffix}"
+    # a .gz file damaged on disk: its compressed bytes are what is flipped or cut
+    path.write_bytes(mutate(gzip.compress(content), mutations) if suffix == ".txt.gz" else mutate(content, mutations))
+    documents = loads_or_data_error(lambda: list(read_documents(path, "utf-8", "text")))
+    if documents is None or suffix in (".jsonl", ".csv"):
+        return
+    raw = gzip.decompress(path.read_bytes()) if suffix == ".txt.gz" else path.read_bytes()
+    lines = [line.decode("utf-8").strip() for line in raw.split(b"\n")]
+    assert documents == [line for line in lines if line]  # every non-blank line, whole, in order
+
+
+@pytest.fixture(scope="module")
+def model_folders(tmp_path_factory, tiny_bert):
+    """A trained classifier's folder and its ONNX export (what recipes/export reads)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from common.models.onnx_export import export_onnx, load_classifier
+
+    classifier = tmp_path_factory.mktemp("classifier")
+    torch.manual_seed(0)
+    config = BertConfig.from_pretrained(tiny_bert, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+    BertForSequenceClassification(config).save_pretrained(classifier)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(classifier)
+    exported = tmp_path_factory.mktemp("exported")
+    export_onnx(*load_classifier(str(classifier)), exported)
+    return {"classifier": classifier, "export": exported}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["classifier", "export"]), target=st.sampled_from(["config.json", "tokenizer.json",
+                                                                               "tokenizer_config.json", "weights"]),
+       mutations=st.lists(MUTATION, min_size=1, max_size=3))
+def test_damaged_model_folders_load_or_raise_option_errors(tmp_path_factory, model_folders, kind, target, mutations):
+    from common.models.onnx_export import OnnxClassifier, load_classifier
+
+    folder = tmp_path_factory.mktemp("damaged") / kind
+    shutil.copytree(model_folders[kind], folder)
+    name = {"classifier": "model.safetensors", "export": "model.onnx"}[kind] if target == "weights" else target
+    (folder / name).write_bytes(mutate((folder / name).read_bytes(), mutations))
+    try:
+        if kind == "classifier":
+            load_classifier(str(folder))
+        else:
+            OnnxClassifier(folder).predict(["a fine film", "awful"])
+    except OptionError as error:
+        assert str(error).strip() and "\n" not in str(error).strip()
+
+
 def test_the_mutations_do_reach_both_outcomes(tmp_path):
     """The properties above are not vacuous: some mutated files load and some raise DataError."""
     content = write_csv_text([("a fine film", "pos"), ("a dull film", "neg")]).encode("utf-8")
@@ -285,3 +350,35 @@ def test_the_mutations_do_reach_both_outcomes(tmp_path):
     path.write_bytes(mutate(content, [("insert", 14, ord(" "))]))
     assert len(load_text_data(TextDataArguments(train_file=str(path), validation_split=0), seed=0)
                .splits["train"].frame) == 2
+
+
+def test_damage_reaches_both_outcomes_for_corpora_and_model_folders(tmp_path, model_folders):
+    """The corpus and model-folder properties are not vacuous either: each kind of damage below is refused in one
+    line (each was once a traceback), and an undamaged file reads."""
+    from common.models.onnx_export import OnnxClassifier, load_classifier
+
+    path = tmp_path / "corpus.txt.gz"
+    path.write_bytes(gzip.compress("很好\n".encode() * 500)[:40] + b"\x00garbage" * 50)
+    with pytest.raises(DataError, match="corpus.txt.gz: cannot be read as gzip-compressed text"):
+        list(read_documents(path, "utf-8"))
+    path.write_bytes(gzip.compress("很好\n\n  \n不错\n".encode()))
+    assert list(read_documents(path, "utf-8")) == ["很好", "不错"]
+
+    def damaged(kind, name, old, new):
+        folder = tmp_path / f"{kind}-{name}"
+        shutil.copytree(model_folders[kind], folder)
+        text = (folder / name).read_text()
+        assert old in text
+        (folder / name).write_text(text.replace(old, new, 1))
+        return folder
+
+    with pytest.raises(OptionError, match="cannot load it"):  # weights of another shape than its config says
+        load_classifier(str(damaged("classifier", "config.json", '"hidden_size": 32', '"hidden_size": 48')))
+    with pytest.raises(OptionError, match="cannot load it"):  # a tokenizer.json that is not JSON
+        load_classifier(str(damaged("classifier", "tokenizer.json", '"version"', '"version" "')))
+    with pytest.raises(OptionError, match="names no label for id 0"):
+        OnnxClassifier(damaged("export", "config.json", '"0": "neg"', '"7": "neg"'))
+    with pytest.raises(OptionError, match="the graph takes token_type_ids, which its tokenizer does not make"):
+        OnnxClassifier(damaged("export", "tokenizer_config.json", '"tokenizer_class"',
+                               '"model_input_names": ["input_ids", "attention_mask"], "tokenizer_class"'))
+    assert OnnxClassifier(model_folders["export"]).predict(["a fine film"])[0] in ("neg", "pos")

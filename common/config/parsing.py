@@ -143,6 +143,8 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
         raise OptionError(f"--{flag} is for the classification recipes (those that take --text_column), not "
                           "this one")
     flags += hardware_flags(given, known)
+    if "train_file" in given and "do_train" not in given and "do_train" in known:
+        flags += ["--do_train", "True"]  # a config of one's own naming training data trains, as the recipe's own do
 
     source = f"the settings of {config_path} and the command line" if config_path else "the command line"
     args = parse_into(parser, flags + argv, source)

@@ -8,7 +8,7 @@ Every file comes from a public GitHub repository at a fixed commit (`SOURCES`; t
 ../shared/data/README.md names the same ones), and its sha256 is that of the copy our figures were
 measured on. A file is downloaded to `<name>.partial` (a rerun resumes it) and takes its name only
 once its checksum matches; one whose checksum differs is moved to `.rejected/` in the data folder,
-named in the summary with both checksums, and never used. Files already there are checked, never
+its name followed by both checksums (`dev.tsv.sha256-<its>.pinned-<ours>`), and never used. Files already there are checked, never
 replaced. `--mirror` reads the same relative paths (`sst2/train.tsv`, ...) from a folder or a URL.
 `zh_corpus` was compiled for this project from several sources (its README): it comes from a mirror.
 """
@@ -180,7 +180,8 @@ def fetch_file(data_dir: Path, benchmark: str, name: str, mirror: str | None) ->
         return "failed", f"{source}: {reason}{kept}"
     found = sha256_of(partial)
     if found != pinned.sha256:
-        rejected = data_dir / ".rejected" / benchmark / name
+        # named with its own checksum and the pinned one, so that copies refused on different days all stay
+        rejected = data_dir / ".rejected" / benchmark / f"{name}.sha256-{found[:16]}.pinned-{pinned.sha256[:16]}"
         rejected.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, rejected)
         return "refused", f"{source} has sha256 {found}, the pinned copy {pinned.sha256}: kept aside as {rejected}"
@@ -193,6 +194,8 @@ def fetch(data_dir: Path, benchmarks: list[str], mirror: str | None = None) -> l
     unknown = sorted(set(benchmarks) - set(SOURCES))
     if unknown:
         raise DataError(f"--benchmark {', '.join(unknown)}: not a benchmark this project pins ({', '.join(SOURCES)})")
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"--data_dir {data_dir}: a file, not a folder; give the folder the benchmarks go into")
     if mirror and "://" not in mirror and not Path(mirror).is_dir():
         raise DataError(f"--mirror {mirror}: no such folder")
     return [(benchmark, name, *fetch_file(data_dir, benchmark, name, mirror))

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from common.config.errors import OptionError
-from common.models.tokenizer import LOAD_ERRORS, load_error
+from common.models.tokenizer import LOAD_ERRORS, TOKENIZER_LOAD_ERRORS, check_has_vocabulary, load_error
 from common.tokens.tokenization import max_input_length
 
 logger = logging.getLogger(__name__)
@@ -41,9 +41,20 @@ def load_classifier(model_dir: str):
     try:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except LOAD_ERRORS as error:
+    except (*TOKENIZER_LOAD_ERRORS, RuntimeError) as error:  # RuntimeError: weights not of its config's shapes
         raise OptionError(f"--model_dir {model_dir}: cannot load it ({load_error(model_dir, error)})") from None
+    check_has_vocabulary(tokenizer, f"--model_dir {model_dir}", tokenizer_flag=False)
+    label_names(model.config, f"--model_dir {model_dir}")
     return model, tokenizer
+
+
+def label_names(config, where: str) -> list[str]:
+    """The classifier's label names, by id; a config whose id2label lacks an id is an OptionError."""
+    missing = [i for i in range(config.num_labels) if i not in (config.id2label or {})]
+    if missing:
+        raise OptionError(f"{where}: its config.json names no label for id {missing[0]} (id2label: "
+                          f"{config.id2label}); the folder is damaged")
+    return [config.id2label[i] for i in range(config.num_labels)]
 
 
 def input_names(model, tokenizer) -> list[str]:
@@ -108,11 +119,25 @@ class OnnxClassifier:
             raise OptionError(f"{folder}: no {file} in it (write it with recipes/export/run.py)")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-        self.session = onnxruntime.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(str(folder / file), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime's own errors (InvalidProtobuf, Fail, ...) for a damaged file
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise OptionError(f"{folder / file}: not a readable ONNX model ({first_line}); export it again") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.config = AutoConfig.from_pretrained(folder)
-        self.labels = [self.config.id2label[i] for i in range(self.config.num_labels)]
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.config = AutoConfig.from_pretrained(folder)
+        except TOKENIZER_LOAD_ERRORS as error:
+            raise OptionError(f"{folder}: cannot load the export's tokenizer or config ({load_error(str(folder), error)})"
+                              "; export it again") from None
+        check_has_vocabulary(self.tokenizer, str(folder), tokenizer_flag=False)
+        lacking = [name for name in self.inputs if name not in self.tokenizer.model_input_names]
+        if lacking:
+            raise OptionError(f"{folder}: the graph takes {', '.join(lacking)}, which its tokenizer does not make "
+                              f"(it makes {', '.join(self.tokenizer.model_input_names)}); export it again")
+        self.labels = label_names(self.config, str(folder))
 
     def logits(self, texts: list[str], batch_size: int = 64, max_length: int | None = None) -> np.ndarray:
         """The logits of every text; batches of similar length (less padding), returned in input order."""

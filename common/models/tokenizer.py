@@ -16,6 +16,8 @@ MIN_ORDINARY_TOKENS = 10  # fewer besides [CLS], [PAD], ...: no vocabulary was f
 
 # What from_pretrained raises for a folder it cannot use: missing, truncated or refused files, no network
 LOAD_ERRORS = (OSError, ValueError, SafetensorError, pickle.UnpicklingError)
+# and a tokenizer: the tokenizers library raises a bare Exception for a damaged tokenizer.json
+TOKENIZER_LOAD_ERRORS = (*LOAD_ERRORS, Exception)
 
 # Byte-level BPE tokenizers mark a word start with a space; words given one by one need it added.
 PREFIX_SPACE_MODELS = {"roberta", "gpt2", "bloom", "deberta", "longformer", "bart", "mvp"}
@@ -25,7 +27,7 @@ def load_error(name: str, error: Exception) -> str:
     """Why loading `name` failed, in a few words: a missing local folder, or the library's first line."""
     if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
         return "no such folder"
-    return str(error).splitlines()[0]
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def gguf_location(model: str, gguf_file: str) -> tuple[str, str]:
@@ -65,16 +67,10 @@ def load_tokenizer(model_args, words_given: bool = False):
             if model_type in PREFIX_SPACE_MODELS:
                 kwargs["add_prefix_space"] = True
         tokenizer = AutoTokenizer.from_pretrained(name, **hub, **kwargs)
-    except LOAD_ERRORS as error:  # no such folder or Hub model, no network, files it cannot read
+    except TOKENIZER_LOAD_ERRORS as error:  # no such folder or Hub model, no network, files it cannot read
         raise OptionError(f"--model_name_or_path/--tokenizer_name {name}: cannot load its tokenizer "
                           f"({load_error(name, error)})") from None
-    ordinary = len(tokenizer) - len(set(tokenizer.all_special_ids))
-    if ordinary < MIN_ORDINARY_TOKENS:
-        # transformers builds an empty tokenizer from a folder with a model but no tokenizer files: every
-        # word would become [UNK], and the run would train on nothing without a word of warning.
-        raise OptionError(f"{name}: its tokenizer knows only {len(tokenizer)} tokens ({ordinary} besides special "
-                          "tokens): the folder has no tokenizer files (tokenizer.json, vocab.txt, ...). Copy them from "
-                          "the model it came from, or give that model's name with --tokenizer_name")
+    check_has_vocabulary(tokenizer, name)
     if tokenizer.pad_token is None:
         # Decoder-only models (GPT-2, Llama, ...) ship without a pad token; batching needs one, and the
         # classification head finds each row's last real token by looking for it.
@@ -100,6 +96,17 @@ def load_tokenizer(model_args, words_given: bool = False):
         logger.warning(f"The tokenizer appends {appended!r}, which was also its pad token: padding with "
                        f"{tokenizer.pad_token!r} instead, so the classifier reads each text's last real token")
     return tokenizer
+
+
+def check_has_vocabulary(tokenizer, name: str, tokenizer_flag: bool = True) -> None:
+    """transformers builds an empty tokenizer from a folder with a model but no tokenizer files: every word would
+    become [UNK], and a run would train (or an export agree) on nothing without a word of warning."""
+    ordinary = len(tokenizer) - len(set(tokenizer.all_special_ids))
+    if ordinary < MIN_ORDINARY_TOKENS:
+        raise OptionError(f"{name}: its tokenizer knows only {len(tokenizer)} tokens ({ordinary} besides special "
+                          "tokens): the folder has no tokenizer files (tokenizer.json, vocab.txt, ...). Copy them from "
+                          "the model it came from" + (", or give that model's name with --tokenizer_name"
+                                                      if tokenizer_flag else ""))
 
 
 def require_fast_tokenizer(tokenizer, model_name: str) -> None:

@@ -24,7 +24,7 @@ from common.config.parsing import parse_args
 from common.config.process import run_main
 from common.data.labels import encode_labels
 from common.data.text import load_text_data
-from common.models.onnx_export import (FP32_FILE, INT8_FILE, OnnxClassifier, export_onnx, input_names,
+from common.models.onnx_export import (FP32_FILE, INT8_FILE, OnnxClassifier, export_onnx, input_names, label_names,
                                        length_sorted_batches, load_classifier, quantize_int8)
 from common.tokens.tokenization import max_input_length
 from common.training.output_dir import claim_output_dir, commit_outputs, stage_outputs
@@ -88,7 +88,7 @@ def main(argv=None):
     claim_output_dir(folder)
 
     model, tokenizer = load_classifier(export_args.model_dir)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    labels = label_names(model.config, f"--model_dir {export_args.model_dir}")
     raw = load_text_data(data_args, seed=0)
     split = "validation" if "validation" in raw.splits else "test"
     frame = raw.splits[split].frame

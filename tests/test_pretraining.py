@@ -5,7 +5,12 @@ import gzip
 import itertools
 import json
 import math
+import random
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,6 +252,38 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, 
     assert "Traceback" not in error
     assert [line for line in error.splitlines() if line.startswith("error:")] == [next(
         line for line in error.splitlines() if message in line)]
+
+
+def alive(pid: str) -> bool:
+    """Whether a process runs (a zombie no init reaped does not count)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_run_killed_while_its_workers_read_the_corpus_leaves_no_process_behind(tmp_path, repo, tiny_flags):
+    rng = random.Random(0)
+    files = [tmp_path / "a.txt", tmp_path / "b.txt"]  # two files: read by two `datasets` workers
+    for path in files:
+        path.write_text("\n".join("".join(rng.choice("的一是在不了有和人这中大为上个国我以要他") for _ in range(60))
+                                  for _ in range(40_000)), encoding="utf-8")
+    process = subprocess.Popen([sys.executable, str(repo / "recipes" / "pretraining" / "run.py"),
+                                *tiny_flags(files, tmp_path / "out", "--max_steps", "2")], cwd=repo,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children, deadline = [], time.monotonic() + 300
+    while len(children) < 3:  # the two workers and the manager of their progress queue
+        assert process.poll() is None and time.monotonic() < deadline, "the workers never started"
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 10
+    while any(map(alive, children)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if alive(pid)], "orphaned workers of a killed run still wait"
 
 
 @pytest.fixture(scope="module")

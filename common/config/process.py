@@ -1,9 +1,11 @@
 """Per-process set-up of a recipe run: logging, a warning about idle CPU cores, and the exit on bad input."""
 
+import ctypes
 import errno
 import gc
 import logging
 import os
+import signal
 import sys
 
 import datasets
@@ -16,6 +18,8 @@ from common.data.errors import DataError
 
 logger = logging.getLogger(__name__)
 on_user_mistake = []  # functions run when a mistake in the data or settings ends the run (before its exit)
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when the thread that forked it ends
+_forking = []  # the pid of the process about to fork, read by the child
 
 
 def warn_if_accelerate_starved_threads() -> None:
@@ -56,8 +60,27 @@ def close_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
+def end_children_with_the_run() -> None:
+    """Processes a run forks (the `datasets` workers that build a corpus and their manager, data-loader workers)
+    end with it (Linux). Killed with kill -9, a run would otherwise leave them waiting forever, each on a pipe or
+    socket its siblings hold open, holding their memory."""
+    if not sys.platform.startswith("linux") or _forking:
+        return
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    _forking.append(None)
+
+    def in_child():
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != _forking[-1]:  # the parent ended before the signal was set
+            os._exit(1)
+
+    os.register_at_fork(before=lambda: _forking.append(os.getpid()), after_in_parent=_forking.pop,
+                        after_in_child=in_child)
+
+
 def run_main(main) -> None:
     """Run a recipe's main(); bad data or settings end it with the message alone and exit status 2."""
+    end_children_with_the_run()
     try:
         main()
     except Exception as e:

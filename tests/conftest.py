@@ -252,3 +252,42 @@ def tiny_flags():
                 "False", *extra]
 
     return flags
+
+
+@pytest.fixture(scope="session")
+def kill_when():
+    """kill_when(process, out, trigger, fraction, duration) -> bool: SIGKILL a recipe's process writing into `out`
+    once `trigger` is seen ("time": `fraction` x `duration` seconds in; "checkpoint": a checkpoint newer than the
+    process, then up to 0.3 s; "staging": its .incoming/ folder, then up to 0.3 s; "journal": its journal of final
+    moves); False if the process ended first."""
+    import signal
+    import time
+
+    from common.training.output_dir import JOURNAL, STAGING
+
+    def kill(process, out: Path, trigger: str, fraction: float, duration: float) -> bool:
+        start, start_wall = time.monotonic(), time.time()
+
+        def new_checkpoint() -> bool:
+            for path in (out / STAGING).glob("checkpoint-*"):  # a run in progress writes them there
+                try:
+                    if path.stat().st_mtime > start_wall:
+                        return True
+                except FileNotFoundError:  # rotated away meanwhile
+                    pass
+            return False
+
+        seen = {"checkpoint": new_checkpoint, "staging": lambda: (out / STAGING).is_dir(),
+                "journal": lambda: (out / STAGING / JOURNAL).is_file(),
+                "time": lambda: time.monotonic() - start >= fraction * duration}[trigger]
+        delay = 0.0 if trigger in ("time", "journal") else fraction * 0.3
+        while process.poll() is None:
+            if seen():
+                time.sleep(delay)
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return process.returncode == -signal.SIGKILL
+            time.sleep(0.001)
+        return False
+
+    return kill

@@ -11,7 +11,6 @@ RESUME_PROPERTY_EXAMPLES sets the number of kill sequences per case (CI: 2).
 """
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,8 +22,6 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
-
-from common.training.output_dir import JOURNAL, STAGING
 
 EXAMPLES = int(os.environ.get("RESUME_PROPERTY_EXAMPLES", "2"))
 TRIGGERS = ["time", "checkpoint", "journal"]  # what the kill waits for before its random delay
@@ -67,32 +64,6 @@ def weights(out: Path) -> dict:
     return load_file(out / "model.safetensors")
 
 
-def kill_when(process, out: Path, trigger: str, fraction: float, duration: float) -> bool:
-    """SIGKILL the process once `trigger` is seen, after a random delay; False if it ended first."""
-    start, start_wall = time.monotonic(), time.time()
-
-    def new_checkpoint() -> bool:
-        for path in (out / STAGING).glob("checkpoint-*"):
-            try:
-                if path.stat().st_mtime > start_wall:
-                    return True
-            except FileNotFoundError:  # rotated away meanwhile
-                pass
-        return False
-
-    seen = {"checkpoint": new_checkpoint, "journal": lambda: (out / STAGING / JOURNAL).is_file(),
-            "time": lambda: time.monotonic() - start >= fraction * duration}[trigger]
-    delay = fraction * 0.3 if trigger == "checkpoint" else 0.0
-    while process.poll() is None:
-        if seen():
-            time.sleep(delay)
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            return process.returncode == -signal.SIGKILL
-        time.sleep(0.001)
-    return False
-
-
 def run_again(command, out: Path, repo: Path) -> subprocess.CompletedProcess:
     """What a user runs after a kill; a resume with no complete checkpoint yet starts afresh, as a user would."""
     done = subprocess.run(command(out, True), cwd=repo, capture_output=True, text=True, timeout=900)
@@ -117,7 +88,7 @@ def case(request, repo, tmp_path_factory, write_corpus, tiny_flags, tiny_bert, w
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
           phases=[Phase.explicit, Phase.generate])  # no shrinking: each step is a process; the log names them
 @given(kills=st.lists(kill, min_size=1, max_size=2))
-def test_a_run_killed_anywhere_and_run_again_ends_with_the_uninterrupted_weights(case, repo, kills):
+def test_a_run_killed_anywhere_and_run_again_ends_with_the_uninterrupted_weights(case, repo, kill_when, kills):
     command, reference, duration = case
     log = []
     with tempfile.TemporaryDirectory() as scratch:

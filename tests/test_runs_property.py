@@ -14,7 +14,6 @@ RUN_PROPERTY_EXAMPLES sets the number of sequences (CI: 2).
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -66,8 +65,9 @@ def run_seed(out: Path, weights_of: dict[str, int]) -> int:
 class Folder:
     """One output folder and what the steps so far must have left in it."""
 
-    def __init__(self, repo: Path, model: Path, train: Path, test: Path, out: Path, duration: float):
+    def __init__(self, repo: Path, model: Path, train: Path, test: Path, out: Path, duration: float, kill_when=None):
         self.repo, self.model, self.train, self.test, self.out, self.duration = repo, model, train, test, out, duration
+        self.kill_when = kill_when  # the conftest fixture
         self.seed = 100
         self.expected = None  # the seed of the complete run the folder holds
         self.weights_of = {}  # hash of each finished run's model.safetensors -> its seeds (a resume that trains
@@ -89,38 +89,11 @@ class Folder:
                      str(self.out), "--bf16", "False", "--disable_tqdm", "True", "--seed", str(self.seed)]
         return [sys.executable, str(self.repo / "recipes" / "sentiment" / "run.py"), *flags]
 
-    def kill_when(self, process, trigger: str, fraction: float) -> bool:
-        """SIGKILL the process once `trigger` is seen, after a random delay; False if it ended first."""
-        start, start_wall = time.monotonic(), time.time()
-
-        def new_checkpoint() -> bool:
-            for path in (self.out / STAGING).glob("checkpoint-*"):  # a run in progress writes them there
-                try:
-                    if path.stat().st_mtime > start_wall:
-                        return True
-                except FileNotFoundError:  # rotated away meanwhile
-                    pass
-            return False
-
-        seen = {"checkpoint": new_checkpoint,
-                "staging": lambda: (self.out / STAGING).is_dir(),
-                "journal": lambda: (self.out / STAGING / JOURNAL).is_file(),
-                "time": lambda: time.monotonic() - start >= fraction * self.duration}[trigger]
-        delay = 0.0 if trigger in ("time", "journal") else fraction * 0.3
-        while process.poll() is None:
-            if seen():
-                time.sleep(delay)
-                process.send_signal(signal.SIGKILL)
-                process.wait()
-                return process.returncode == -signal.SIGKILL
-            time.sleep(0.001)
-        return False
-
     def apply(self, kind: str, trigger, fraction: float) -> None:
         before = top_level(self.out)
         process = subprocess.Popen(self.command(kind), cwd=self.repo, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
-        killed = self.kill_when(process, trigger, fraction) if trigger else False
+        killed = self.kill_when(process, self.out, trigger, fraction, self.duration) if trigger else False
         _, err = process.communicate(timeout=600)
         status = "killed" if killed else process.returncode
         self.log.append(f"{kind} seed {self.seed} ({trigger} {fraction:.2f}): {status}")
@@ -172,10 +145,10 @@ def setting(repo, tiny_bert, tmp_path_factory, write_csv, sentiment_rows):
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
           phases=[Phase.explicit, Phase.generate])  # no shrinking: each step is a process; the log names them
 @given(steps=st.lists(step, min_size=2, max_size=4))
-def test_the_folder_holds_one_complete_run_whatever_happens_to_the_runs_into_it(setting, steps):
+def test_the_folder_holds_one_complete_run_whatever_happens_to_the_runs_into_it(setting, kill_when, steps):
     repo, model, train, test, duration = setting
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Folder(repo, model, train, test, Path(scratch) / "out", duration)
+        folder = Folder(repo, model, train, test, Path(scratch) / "out", duration, kill_when)
         for kind, trigger, fraction in [("train", None, 0.0), *steps]:
             folder.apply(kind, trigger, fraction)
             folder.check()

@@ -72,7 +72,7 @@ def end_children_with_the_run() -> None:
     def in_child():
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != _forking[-1]:  # the parent ended before the signal was set
-            os._exit(1)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     os.register_at_fork(before=lambda: _forking.append(os.getpid()), after_in_parent=_forking.pop,
                         after_in_child=in_child)

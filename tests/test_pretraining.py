@@ -254,6 +254,20 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, 
         line for line in error.splitlines() if message in line)]
 
 
+def test_a_bad_file_met_while_a_stream_trains_is_one_line_and_leaves_no_folder(tmp_path, pretraining, small_mlm,
+                                                                              capsys, write_corpus, tiny_flags):
+    (tmp_path / "binary.txt").write_bytes(bytes(range(128, 256)) * 8)
+    files = [*write_corpus(tmp_path / "good", n=100)[:1], tmp_path / "binary.txt"]  # read after the first steps
+    flags = tiny_flags(files, tmp_path / "out", "--max_steps", "60", "--model", str(small_mlm), "--streaming", "True",
+                       "--validation_split_percentage", "0", "--do_eval", "False", "--eval_strategy", "no")
+    with pytest.raises(SystemExit) as exit_info:
+        pretraining.run_main(lambda: pretraining.main(flags[flags.index("--train_file"):]))
+    error = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and "Traceback" not in "\n".join(error)
+    assert error[-1].startswith("error: ") and "binary.txt: line 1 is not utf-8 text" in error[-1]
+    assert not (tmp_path / "out").exists()
+
+
 def alive(pid: str) -> bool:
     """Whether a process runs (a zombie no init reaped does not count)."""
     try:

@@ -113,13 +113,14 @@ def close_progress_bars() -> None:
 
 def user_mistake(error: BaseException) -> Exception | None:
     """The DataError or OptionError behind an error, however a library wrapped it (`datasets` raises a
-    DatasetGenerationError from the one its generator raised), or None."""
+    DatasetGenerationError from the one its generator raised), or None. Only explicit causes count: a bug met
+    while handling a mistake is a bug, and shows its traceback."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, (DataError, OptionError)):
             return error
         seen.add(id(error))
-        error = error.__cause__ or error.__context__
+        error = error.__cause__
     return None
 
 

@@ -145,6 +145,8 @@ def _remove_unused_folders() -> None:
     """A run stopped on its data or settings: the folders it created and wrote nothing into go again."""
     for folder in _created:  # the output folder first, then the parents created with it
         try:
+            if (folder / STAGING).is_dir() and not any((folder / STAGING).iterdir()):
+                (folder / STAGING).rmdir()
             if not folder.is_dir() or {p.name for p in folder.iterdir()} - {LOCK_FILE}:
                 break
             held = _held_locks.pop(folder.resolve(), None)

@@ -28,7 +28,6 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification, TrainerCallback
 
 from common.config.errors import OptionError

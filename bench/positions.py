@@ -7,7 +7,7 @@ language model on made-up text in which every token is fixed by the one before i
 of a 200-token vocabulary, followed from a random start). 15% of the tokens are masked; a model that
 attends to the left neighbour predicts them almost exactly, one that spreads its attention does not.
 Prints the training loss at each tenth of the steps: learned absolute positions (ERNIE, BERT) against
-rotary ones (RoFormer). The argument is in recipes/pretraining/README.md, "Why RoFormer".
+rotary ones (RoFormer). The argument is in docs/pretraining.md, "Why RoFormer".
 """
 
 import argparse

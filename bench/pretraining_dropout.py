@@ -7,7 +7,7 @@ Builds the pretraining recipe's small model (configs/zh_corpus.yaml's architectu
 does, and times forward, backward and AdamW on random blocks of 16 x 256 with 15% masked (bf16 autocast
 where the recipes train in bf16), with the model's dropout and with --pretraining_dropout 0, in alternating
 rounds in this process. Then one profiled step of each: the share of its CPU time in dropout's random draws
-(aten::bernoulli_). Nothing is asserted; the write-up is in recipes/pretraining/README.md.
+(aten::bernoulli_). Nothing is asserted; the write-up is in docs/pretraining.md.
 """
 
 import argparse

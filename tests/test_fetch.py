@@ -159,8 +159,8 @@ def test_a_users_data_folder_without_the_benchmark_names_the_command(tmp_path, r
     assert list((tmp_path / "mine").iterdir()) == []  # nothing written into it
 
 
-def test_the_readme_lists_every_pinned_file_with_its_commit_and_checksum(repo):
-    listed = re.findall(r"^\| `(\w+)` \| `([\w.]+)` \| (.*?) \| `([0-9a-f]{64})` \|$", (repo / "README.md").read_text(),
+def test_the_data_doc_lists_every_pinned_file_with_its_commit_and_checksum(repo):
+    listed = re.findall(r"^\| `(\w+)` \| `([\w.]+)` \| (.*?) \| `([0-9a-f]{64})` \|$", (repo / "docs" / "data.md").read_text(),
                         re.M)
     assert {(b, n, sha) for b, n, _, sha in listed} == {
         (b, n, pinned.sha256) for b, source in SOURCES.items() for n, pinned in source.files.items()}

@@ -239,7 +239,6 @@ def test_a_study_holds_one_space_and_a_run_with_another_is_refused(tmp_path, tin
 
     # the run: one line, exit status 2, and nothing written into its output folder
     train = write_csv(tmp_path / "train.csv", sentiment_rows(40))
-    search.hp_search_study = "mixed"
     flags = search_flags(tiny_bert, train, tmp_path / "o", 2, "--hp_search_storage", url, "--hp_search_study", "mixed",
                          "--hp_search_space", str(decay))
     with pytest.raises(SystemExit) as exit_info:

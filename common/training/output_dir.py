@@ -218,8 +218,8 @@ def commit_outputs(args) -> None:
     staging = Path(args.output_dir)
     if staging.name != STAGING:
         return
+    claim = _claim(args)
     args.output_dir = str(staging.parent)
-    claim = _claims.get(staging.parent.resolve())
     if not args.should_save or claim is None:
         return
     point_states_at_final_folder(staging)

@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: `bench`, `common`, `recipes`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes" / "pretraining"))  # its modules, as run.py does
 
 from bench.harness import print_table  # noqa: E402
 from common.config.hardware import bf16_supported  # noqa: E402
 from common.models.scratch import SPECIAL_TOKENS, ScratchArguments, character_tokenizer, scratch_config  # noqa: E402
-from recipes.pretraining.model import score_masked_positions_only, set_dropout  # noqa: E402
+from model import score_masked_positions_only, set_dropout  # noqa: E402
 
 
 def small_model(args):

@@ -5,6 +5,7 @@ import csv
 import importlib
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,10 @@ import pytest  # noqa: E402
 datasets.disable_progress_bars()
 
 REPO = Path(__file__).resolve().parent.parent
+# A recipe's own modules are imported by their plain names, as its run.py imports them (it puts its folder on sys.path)
+for recipe_folder in sorted((REPO / "recipes").iterdir()):
+    if recipe_folder.is_dir():
+        sys.path.insert(0, str(recipe_folder))
 SHARED_DATA = REPO.parent / "shared" / "data"
 WORDS = ("good great fine superb lovely bad awful poor dull terrible movie film plot actor the a is was "
          "very not and of it this that sports tech news world game match market stock").split()

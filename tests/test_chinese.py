@@ -7,8 +7,8 @@ import pytest
 
 from common.data.errors import DataError
 from common.data.tag_schemes import label_list_for, spans_to_tags, tags_to_spans
-from recipes.chinese_ernie.characters import encode_char_split, fill_uncovered
-from recipes.chinese_ernie.cluener import cluener_label, read_char_bio, read_span_jsonl, span_scores, spans_of
+from characters import encode_char_split, fill_uncovered
+from cluener import cluener_label, read_char_bio, read_span_jsonl, span_scores, spans_of
 from common.models.scratch import character_tokenizer
 
 

@@ -38,3 +38,25 @@ def test_every_public_function_and_class_has_a_docstring(repo):
                         and ast.get_docstring(item) is None:
                     missing.append(f"{path.relative_to(repo)}: {item.name}")
     assert not missing, missing
+
+
+def test_the_guides_stay_short(repo):
+    """README.md is a guide, not a catalogue (at most 200 lines), and so is each recipe's (at most 150): detail
+    goes to docs/, history to CHANGELOG.md."""
+    limits = {repo / "README.md": 200, **{path: 150 for path in sorted((repo / "recipes").glob("*/README.md"))}}
+    too_long = {str(path.relative_to(repo)): n for path, limit in limits.items()
+                if (n := len(path.read_text().splitlines())) > limit}
+    assert len(limits) > 5 and not too_long, too_long
+
+
+def test_recipe_mains_read_on_a_screen_or_two(repo):
+    """A recipe's run.py stays short enough to read top to bottom: its main at most about 100 lines (the Chinese
+    recipe, with two tasks, at most 150 for the file)."""
+    long_mains = {}
+    for path in sorted((repo / "recipes").glob("*/run.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "main" and node.end_lineno - node.lineno + 1 > 100:
+                long_mains[str(path.relative_to(repo))] = node.end_lineno - node.lineno + 1
+    chinese = len((repo / "recipes" / "chinese_ernie" / "run.py").read_text().splitlines())
+    assert not long_mains and chinese <= 150, (long_mains, chinese)

@@ -86,7 +86,7 @@ def test_overwrite_replaces_the_earlier_run_only_once_its_own_outputs_are_comple
     before = train_into(run, out, files)
     # The run stops after its final model is saved but before its results are written (as a kill would):
     module = recipe("sentiment")
-    monkeypatch.setattr(module, "write_run_report", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr("common.steps.write_run_report", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         module.main(["--model", str(tiny_bert), "--train_file", str(files["train"]), "--output_dir", str(out),
                      *TRAIN_FLAGS, "--overwrite_output_dir", "True", "--seed", "7"])

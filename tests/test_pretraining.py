@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from common.models.scratch import character_tokenizer
-from recipes.pretraining.masking import (UnitMaskingCollator, knowledge_spans, starts_from_spans, starts_from_word_ids,
+from masking import (UnitMaskingCollator, knowledge_spans, starts_from_spans, starts_from_word_ids,
                                          word_spans)
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,8 @@ def test_english_whole_words_join_word_pieces(tokenizer):
 def test_streaming_and_in_memory_reading_give_the_same_blocks(tmp_path, tokenizer, masking, write_corpus):
     import datasets
 
-    from recipes.pretraining.arguments import CorpusArguments
-    from recipes.pretraining.corpus import block_datasets, corpus_files, held_out_every
+    from pretraining_arguments import CorpusArguments
+    from corpus import block_datasets, corpus_files, held_out_every
 
     files = write_corpus(tmp_path / "corpus")
     result = {}
@@ -140,8 +140,8 @@ def test_streaming_and_in_memory_reading_give_the_same_blocks(tmp_path, tokenize
 
 def test_a_task_table_pretrains_on_its_text_column_as_a_text_file_would(tmp_path, tokenizer, caplog,
                                                                           chinese_sentences):
-    from recipes.pretraining.arguments import CorpusArguments
-    from recipes.pretraining.corpus import block_datasets, corpus_files, held_out_every
+    from pretraining_arguments import CorpusArguments
+    from corpus import block_datasets, corpus_files, held_out_every
 
     texts = chinese_sentences(300, seed=3)
     plain = tmp_path / "train.txt"
@@ -344,7 +344,7 @@ def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer,
     import torch
     from transformers import AutoConfig, AutoModelForMaskedLM
 
-    from recipes.pretraining.model import score_masked_positions_only
+    from model import score_masked_positions_only
 
     config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=80,
@@ -368,7 +368,7 @@ def test_the_cls_bag_of_tokens_loss_is_added_while_training_and_left_out_of_the_
     import torch
     from transformers import AutoConfig, AutoModelForMaskedLM
 
-    from recipes.pretraining.model import bag_of_tokens_loss, score_masked_positions_only
+    from model import bag_of_tokens_loss, score_masked_positions_only
 
     special = tuple(tokenizer.all_special_ids)
     scores = torch.randn(1, len(tokenizer))
@@ -411,7 +411,7 @@ def test_dropout_is_off_while_pretraining_and_the_saved_config_keeps_the_models_
     import torch
     from transformers import AutoConfig, AutoModelForMaskedLM
 
-    from recipes.pretraining.model import set_dropout
+    from model import set_dropout
 
     config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=80)

@@ -27,8 +27,8 @@ from common.data.errors import DataError
 from common.data.tables import read_table
 from common.data.tagged import load_tagged_data, read_conll, read_token_jsonl
 from common.data.text import load_text_data
-from recipes.chinese_ernie.cluener import read_char_bio, read_span_jsonl
-from recipes.pretraining.corpus import read_documents
+from cluener import read_char_bio, read_span_jsonl
+from corpus import read_documents
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -17,7 +17,6 @@ from common.config.redaction import MaskCredentials, without_credentials
 from common.data.errors import DataError
 
 logger = logging.getLogger(__name__)
-on_user_mistake = []  # functions run when a mistake in the data or settings ends the run (before its exit)
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when the thread that forked it ends
 _forking = []  # the pid of the process about to fork, read by the child
 
@@ -78,6 +77,14 @@ def end_children_with_the_run() -> None:
                         after_in_child=in_child)
 
 
+def log_ours_at_info() -> None:
+    """Our messages at INFO; the libraries' (onnxruntime's quantizer notes every tensor it skips) at WARNING."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        level=logging.WARNING, force=True)
+    for name in ("common", "__main__"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
 def run_main(main) -> None:
     """Run a recipe's main(); bad data or settings end it with the message alone and exit status 2."""
     end_children_with_the_run()
@@ -86,8 +93,6 @@ def run_main(main) -> None:
     except Exception as e:
         mistake = user_mistake(e)
         if mistake is not None:
-            for clean_up in on_user_mistake:
-                clean_up()
             close_progress_bars()
             print(f"error: {without_credentials(str(mistake))}", file=sys.stderr)
             sys.exit(2)

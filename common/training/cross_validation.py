@@ -23,7 +23,6 @@ from transformers import DataCollatorForTokenClassification, set_seed
 
 from common.config.errors import OptionError
 from common.evaluation.metrics import entity_metrics
-from common.training.output_dir import make_room_for_training, stage_outputs
 from common.tokens.long_text import document_starts
 from common.training.stages import build_trainer
 
@@ -58,9 +57,10 @@ def summarize(fold_metrics: list[dict]) -> tuple[dict, dict]:
     return mean, std
 
 
-def cross_validate(model_init, tokenized: dict, training_args, compute_metrics, label_list: list[str],
+def cross_validate(model_init, tokenized: dict, run, compute_metrics, label_list: list[str],
                    tokenizer, window_pooling: str = "mean") -> dict:
     """Classification: folds over the training rows (texts, when windowed), stratified by label."""
+    training_args = run.args
     train = training_rows(tokenized, training_args)
     # the folds are over texts: with --long_text windows, a text's windows (rows) stay together
     documents = np.asarray(train["document"]) if "document" in train.column_names else np.arange(len(train))
@@ -76,14 +76,15 @@ def cross_validate(model_init, tokenized: dict, training_args, compute_metrics, 
         return train.select(train_rows), train.select(held_rows), compute_metrics, {"held_out_label_counts": counts}
 
     return run_folds(model_init, fold_indices(labels, training_args.cv_folds, training_args.seed), fold_data,
-                     training_args, tokenizer, tokenized.get("validation"), lambda model: compute_metrics,
+                     run, tokenizer, tokenized.get("validation"), lambda model: compute_metrics,
                      stratified=single, window_pooling=window_pooling)
 
 
-def cross_validate_tagger(model_init, features: dict, splits: dict, training_args, label_list: list[str],
+def cross_validate_tagger(model_init, features: dict, splits: dict, run, label_list: list[str],
                           tokenizer) -> dict:
     """Token classification: folds over the training sentences (or texts), not over their windows, so that a
     long sentence's windows stay in one fold; each held-out fold is scored on entities with seqeval."""
+    training_args = run.args
     train, gold = training_rows(features, training_args), splits["train"].tags
     folds = fold_indices(gold, training_args.cv_folds, training_args.seed, "training sentences",
                          stratify=False)  # a sentence has many tags
@@ -100,7 +101,7 @@ def cross_validate_tagger(model_init, features: dict, splits: dict, training_arg
             return None
         return entity_metrics(features["validation"], splits["validation"].tags, label_list, getattr(model, "crf", None))
 
-    return run_folds(model_init, folds, fold_data, training_args, tokenizer,
+    return run_folds(model_init, folds, fold_data, run, tokenizer,
                      features["validation"].dataset if "validation" in features else None, validation_metrics,
                      stratified=False, data_collator=DataCollatorForTokenClassification(tokenizer))
 
@@ -112,7 +113,7 @@ def training_rows(tokenized: dict, training_args):
     return tokenized["train"]
 
 
-def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation, validation_metrics,
+def run_folds(model_init, folds, fold_data, run, tokenizer, validation, validation_metrics,
               stratified: bool, data_collator=None, window_pooling: str = "mean") -> dict:
     """Train a fresh model on each fold's rows and score it on the rows it held out.
 
@@ -120,10 +121,9 @@ def run_folds(model_init, folds, fold_data, training_args, tokenizer, validation
     `compute_metrics` that scores the held-out ones, and facts to report; `validation_metrics(model)` gives the
     `compute_metrics` of the validation set (a function of the fold's model: a CRF's decoding belongs to it).
     """
+    training_args = run.args
     select_on_validation = training_args.cv_checkpoint_selection == "validation" and validation is not None
-    make_room_for_training(training_args)
-    stage_outputs(training_args)  # every fold's folder and the summary are moved into --output_dir together
-    # (by the recipe's commit_outputs, after write_cv_results)
+    run.stage()  # every fold's folder and the summary are moved into --output_dir together, when the run ends
     results = []
     for k, (train_units, held_units) in enumerate(folds):
         fold_dir = Path(training_args.output_dir) / f"fold_{k}"

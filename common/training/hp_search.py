@@ -42,7 +42,6 @@ from common.config.errors import OptionError
 from common.config.redaction import without_credentials
 from common.config.search_space import read_space
 from common.training.guards import NonFiniteTraining
-from common.training.output_dir import make_room_for_training
 
 logger = logging.getLogger(__name__)
 # heartbeats, retries and Optuna's plots are "experimental" (since Optuna 2.8); warning on every use says nothing new
@@ -93,12 +92,13 @@ class ReportToTrial(TrainerCallback):
             raise optuna.TrialPruned(f"{self.key} {self.value:.4g} after {examples:,} training examples")
 
 
-def search_hyperparameters(new_trainer, training_args, search_args, settings) -> SearchResult:
-    """Run the study (or its share of a shared one), then apply its best settings to `training_args` and `settings`.
+def search_hyperparameters(new_trainer, run, search_args, settings) -> SearchResult:
+    """Run the study (or its share of a shared one), then apply its best settings to `run.args` and `settings`.
 
     `new_trainer(args)` builds a RecipeTrainer with a fresh model for a trial's arguments (called after
     `set_seed(args.seed)`, as the run builds its own model, so that the best trial trains again the same).
     """
+    training_args = run.args
     check_can_search(training_args)
     parameters = read_space(search_args.hp_search_space, set(vars(training_args)))
     metric = (training_args.metric_for_best_model or "loss").removeprefix("eval_")
@@ -107,7 +107,7 @@ def search_hyperparameters(new_trainer, training_args, search_args, settings) ->
         logger.warning(f"--max_steps {training_args.max_steps} sets the length of every trial: the searched "
                        "num_train_epochs has no effect (set --max_steps -1 to search the epochs)")
     study = open_study(search_args, maximize, metric, training_args.seed, parameters)
-    make_room_for_training(training_args)  # an unfinished run's leftovers go before the trials write theirs
+    run.make_room()  # an unfinished run's leftovers go before the trials write theirs
 
     def run_trial(trial):
         params = {p.argument: p.suggest(trial) for p in parameters}

@@ -15,7 +15,6 @@ from common.config.hardware import keep_freed_memory, precision_name
 from common.evaluation.metrics import entity_metrics
 from common.training.checkpoints import checkpoint_to_resume
 from common.training.guards import StopOnNonFiniteGradients
-from common.training.output_dir import make_room_for_training, resume_places, stage_outputs
 from common.training.trainer import RecipeTrainer
 
 logger = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def check_metric_for_best_model(args, compute_metrics) -> None:
                           f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
 
 
-def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_metrics=None,
+def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, run, test_metrics=None,
                            validation_predictions: bool = False) -> tuple[dict, dict[str, PredictionOutput]]:
     """Run the stages asked for (--do_train, --do_eval, --do_predict); their metrics and predictions.
 
@@ -72,6 +71,7 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
     on the split (token classification maps windows back to that split's words). The predictions
     are the test set's, and with `validation_predictions` the validation set's too (same metrics).
     """
+    args = run.args
     needed = {"train": ("--do_train", "--train_file"), "validation": ("--do_eval", "--validation_file"),
               "test": ("--do_predict", "--test_file")}
     found = ", ".join(tokenized) or "none"
@@ -81,13 +81,13 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, args, test_m
                               f"{file_flag}, or set {stage} False")
     results, predictions = {}, {}
     if args.do_train:
-        checkpoint = checkpoint_to_resume(args, resume_places(args))
-        make_room_for_training(args)  # data and model are loaded: an unfinished run's leftovers may go now
+        checkpoint = checkpoint_to_resume(args, run.resume_places())
+        run.make_room()  # data and model are loaded: an unfinished run's leftovers may go now
         results.update(train(trainer, checkpoint).metrics)
         if trainer.state.global_step == 0:
             raise OptionError("training took 0 steps, so the model learned nothing: check --num_train_epochs, "
                               "--max_steps and the size of the training data")
-    stage_outputs(args)  # the final outputs go to a staging folder, moved into --output_dir once all are written
+    run.stage()  # the final outputs go to a staging folder, moved into --output_dir when the run ends
     if args.do_train:
         trainer.save_final_model()  # the best checkpoint if load_best_model_at_end, with tokenizer and label names
         trainer.save_state()
@@ -118,18 +118,18 @@ def train(trainer: RecipeTrainer, checkpoint: str | None):
                           "checkpoints you wrote, or start again with --overwrite_output_dir True") from None
 
 
-def train_tagger(model, tokenizer, training_args, features: dict, splits: dict, labels: list[str],
+def train_tagger(model, tokenizer, run, features: dict, splits: dict, labels: list[str],
                  validation_predictions: bool = False) -> tuple[RecipeTrainer, dict, dict[str, PredictionOutput]]:
     """Token classification: a trainer scoring entities on each split's own words (or characters), and its stages.
 
     `features[name]` holds a split's model windows (`.dataset`) and maps predictions back to the units of
     `splits[name]` (tagged words or characters); test metrics only where the test split has tags.
     """
-    trainer = tagger_trainer(model, tokenizer, training_args, features, splits, labels)
+    trainer = tagger_trainer(model, tokenizer, run.args, features, splits, labels)
     test_labelled = "test" in splits and splits["test"].tags is not None
     test_metrics = entity_metrics(features["test"], splits["test"].tags, labels, trainer.crf) if test_labelled else None
     results, predictions = train_evaluate_predict(trainer, {name: f.dataset for name, f in features.items()},
-                                                  training_args, test_metrics, validation_predictions)
+                                                  run, test_metrics, validation_predictions)
     return trainer, results, predictions
 
 

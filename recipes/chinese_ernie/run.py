@@ -32,30 +32,18 @@ from common.evaluation.metrics import classification_metrics
 from common.models.crf import attach_crf, decoding
 from common.models.heads import trained_labels
 from common.models.scratch import ScratchArguments
-from common.outputs.all_results import write_all_results
 from common.outputs.analysis import analyse
-from common.outputs.cv_results import write_cv_results
-from common.outputs.hp_search import write_search_results
-from common.outputs.predictions import write_classification_predictions
-from common.outputs.run_report import write_run_report
-from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
+from common.steps import cross_validate_or_search, tokenize_rows, write_classifier_outputs, write_tagger_outputs
+from common.tokens.tokenization import max_input_length
 from common.training.cross_validation import cross_validate, cross_validate_tagger
-from common.training.distillation import add_teacher_logits
-from common.training.hp_search import search_hyperparameters
-from common.training.output_dir import claim_output_dir, commit_outputs
+from common.training.output_dir import RunFolder
 from common.training.stages import build_trainer, tagger_trainer, train_evaluate_predict, train_tagger
 
-if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
-    from .arguments import ChineseDataArguments
-    from .characters import encode_char_split
-    from .cluener import read_char_file, write_cluener_predictions
-    from .scratch import facts, tokenizer_and_model
-else:  # run as a script, in this checkout or in a copy of the folder
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
-    from arguments import ChineseDataArguments
-    from characters import encode_char_split
-    from cluener import read_char_file, write_cluener_predictions
-    from scratch import facts, tokenizer_and_model
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's own modules, wherever it is and however run
+from characters import encode_char_split  # noqa: E402
+from chinese_arguments import ChineseDataArguments  # noqa: E402
+from cluener import read_char_file, write_cluener_predictions  # noqa: E402
+from scratch import facts, tokenizer_and_model  # noqa: E402
 
 CONFIGS = Path(__file__).parent / "configs"
 BENCHMARK_CONFIG = CONFIGS / "chnsenticorp.yaml"  # used when the command line names no data
@@ -64,60 +52,46 @@ ARGUMENTS = (TaggerModelArguments, ScratchArguments, ChineseDataArguments, Recip
              SearchArguments, DistillationArguments)
 
 
-def classification(model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args,
-                   settings):
+def classification(run, model_args, scratch_args, data_args, analysis_args, search_args, distill_args, settings):
     """ChnSentiCorp-style text classification: load, build, train, evaluate, predict, write."""
     # Data: rows checked, labels mapped to ids (ChnSentiCorp has train, dev and test files)
+    training_args = run.args
     raw = load_text_data(data_args, seed=training_args.seed)
     labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
     encode_labels(raw, labels)
     check_analysis_options(analysis_args, raw)  # --group_column, --explain_examples
     train_texts = raw.splits["train"].frame[data_args.text_column] if "train" in raw.splits else []
-    tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)
-    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
-    with training_args.main_process_first(desc="tokenization"):
-        tokenized = tokenize_splits(raw, tokenizer, max_length, **tokenization_settings(data_args))
-    if distill_args.teacher_model:  # --teacher_model: its logits for every training row, computed once
-        tokenized["train"] = add_teacher_logits(tokenized, raw, labels, tokenizer, distill_args, data_args, training_args)
 
-    if training_args.cv_folds:  # k-fold cross-validation instead: a fresh model per fold, cv_results.json
-        write_cv_results(training_args.output_dir, cross_validate(
-            lambda: tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1],
-            tokenized, training_args, classification_metrics(labels), labels, tokenizer, data_args.window_pooling))
-        return  # main() moves the outputs in
+    def new_model():  # a scratch model's vocabulary comes from the training texts, the same every time
+        return tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)
 
-    def new_trainer(args, model=None):  # without a model, a fresh one: a trial of --hp_search_trials
-        model = model if model is not None else \
-            tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)[1]
-        return build_trainer(model, args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
-                             classification_metrics(labels), window_pooling=data_args.window_pooling,
-                             distillation=distill_args)
+    tokenizer, model = new_model()
+    max_length, tokenized = tokenize_rows(raw, labels, tokenizer, model.config, data_args, training_args, distill_args)
 
-    if search_args.hp_search_trials:  # an Optuna search first (results in hp_search/); the best settings train below
-        search = search_hyperparameters(new_trainer, training_args, search_args, settings)
-        write_search_results(training_args.output_dir, search, settings)
-        if not search_args.hp_search_train_best:
-            return  # main() moves the outputs in
+    def new_trainer(args, model=None):  # without a model, a fresh one
+        return build_trainer(model if model is not None else new_model()[1], args, tokenizer, tokenized.get("train"),
+                             tokenized.get("validation"), classification_metrics(labels),
+                             window_pooling=data_args.window_pooling, distillation=distill_args)
+
+    if not cross_validate_or_search(run, search_args, settings, new_trainer, lambda: cross_validate(
+            lambda: new_model()[1], tokenized, run, classification_metrics(labels), labels, tokenizer,
+            data_args.window_pooling)):
+        return  # --cv_folds K instead of training, or --hp_search_trials N alone
     trainer = new_trainer(training_args, model)
-    results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
+    results, predictions = train_evaluate_predict(trainer, tokenized, run, validation_predictions=True)
 
     if trainer.is_world_process_zero():
         results.update(facts(model_args, scratch_args, data_args, trainer, raw, labels, max_length, tokenized))
         results.update(analyse(trainer, tokenizer, raw, predictions, labels, analysis_args, max_length))  # if asked
-        write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
-                         predictions.get("validation"), recipe="chinese_ernie")
-        if "test" in predictions:
-            write_classification_predictions(Path(training_args.output_dir) / "predictions.csv", raw, "test",
-                                             predictions["test"].predictions, labels)
+        write_classifier_outputs(trainer, results, predictions, raw, labels, settings, "chinese_ernie")
 
 
-def ner(model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args, settings):
+def ner(run, model_args, scratch_args, data_args, analysis_args, search_args, distill_args, settings):
     """CLUENER-style character NER: load, build, train, evaluate, predict, write."""
     # Data: texts with character-level IOB2 tags, every span checked against its text on load
     data = load_tagged_data(data_args, reader=lambda path: read_char_file(path, data_args.overlapping_spans,
                                                                           data_args.encoding))
-    labels = tag_set(data, trained_labels(model_args, training_args))  # without training: the model's own
+    labels = tag_set(data, trained_labels(model_args, run.args))  # without training: the model's own
     texts = {name: ["".join(chars) for chars in split.tokens] for name, split in data.splits.items()}
     logger.info(f"Tags: {labels}; texts: " + ", ".join(f"{k} {len(v):,}" for k, v in texts.items()))
 
@@ -134,50 +108,41 @@ def ner(model_args, scratch_args, data_args, training_args, analysis_args, searc
                                         data_args.stride, name)
                 for name, split in data.splits.items()}
 
-    if training_args.cv_folds:  # k-fold cross-validation over the training texts instead: cv_results.json
-        write_cv_results(training_args.output_dir, cross_validate_tagger(
-            lambda: new_model()[1], features, data.splits, training_args, labels, tokenizer))
-        return  # main() moves the outputs in
-
-    if search_args.hp_search_trials:  # an Optuna search first (results in hp_search/); the best settings train below
-        search = search_hyperparameters(lambda args: tagger_trainer(new_model()[1], tokenizer, args, features,
-                                                                    data.splits, labels),
-                                        training_args, search_args, settings)
-        write_search_results(training_args.output_dir, search, settings)
-        if not search_args.hp_search_train_best:
-            return  # main() moves the outputs in
+    if not cross_validate_or_search(
+            run, search_args, settings,
+            lambda args: tagger_trainer(new_model()[1], tokenizer, args, features, data.splits, labels),
+            lambda: cross_validate_tagger(lambda: new_model()[1], features, data.splits, run, labels, tokenizer)):
+        return  # --cv_folds K instead of training, or --hp_search_trials N alone
 
     # Train, evaluate, predict: entity scores on characters (exact span and type, as CLUENER counts)
-    trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels,
+    trainer, results, predictions = train_tagger(model, tokenizer, run, features, data.splits, labels,
                                                  validation_predictions=True)
 
     # Outputs: all_results.json; each predicted split in CLUENER's JSON format, in input order
     if trainer.is_world_process_zero():
         results.update(facts(model_args, scratch_args, data_args, trainer, data, labels, max_length),
                        decoding=decoding(crf))
-        write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "ner",
-                         predictions.get("validation"), recipe="chinese_ernie")
+        write_tagger_outputs(trainer, results, predictions, settings, "chinese_ernie")
         for split, prediction in predictions.items():
             predicted_tags = features[split].tags(prediction.predictions, labels, crf)
-            write_cluener_predictions(Path(training_args.output_dir) / f"{split}_predictions.json",
+            write_cluener_predictions(Path(trainer.args.output_dir) / f"{split}_predictions.json",
                                       data.splits[split], predicted_tags)
 
 
 def main(argv=None):
-    """Parse the settings, claim the output folder, run the task, move the outputs in."""
+    """Parse the settings, claim the output folder, run the task; leaving the block moves the outputs in."""
     model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args, settings = parse_args(
         ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
-    claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
-    set_seed(training_args.seed)  # before the model is built, so the new weights are reproducible
     if scratch_args.scratch_model_type and not training_args.do_train:
         logger.warning(f"--do_train False: --scratch_model_type is ignored; model and tokenizer come from --model "
                        f"{model_args.model_name_or_path}")
         scratch_args.scratch_model_type = None
-    task = ner if data_args.task == "ner" else classification
-    task(model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args, settings)
-    commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
+    # The output folder is this run's alone (locked); an earlier run's files stay until the block ends with ours
+    with RunFolder.of(training_args) as run:
+        set_seed(training_args.seed)  # before the model is built, so the new weights are reproducible
+        task = ner if data_args.task == "ner" else classification
+        task(run, model_args, scratch_args, data_args, analysis_args, search_args, distill_args, settings)
 
 
 if __name__ == "__main__":

@@ -9,24 +9,17 @@ the gold label if the file has one, the predicted label and each label's probabi
 From Python: `OnnxClassifier("out/sst2-onnx").predict(["a fine film"])` (common/models/onnx_export.py).
 """
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config.arguments import TextDataArguments
 from common.config.errors import OptionError
 from common.config.parsing import parse_args
-from common.config.process import run_main
+from common.config.process import log_ours_at_info, run_main
 from common.data.labels import encode_labels
 from common.data.text import load_text_data
 from common.models.onnx_export import FP32_FILE, OnnxClassifier
 from common.outputs.predictions import write_classification_predictions
-
-if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
-    from .run import log_ours_at_info
-else:  # run as a script, in this checkout or in a copy of the folder
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
-    from run import log_ours_at_info
 
 
 @dataclass

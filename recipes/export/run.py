@@ -14,20 +14,19 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from common.config.arguments import TextDataArguments
 from common.config.parsing import parse_args
-from common.config.process import run_main
+from common.config.process import log_ours_at_info, run_main
 from common.data.labels import encode_labels
 from common.data.text import load_text_data
 from common.models.onnx_export import (FP32_FILE, INT8_FILE, OnnxClassifier, export_onnx, input_names, label_names,
                                        length_sorted_batches, load_classifier, quantize_int8)
 from common.tokens.tokenization import max_input_length
-from common.training.output_dir import claim_output_dir, commit_outputs, stage_outputs
+from common.training.output_dir import RunFolder
 
 logger = logging.getLogger(__name__)
 CONFIGS = Path(__file__).parent / "configs"
@@ -49,14 +48,6 @@ class ExportArguments:
 
 
 ARGUMENTS = (ExportArguments, TextDataArguments)
-
-
-def log_ours_at_info() -> None:
-    """Our messages at INFO; the libraries' (onnxruntime's quantizer notes every tensor it skips) at WARNING."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        level=logging.WARNING, force=True)
-    for name in ("common", "__main__"):
-        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def pytorch_logits(model, tokenizer, texts: list[str], batch_size: int, max_length: int) -> np.ndarray:
@@ -83,46 +74,44 @@ def main(argv=None):
     export_args, data_args, _ = parse_args(ARGUMENTS, argv, default_config=CONFIGS / "default.yaml")
     log_ours_at_info()
     # The output folder's rules of a training run: an earlier export is replaced only once this one is written.
-    folder = SimpleNamespace(output_dir=export_args.output_dir, overwrite_output_dir=export_args.overwrite_output_dir,
-                             should_save=True, do_train=True, do_predict=False)
-    claim_output_dir(folder)
+    with RunFolder(export_args.output_dir, trains=True, overwrite=export_args.overwrite_output_dir) as run:
+        model, tokenizer = load_classifier(export_args.model_dir)
+        labels = label_names(model.config, f"--model_dir {export_args.model_dir}")
+        raw = load_text_data(data_args, seed=0)
+        split = "validation" if "validation" in raw.splits else "test"
+        frame = raw.splits[split].frame
+        texts = frame[raw.text_column].tolist()
+        gold = None
+        if raw.label_column in frame:
+            encode_labels(raw, labels)
+            gold = np.array(raw.splits[split].frame["labels"].tolist())
+        max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
 
-    model, tokenizer = load_classifier(export_args.model_dir)
-    labels = label_names(model.config, f"--model_dir {export_args.model_dir}")
-    raw = load_text_data(data_args, seed=0)
-    split = "validation" if "validation" in raw.splits else "test"
-    frame = raw.splits[split].frame
-    texts = frame[raw.text_column].tolist()
-    gold = None
-    if raw.label_column in frame:
-        encode_labels(raw, labels)
-        gold = np.array(raw.splits[split].frame["labels"].tolist())
-    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
+        run.stage()
+        written = run.path
+        files = [export_onnx(model, tokenizer, written)]
+        if export_args.quantize:
+            files.append(quantize_int8(files[0]))
 
-    stage_outputs(folder)
-    written = Path(folder.output_dir)
-    files = [export_onnx(model, tokenizer, written)]
-    if export_args.quantize:
-        files.append(quantize_int8(files[0]))
-
-    reference = pytorch_logits(model, tokenizer, texts, export_args.batch_size, max_length)
-    report = {"model_dir": export_args.model_dir, "compared_on": f"{split}: {raw.splits[split].source}",
-              "rows": len(texts), "max_length": max_length, "reference": "the PyTorch model in float32",
-              "pytorch": {"accuracy": compare(reference, reference, gold).get("accuracy")}, "exports": {}}
-    for path in files:
-        onnx = OnnxClassifier(written, path.name)
-        result = compare(onnx.logits(texts, export_args.batch_size, max_length), reference, gold)
-        report["exports"][path.name] = {**result, "megabytes": round(path.stat().st_size / 2**20, 1)}
-        logger.info(f"{path.name}: {result['agreement']:.2%} of predictions as PyTorch's, largest logit difference "
-                    f"{result['max_abs_logit_difference']:.3g}" + (f", accuracy {result['accuracy']:.4f}"
-                                                                 if gold is not None else ""))
-    if report["exports"][FP32_FILE]["agreement"] < FP32_AGREEMENT_GOAL:
-        logger.warning(f"{FP32_FILE} agrees with the PyTorch model on only {report['exports'][FP32_FILE]['agreement']:.2%} "
-                       f"of the {split} texts: check the export before using it")
-    if INT8_FILE in report["exports"]:
-        report["exports"][INT8_FILE]["quantization"] = "dynamic int8 (onnxruntime quantize_dynamic, QInt8 weights, per channel)"
-    (written / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    commit_outputs(folder)
+        reference = pytorch_logits(model, tokenizer, texts, export_args.batch_size, max_length)
+        report = {"model_dir": export_args.model_dir, "compared_on": f"{split}: {raw.splits[split].source}",
+                  "rows": len(texts), "max_length": max_length, "reference": "the PyTorch model in float32",
+                  "pytorch": {"accuracy": compare(reference, reference, gold).get("accuracy")}, "exports": {}}
+        for path in files:
+            onnx = OnnxClassifier(written, path.name)
+            result = compare(onnx.logits(texts, export_args.batch_size, max_length), reference, gold)
+            report["exports"][path.name] = {**result, "megabytes": round(path.stat().st_size / 2**20, 1)}
+            logger.info(f"{path.name}: {result['agreement']:.2%} of predictions as PyTorch's, largest logit difference "
+                        f"{result['max_abs_logit_difference']:.3g}" + (f", accuracy {result['accuracy']:.4f}"
+                                                                     if gold is not None else ""))
+        if report["exports"][FP32_FILE]["agreement"] < FP32_AGREEMENT_GOAL:
+            agreement = report["exports"][FP32_FILE]["agreement"]
+            logger.warning(f"{FP32_FILE} agrees with the PyTorch model on only {agreement:.2%} "
+                           f"of the {split} texts: check the export before using it")
+        if INT8_FILE in report["exports"]:
+            report["exports"][INT8_FILE]["quantization"] = ("dynamic int8 (onnxruntime quantize_dynamic, QInt8 "
+                                                            "weights, per channel)")
+        (written / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -21,16 +21,13 @@ from common.data.tagged import load_tagged_data, tag_set
 from common.models.crf import attach_crf, decoding
 from common.models.heads import build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
-from common.outputs.all_results import run_facts, write_all_results
-from common.outputs.cv_results import write_cv_results
-from common.outputs.hp_search import write_search_results
+from common.outputs.all_results import run_facts
 from common.outputs.predictions import write_entities, write_tagged_predictions
-from common.outputs.run_report import write_run_report
+from common.steps import cross_validate_or_search, write_tagger_outputs
 from common.tokens.tokenization import max_input_length
 from common.tokens.word_labels import encode_tagged_split
 from common.training.cross_validation import cross_validate_tagger
-from common.training.hp_search import search_hyperparameters
-from common.training.output_dir import claim_output_dir, commit_outputs
+from common.training.output_dir import RunFolder
 from common.training.stages import tagger_trainer, train_tagger
 
 ARGUMENTS = (TaggerModelArguments, TokenDataArguments, RecipeTrainingArguments, SearchArguments)
@@ -45,60 +42,51 @@ def main(argv=None):
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
-    claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
-    set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
+    # The output folder is this run's alone (locked); an earlier run's files stay until the block ends with ours
+    with RunFolder.of(training_args) as run:
+        set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
 
-    # Data: sentences of words with IOB2 tags (other schemes converted on load); the tag set from train
-    data = load_tagged_data(data_args)
-    labels = tag_set(data, trained_labels(model_args, training_args))  # without training: the model's own
-    logger.info(f"Tags: {labels}; sentences: " + ", ".join(f"{k} {len(v.tokens):,}" for k, v in data.splits.items()))
+        # Data: sentences of words with IOB2 tags (other schemes converted on load); the tag set from train
+        data = load_tagged_data(data_args)
+        labels = tag_set(data, trained_labels(model_args, training_args))  # without training: the model's own
+        logger.info(f"Tags: {labels}; sentences: " + ", ".join(f"{k} {len(v.tokens):,}" for k, v in data.splits.items()))
 
-    # Model: the pretrained encoder with a fresh per-token head, tag names in its config
-    tokenizer = load_tokenizer(model_args, words_given=True)
-    require_fast_tokenizer(tokenizer, model_args.model_name_or_path)
+        # Model: the pretrained encoder with a fresh per-token head, tag names in its config
+        tokenizer = load_tokenizer(model_args, words_given=True)
+        require_fast_tokenizer(tokenizer, model_args.model_name_or_path)
 
-    def new_model():  # built again for every fold of --cv_folds and every trial of --hp_search_trials
-        model = build_token_classifier(model_args, labels, tokenizer)
-        if model_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
-            attach_crf(model, labels, model_args.model_name_or_path)
-        return model
+        def new_model():  # built again for every fold of --cv_folds and every trial of --hp_search_trials
+            model = build_token_classifier(model_args, labels, tokenizer)
+            if model_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
+                attach_crf(model, labels, model_args.model_name_or_path)
+            return model
 
-    model = new_model()
-    crf = getattr(model, "crf", None)
-    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
-    label2id = model.config.label2id
-    features = {name: encode_tagged_split(split.tokens, split.tags, tokenizer, label2id, max_length,
-                                          data_args.stride, data_args.label_all_tokens, name)
-                for name, split in data.splits.items()}
+        model = new_model()
+        crf = getattr(model, "crf", None)
+        max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
+        label2id = model.config.label2id
+        features = {name: encode_tagged_split(split.tokens, split.tags, tokenizer, label2id, max_length,
+                                              data_args.stride, data_args.label_all_tokens, name)
+                    for name, split in data.splits.items()}
 
-    # --cv_folds K: k-fold cross-validation over the training sentences instead (cv_results.json, README.md)
-    if training_args.cv_folds:
-        write_cv_results(training_args.output_dir, cross_validate_tagger(new_model, features, data.splits,
-                                                                         training_args, labels, tokenizer))
-        return commit_outputs(training_args)
+        # --cv_folds K instead of training, or --hp_search_trials N before it
+        if not cross_validate_or_search(
+                run, search_args, settings,
+                lambda args: tagger_trainer(new_model(), tokenizer, args, features, data.splits, labels),
+                lambda: cross_validate_tagger(new_model, features, data.splits, run, labels, tokenizer)):
+            return
 
-    # --hp_search_trials N: an Optuna search first (results in hp_search/); its best settings are trained below
-    if search_args.hp_search_trials:
-        search = search_hyperparameters(lambda args: tagger_trainer(new_model(), tokenizer, args, features, data.splits,
-                                                                    labels), training_args, search_args, settings)
-        write_search_results(training_args.output_dir, search, settings)
-        if not search_args.hp_search_train_best:
-            return commit_outputs(training_args)
+        # Train, evaluate, predict: metrics on the words of each split
+        trainer, results, predictions = train_tagger(model, tokenizer, run, features, data.splits, labels)
 
-    # Train, evaluate, predict: metrics on the words of each split
-    trainer, results, predictions = train_tagger(model, tokenizer, training_args, features, data.splits, labels)
-
-    # Outputs: all_results.json, model card, plots; predictions in the test file's own layout, and entities
-    if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, trainer, data, labels, max_length), decoding=decoding(crf))
-        write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "ner",
-                         predictions.get("validation"), recipe="ner")
-        if "test" in predictions:
-            predicted_tags = features["test"].tags(predictions["test"].predictions, labels, crf)
-            write_tagged_predictions(training_args.output_dir, data.splits["test"], predicted_tags)
-            write_entities(Path(training_args.output_dir) / "entities.jsonl", data.splits["test"], predicted_tags)
-    commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
+        # Outputs: all_results.json, model card, plots; predictions in the test file's own layout, and entities
+        if trainer.is_world_process_zero():
+            results.update(run_facts(model_args, data_args, trainer, data, labels, max_length), decoding=decoding(crf))
+            write_tagger_outputs(trainer, results, predictions, settings, "ner")
+            if "test" in predictions:
+                predicted_tags = features["test"].tags(predictions["test"].predictions, labels, crf)
+                write_tagged_predictions(training_args.output_dir, data.splits["test"], predicted_tags)
+                write_entities(Path(training_args.output_dir) / "entities.jsonl", data.splits["test"], predicted_tags)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,7 @@ from common.data.errors import DataError
 from common.data.tables import read_table
 from common.data.text import text_problem
 
-if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
-    from .masking import knowledge_spans, starts_from_spans, starts_from_word_ids, word_spans
-else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
-    from masking import knowledge_spans, starts_from_spans, starts_from_word_ids, word_spans
+from masking import knowledge_spans, starts_from_spans, starts_from_word_ids, word_spans  # this folder's module: run.py put the folder on sys.path
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,7 @@ from common.models.scratch import SPECIAL_TOKENS, character_tokenizer, scratch_c
 from common.models.tokenizer import LOAD_ERRORS, hub_settings, load_error, load_tokenizer
 from common.tokens.tokenization import max_input_length
 
-if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
-    from .corpus import documents_of
-else:  # run as a script, in this checkout or in a copy of the folder: this folder is on sys.path
-    from corpus import documents_of
+from corpus import documents_of  # this folder's module: run.py put the folder on sys.path
 
 logger = logging.getLogger(__name__)
 

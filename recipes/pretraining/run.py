@@ -24,20 +24,14 @@ from common.config.process import run_main, setup_logging
 from common.models.scratch import ScratchArguments, describe
 from common.outputs.all_results import run_facts, write_all_results
 from common.outputs.run_report import write_run_report
-from common.training.output_dir import claim_output_dir, commit_outputs
+from common.training.output_dir import RunFolder
 from common.training.stages import build_trainer, train_evaluate_predict
 
-if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
-    from .arguments import CorpusArguments, MaskingArguments
-    from .corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
-    from .masking import MaskEachEpochAnew, UnitMaskingCollator, choose_segmenter
-    from .model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model
-else:  # run as a script, in this checkout or in a copy of the folder
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
-    from arguments import CorpusArguments, MaskingArguments
-    from corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents
-    from masking import MaskEachEpochAnew, UnitMaskingCollator, choose_segmenter
-    from model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's own modules, wherever it is and however run
+from corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents  # noqa: E402
+from masking import MaskEachEpochAnew, UnitMaskingCollator, choose_segmenter  # noqa: E402
+from model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model  # noqa: E402
+from pretraining_arguments import CorpusArguments, MaskingArguments  # noqa: E402
 
 ARGUMENTS = (ModelSourceArguments, ScratchArguments, CorpusArguments, MaskingArguments, RecipeTrainingArguments)
 CONFIGS = Path(__file__).parent / "configs"
@@ -50,51 +44,52 @@ def main(argv=None):
     model_args, scratch_args, data_args, masking_args, training_args, settings = parse_args(
         ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
-    claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
-    set_seed(training_args.seed)
+    # The output folder is this run's alone (locked); an earlier run's files stay until the block ends with ours
+    with RunFolder.of(training_args) as run:
+        set_seed(training_args.seed)
 
-    # Data: the files checked; the held-out share; the segmenter the text needs (whole_word, knowledge)
-    files = corpus_files(data_args)
-    every = held_out_every(data_args, files)
-    first = files["train"][0]
-    segmenter = choose_segmenter(masking_args, read_documents(first, data_args.encoding, data_args.text_column), first)
+        # Data: the files checked; the held-out share; the segmenter the text needs (whole_word, knowledge)
+        files = corpus_files(data_args)
+        every = held_out_every(data_args, files)
+        first = files["train"][0]
+        documents = read_documents(first, data_args.encoding, data_args.text_column)
+        segmenter = choose_segmenter(masking_args, documents, first)
 
-    # Model: a new one with a character vocabulary from the corpus, or a pretrained one with its MLM head
-    tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every)
-    check_block_length(data_args.max_seq_length, tokenizer, model.config)
-    set_dropout(model, masking_args.pretraining_dropout)
-    # the same loss, without scoring the 85% of positions not masked; with --cls_objective, a target for [CLS]
-    cls_special_ids = tuple(tokenizer.all_special_ids) if masking_args.cls_objective == "bag_of_tokens" else None
-    model = score_masked_positions_only(model, cls_special_ids)
-    with training_args.main_process_first(desc="tokenization"):
-        splits = block_datasets(files, every, data_args, tokenizer, masking_args.masking, segmenter)
-    collator = UnitMaskingCollator(tokenizer, mlm_probability=masking_args.mlm_probability, seed=training_args.seed,
-                                   needs_units=masking_args.masking != "token")
-    if "validation" in splits:  # masked once, so that every evaluation scores the same task
-        splits["validation"] = splits["validation"].map(collator.mask_once, batched=True, with_indices=True,
-                                                        remove_columns=splits["validation"].column_names)
+        # Model: a new one with a character vocabulary from the corpus, or a pretrained one with its MLM head
+        tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every)
+        check_block_length(data_args.max_seq_length, tokenizer, model.config)
+        set_dropout(model, masking_args.pretraining_dropout)
+        # the same loss, without scoring the 85% of positions not masked; with --cls_objective, a target for [CLS]
+        cls_special_ids = tuple(tokenizer.all_special_ids) if masking_args.cls_objective == "bag_of_tokens" else None
+        model = score_masked_positions_only(model, cls_special_ids)
+        with training_args.main_process_first(desc="tokenization"):
+            splits = block_datasets(files, every, data_args, tokenizer, masking_args.masking, segmenter)
+        collator = UnitMaskingCollator(tokenizer, mlm_probability=masking_args.mlm_probability, seed=training_args.seed,
+                                       needs_units=masking_args.masking != "token")
+        if "validation" in splits:  # masked once, so that every evaluation scores the same task
+            splits["validation"] = splits["validation"].map(collator.mask_once, batched=True, with_indices=True,
+                                                            remove_columns=splits["validation"].column_names)
 
-    # Train and evaluate: the held-out blocks' MLM loss, and its perplexity
-    trainer = build_trainer(model, training_args, tokenizer, splits.get("train"), splits.get("validation"),
-                            data_collator=collator)
-    trainer.add_callback(MaskEachEpochAnew(collator))  # a block's masks: seed, epoch and its tokens (exact resume)
-    results, _ = train_evaluate_predict(trainer, splits, training_args)
-    if "eval_loss" in results:
-        results["eval_perplexity"] = math.exp(min(results["eval_loss"], 50))
+        # Train and evaluate: the held-out blocks' MLM loss, and its perplexity
+        trainer = build_trainer(model, training_args, tokenizer, splits.get("train"), splits.get("validation"),
+                                data_collator=collator)
+        trainer.add_callback(MaskEachEpochAnew(collator))  # a block's masks: seed, epoch and its tokens (exact resume)
+        results, _ = train_evaluate_predict(trainer, splits, run)
+        if "eval_loss" in results:
+            results["eval_perplexity"] = math.exp(min(results["eval_loss"], 50))
 
-    # Outputs: the model folder (model, tokenizer, model card), all_results.json, curves
-    if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, trainer, Corpus(files, splits, every), [],
-                                 data_args.max_seq_length),
-                       task="mlm", masking=masking_args.masking, cls_objective=masking_args.cls_objective,
-                       segmenter=segmenter, vocabulary_size=len(tokenizer),
-                       train_tokens_per_second=round(results.get("train_samples_per_second", 0)
-                                                     * data_args.max_seq_length, 1),
-                       **({"model": describe(scratch_args)} if scratch_args.scratch_model_type else {}))
-        write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "mlm",
-                         recipe="pretraining")
-    commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
+        # Outputs: the model folder (model, tokenizer, model card), all_results.json, curves
+        if trainer.is_world_process_zero():
+            results.update(run_facts(model_args, data_args, trainer, Corpus(files, splits, every), [],
+                                     data_args.max_seq_length),
+                           task="mlm", masking=masking_args.masking, cls_objective=masking_args.cls_objective,
+                           segmenter=segmenter, vocabulary_size=len(tokenizer),
+                           train_tokens_per_second=round(results.get("train_samples_per_second", 0)
+                                                         * data_args.max_seq_length, 1),
+                           **({"model": describe(scratch_args)} if scratch_args.scratch_model_type else {}))
+            write_all_results(training_args.output_dir, results)
+            write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "mlm",
+                             recipe="pretraining")
 
 
 if __name__ == "__main__":

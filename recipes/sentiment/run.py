@@ -25,24 +25,15 @@ from common.evaluation.analysis import check_analysis_options
 from common.evaluation.metrics import classification_metrics
 from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
-from common.outputs.all_results import run_facts, write_all_results
+from common.outputs.all_results import run_facts
 from common.outputs.analysis import analyse
-from common.outputs.cv_results import write_cv_results
-from common.outputs.hp_search import write_search_results
-from common.outputs.predictions import write_classification_predictions
-from common.outputs.run_report import write_run_report
-from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
+from common.steps import cross_validate_or_search, tokenize_rows, write_classifier_outputs
 from common.training.cross_validation import cross_validate
-from common.training.distillation import add_teacher_logits
-from common.training.hp_search import search_hyperparameters
-from common.training.output_dir import claim_output_dir, commit_outputs
+from common.training.output_dir import RunFolder
 from common.training.stages import build_trainer, train_evaluate_predict
 
-if __package__:  # imported as a package module (recipes.<name>.<module>, as the tests do)
-    from .probe import ProbeArguments, read_probe, run_probe
-else:  # run as a script, in this checkout or in a copy of the folder
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however started
-    from probe import ProbeArguments, read_probe, run_probe
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's own modules, wherever it is and however run
+from probe import ProbeArguments, read_probe, run_probe  # noqa: E402
 
 ARGUMENTS = (ModelArguments, SingleLabelTextDataArguments, RecipeTrainingArguments, AnalysisArguments, ProbeArguments,
              SearchArguments, DistillationArguments)
@@ -57,63 +48,50 @@ def main(argv=None):
         ARGUMENTS, argv,
         benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
-    claim_output_dir(training_args)  # this run's alone: locked; an earlier run's files stay until ours are written
-    set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
+    # The output folder is this run's alone (locked); an earlier run's files stay until the block ends with ours
+    with RunFolder.of(training_args) as run:
+        set_seed(training_args.seed)  # before the model is built, so the new head's weights are reproducible
 
-    # Data: rows checked, a validation set split off if there is none, labels mapped to ids
-    raw = load_text_data(data_args, seed=training_args.seed)
-    labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
-    encode_labels(raw, labels)
-    logger.info(f"Labels: {labels}; rows: " + ", ".join(f"{k} {len(v.frame):,}" for k, v in raw.splits.items()))
-    check_analysis_options(analysis_args, raw)  # --group_column, --explain_examples
-    probe = read_probe(probe_args.counterfactual_probe) if probe_args.counterfactual_probe else None
+        # Data: rows checked, a validation set split off if there is none, labels mapped to ids
+        raw = load_text_data(data_args, seed=training_args.seed)
+        labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
+        encode_labels(raw, labels)
+        logger.info(f"Labels: {labels}; rows: " + ", ".join(f"{k} {len(v.frame):,}" for k, v in raw.splits.items()))
+        check_analysis_options(analysis_args, raw)  # --group_column, --explain_examples
+        probe = read_probe(probe_args.counterfactual_probe) if probe_args.counterfactual_probe else None
 
-    # Model: the pretrained encoder with a fresh classification head, label names in its config
-    tokenizer = load_tokenizer(model_args)
-    model = build_classifier(model_args, labels, tokenizer)
-    max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
-    with training_args.main_process_first(desc="tokenization"):
-        tokenized = tokenize_splits(raw, tokenizer, max_length, **tokenization_settings(data_args))
-    if distill_args.teacher_model:  # --teacher_model: its logits for every training row, computed once
-        tokenized["train"] = add_teacher_logits(tokenized, raw, labels, tokenizer, distill_args, data_args, training_args)
+        # Model: the pretrained encoder with a fresh classification head, label names in its config
+        tokenizer = load_tokenizer(model_args)
 
-    # --cv_folds K: k-fold cross-validation instead (a fresh model per fold; cv_results.json, README.md)
-    if training_args.cv_folds:
-        write_cv_results(training_args.output_dir, cross_validate(
-            lambda: build_classifier(model_args, labels, tokenizer), tokenized, training_args,
-            classification_metrics(labels), labels, tokenizer, data_args.window_pooling))
-        return commit_outputs(training_args)
+        def new_model():  # built again for every fold of --cv_folds and every trial of --hp_search_trials
+            return build_classifier(model_args, labels, tokenizer)
 
-    def new_trainer(args, model=None):  # without a model, a fresh one: a trial of --hp_search_trials
-        model = model if model is not None else build_classifier(model_args, labels, tokenizer)
-        return build_trainer(model, args, tokenizer, tokenized.get("train"), tokenized.get("validation"),
-                             classification_metrics(labels), window_pooling=data_args.window_pooling,
-                             distillation=distill_args)
+        model = new_model()
+        max_length, tokenized = tokenize_rows(raw, labels, tokenizer, model.config, data_args, training_args,
+                                              distill_args)  # with --teacher_model, its logits too
 
-    # --hp_search_trials N: an Optuna search first (results in hp_search/); its best settings are trained below
-    if search_args.hp_search_trials:
-        search = search_hyperparameters(new_trainer, training_args, search_args, settings)
-        write_search_results(training_args.output_dir, search, settings)
-        if not search_args.hp_search_train_best:
-            return commit_outputs(training_args)
+        def new_trainer(args, model=None):  # without a model, a fresh one
+            return build_trainer(model if model is not None else new_model(), args, tokenizer,
+                                 tokenized.get("train"), tokenized.get("validation"), classification_metrics(labels),
+                                 window_pooling=data_args.window_pooling, distillation=distill_args)
 
-    # Train, evaluate, predict
-    trainer = new_trainer(training_args, model)
-    results, predictions = train_evaluate_predict(trainer, tokenized, training_args, validation_predictions=True)
+        # --cv_folds K instead of training, or --hp_search_trials N before it
+        if not cross_validate_or_search(run, search_args, settings, new_trainer, lambda: cross_validate(
+                new_model, tokenized, run, classification_metrics(labels), labels, tokenizer,
+                data_args.window_pooling)):
+            return
 
-    # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
-    if trainer.is_world_process_zero():
-        results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length, tokenized))
-        results.update(analyse(trainer, tokenizer, raw, predictions, labels, analysis_args, max_length))  # if asked
-        if probe:  # template sentences that differ only in a person word: the gap between groups
-            results.update(run_probe(trainer.model, tokenizer, probe, labels, training_args.seed))
-        write_all_results(training_args.output_dir, results)
-        write_run_report(training_args.output_dir, results, settings, trainer.state.log_history, "classification",
-                         predictions.get("validation"), recipe="sentiment")
-        if "test" in predictions:
-            write_classification_predictions(Path(training_args.output_dir) / "predictions.csv", raw, "test",
-                                             predictions["test"].predictions, labels)
-    commit_outputs(training_args)  # this run's outputs replace the earlier run's, now that all are written
+        # Train, evaluate, predict
+        trainer = new_trainer(training_args, model)
+        results, predictions = train_evaluate_predict(trainer, tokenized, run, validation_predictions=True)
+
+        # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
+        if trainer.is_world_process_zero():
+            results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length, tokenized))
+            results.update(analyse(trainer, tokenizer, raw, predictions, labels, analysis_args, max_length))  # if asked
+            if probe:  # template sentences that differ only in a person word: the gap between groups
+                results.update(run_probe(trainer.model, tokenizer, probe, labels, training_args.seed))
+            write_classifier_outputs(trainer, results, predictions, raw, labels, settings, "sentiment")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,9 @@ models is relied on too: a head whose forward calls `self.loss_function` divides
 `num_items_in_batch`, and others return their own mean (`loss_divides_by_item_count`, checked in
 tests/test_training.py).
 
-Three public attributes RecipeTrainer sets for the length of one call, each restored in a `finally`:
-`model.crf` is taken off while the final folder is saved (so that pipeline() loads a plain token
-classifier), `model` is a merged copy while a LoRA model's final folder is saved, and `data_collator` is
-the packing collator while the training dataloader is built (evaluation keeps padded batches).
+One public attribute RecipeTrainer sets for the length of one call, restored in a `finally`: `data_collator`
+is the packing collator while the training dataloader is built (evaluation keeps padded batches). The final
+save never changes the model (common/training/final_save.py).
 """
 
 # Trainer's: what RecipeTrainer (common/training/trainer.py) overrides, reads or sets, and what for
@@ -30,10 +29,10 @@ TRAINER_INTERNALS = {
                              "optimizer step's size",
     "accepts_loss_kwargs": "model attribute Trainer.__init__ reads instead of forward's **kwargs (set False for "
                            "heads that return their own mean)",
-    "model_accepts_loss_kwargs": "attribute that, with compute_loss_func, makes training_step's rule for leaving "
-                                 "the loss undivided by the accumulation steps (the L1 penalty follows the same rule)",
+    "model_accepts_loss_kwargs": "attribute Trainer.__init__ sets: whether compute_loss passes num_items_in_batch to "
+                                 "the model (whose loss then covers a whole optimizer step: TrainingLoss.scaled_for_ga)",
     "current_gradient_accumulation_steps": "attribute the training loop sets to the micro-batches of this optimizer "
-                                           "step (the L1 penalty is divided by it when Trainer does not divide)",
+                                           "step (the added loss pieces are divided by it when Trainer does not divide)",
     "_save_checkpoint": "method the training loop calls to write checkpoint-N (extended: writes run_loss.json, "
                         "marks the checkpoint complete, then rotates old ones with its save_total_limit)",
     "_total_loss_scalar": "attribute holding the sum of the logged step losses; with `_tr_loss` (the losses since "

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
 import common.training.distillation as distillation
-import common.training.trainer as trainer_module
+import common.training.losses as losses_module
 from common.config.arguments import DistillationArguments, RecipeTrainingArguments
 from common.config.errors import OptionError
 from common.models.student import keep_layers
@@ -129,7 +129,7 @@ def test_teacher_logits_are_computed_once_and_reach_every_training_step(tmp_path
         return distillation_loss(student_logits, teacher_logits, temperature)
 
     monkeypatch.setattr(distillation, "load_teacher", counting_teacher)
-    monkeypatch.setattr(trainer_module, "distillation_loss", recording_loss)
+    monkeypatch.setattr(losses_module, "distillation_loss", recording_loss)
     out = tmp_path / "student"
     recipe("sentiment").main(run_flags(tiny_bert, train, out, "--teacher_model", str(teacher_dir),
                                        "--distill_temperature", "4"))

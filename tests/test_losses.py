@@ -87,7 +87,7 @@ def batch():
 
 def test_the_trainer_uses_balanced_weights_from_the_whole_training_split(classifier_trainer):
     trainer = classifier_trainer(class_weights="balanced")
-    assert trainer.class_weights == pytest.approx({"neg": 8 / 15, "pos": 8 / 6, "mixed": 8 / 3})
+    assert trainer.loss.class_weights == pytest.approx({"neg": 8 / 15, "pos": 8 / 6, "mixed": 8 / 3})
     trainer.model.train()
     logits = trainer.model(input_ids=batch()["input_ids"]).logits
     by_hand = (8 / 15 * F.cross_entropy(logits[:1], batch()["labels"][:1]) +

@@ -66,23 +66,23 @@ def loss_sum_saved(token_trainer) -> bool:
     return saved["global_step"] == 3 and saved["loss_sum"] == pytest.approx(3 * output.training_loss, rel=1e-6)
 
 
-def ga_rule_matches(token_trainer) -> bool:
-    """RecipeTrainer.loss_scaled_for_ga (a copy of training_step's rule) says what training_step really does."""
+def items_reach_the_model(token_trainer) -> bool:
+    """compute_loss passes num_items_in_batch to the model's forward exactly when model_accepts_loss_kwargs: such a
+    model's loss then covers a whole optimizer step (TrainingLoss.scaled_for_ga)."""
     batch = {"input_ids": torch.tensor([[5, 6, 7, 8]]), "labels": torch.tensor([[0, 1, 2, -100]])}
+    seen = {}
     for accepts in (True, False):
-        for items in (None, torch.tensor(3)):
-            trainer = token_trainer(train_sampling_strategy="random")
-            trainer.loss_is_scaled_for_ga, trainer.model_accepts_loss_kwargs = None, accepts
-            trainer.current_gradient_accumulation_steps = 2
-            trainer.model.train()
-            torch.manual_seed(0)
-            direct = trainer.compute_loss(trainer.model, batch, num_items_in_batch=items).item()
-            torch.manual_seed(0)
-            stepped = trainer.training_step(trainer.model, batch, num_items_in_batch=items).item()
-            divided_by = 1 if trainer.loss_scaled_for_ga(items) else 2
-            if direct != pytest.approx(divided_by * stepped, rel=1e-5):
-                return False
-    return True
+        trainer = token_trainer(train_sampling_strategy="random")
+        trainer.model_accepts_loss_kwargs = accepts
+        forward = trainer.model.forward
+
+        def recording_forward(*args, accepts=accepts, forward=forward, **kwargs):
+            seen[accepts] = kwargs.pop("num_items_in_batch", None)
+            return forward(*args, **kwargs)
+
+        trainer.model.forward = recording_forward
+        Trainer.compute_loss(trainer, trainer.model, batch, num_items_in_batch=torch.tensor(3))
+    return seen[True] is not None and seen[False] is None
 
 
 def accumulation_steps_set(token_trainer) -> bool:
@@ -98,7 +98,7 @@ def extra_column_kept(token_trainer) -> bool:
     trainer = token_trainer(((0, 1), (1, 2), (2, 0), (0, 0)))  # one length: collated without padding
     trainer.train_dataset = trainer.train_dataset.add_column("teacher_logits", [[0.0, 1.0]] * 4).add_column(
         "other", [1] * 4)
-    trainer.distillation = object()  # what makes the override add teacher_logits
+    trainer.loss.distillation = object()  # what makes the override add teacher_logits
     batch = next(iter(trainer.get_train_dataloader()))
     return "teacher_logits" in trainer._signature_columns and "teacher_logits" in batch and "other" not in batch
 
@@ -128,7 +128,7 @@ def test_every_trainer_internal_we_rely_on_is_still_there(token_trainer, tiny_be
         "_total_loss_scalar": lambda: loss_sum_saved(token_trainer),
         "_tr_loss": lambda: loss_sum_saved(token_trainer),
         "_get_output_dir": lambda: hasattr(Trainer, "_get_output_dir") and loss_sum_saved(token_trainer),
-        "model_accepts_loss_kwargs": lambda: ga_rule_matches(token_trainer),
+        "model_accepts_loss_kwargs": lambda: items_reach_the_model(token_trainer),
         "current_gradient_accumulation_steps": lambda: accumulation_steps_set(token_trainer),
         "_set_signature_columns_if_needed": lambda: hasattr(Trainer, "_set_signature_columns_if_needed") and calls_through(
             token_trainer(), "_set_signature_columns_if_needed", lambda t: t.get_train_dataloader()),

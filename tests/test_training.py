@@ -16,7 +16,8 @@ from common.models.tokenizer import load_tokenizer
 from common.tokens.tokenization import tokenize_splits
 from common.training.samplers import ShuffledLengthGroupedSampler, token_lengths
 from common.training.stages import build_trainer
-from common.training.trainer import RecipeTrainer, loss_divides_by_item_count
+from common.training.losses import loss_divides_by_item_count
+from common.training.trainer import RecipeTrainer
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_token_labels_in_length_grouped_batches_weigh_every_token_the_same(tmp_p
     dataset = datasets.Dataset.from_dict({"input_ids": [[5] * len(r) for r in rows], "labels": rows})
     args = RecipeTrainingArguments(output_dir=str(tmp_path / "o"), per_device_train_batch_size=2, report_to="none")
     trainer = RecipeTrainer(model=model, args=args, train_dataset=dataset)
-    assert trainer.tokens_per_step == 11 / 2  # two steps per epoch
+    assert trainer.loss.tokens_per_step == 11 / 2  # two steps per epoch
     assert trainer.loss_is_scaled_for_ga is True  # the loss already covers a whole optimizer step
     batch = {"input_ids": torch.tensor([[5, 5, 5, 5]]), "labels": torch.tensor([[0, 1, 2, -100]])}
     model.train()

@@ -20,6 +20,7 @@ def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_l
     """The facts needed to read (and re-run) a results file. `data`: TextData or TaggedData; `tokenized`: the
     TokenizedSplits of a classification recipe (which texts were cut or windowed)."""
     training_args = trainer.args
+    class_weights = trainer.loss.class_weights  # --class_weights, as the training split made them
     return {
         "model": model_args.model_name_or_path,
         "data": data.sources(),
@@ -43,7 +44,7 @@ def run_facts(model_args, data_args, trainer, data, label_list: list[str], max_l
         "optim": str(getattr(training_args.optim, "value", training_args.optim)),
         "weight_decay": training_args.weight_decay,
         **({"l1_lambda": training_args.l1_lambda} if getattr(training_args, "l1_lambda", 0) else {}),
-        **({"class_weights": trainer.class_weights} if getattr(trainer, "class_weights", None) else {}),
+        **({"class_weights": class_weights} if class_weights else {}),
         **parameter_counts(trainer.model),
         **({"lora": {"r": model_args.lora_r, "target_modules": sorted(trainer.model.peft_config["default"].target_modules)}}
            if getattr(model_args, "lora_r", 0) and is_lora(trainer.model) else {}),

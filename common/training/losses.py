@@ -11,11 +11,18 @@ is computed in float32 and added to every micro-batch's loss, so that after Trai
 the accumulation steps, and DDP's mean over processes, each optimizer step adds lambda x sign(w) once.
 """
 
+import inspect
+import logging
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 
 from common.config.errors import OptionError
+
+logger = logging.getLogger(__name__)
 
 
 def parse_class_weights(spec: str, label_list: list[str]) -> dict[str, float] | None:
@@ -111,3 +118,95 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     student = F.log_softmax(student_logits.float() / temperature, dim=-1)
     teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
     return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature ** 2
+
+
+def loss_divides_by_item_count(model) -> bool:
+    """Whether the model's loss divides by Trainer's `num_items_in_batch` (it does through `self.loss_function`)."""
+    try:
+        return "self.loss_function" in inspect.getsource(type(model).forward)
+    except (OSError, TypeError):  # no source to read: keep Trainer's assumption
+        return True
+
+
+def own_mean_loss(model) -> None:
+    """Tell Trainer that a head taking **kwargs still returns its own mean, unless the model says otherwise.
+
+    Trainer takes a forward with **kwargs to use num_items_in_batch, and then neither divides the loss by
+    the gradient-accumulation steps nor undoes the world-size factor it applies for DDP: BERT-style
+    heads' loss and gradients came out GA x or N-processes x too large.
+    """
+    if model is not None and not hasattr(model, "accepts_loss_kwargs") and not loss_divides_by_item_count(model):
+        model.accepts_loss_kwargs = False
+
+
+def labelled_tokens_per_step(dataset, args) -> float | None:
+    """Labelled tokens per optimizer step, if the rows carry token labels (lists of class ids)."""
+    if dataset is None or "labels" not in dataset.column_names:
+        return None
+    label_type = dataset.data.schema.field("labels").type
+    if not (pa.types.is_list(label_type) and pa.types.is_integer(label_type.value_type)):
+        return None  # one label per row (multi-label rows are lists of floats)
+    labelled = int((pc.list_flatten(dataset.with_format("arrow")["labels"]).to_numpy() != -100).sum())
+    return labelled / (len(dataset) / args.train_batch_size / args.gradient_accumulation_steps)
+
+
+class TrainingLoss:
+    """The training loss of one run, made of the pieces its options ask for, with one rule for gradient accumulation.
+
+    - the model's own loss (a CRF tagger's forward returns the CRF's), or with `--class_weights` or token labels in
+      length-grouped batches our weighted one (`weighted_loss`);
+    - with `--teacher_model`, mixed with the distillation loss on the rows' teacher logits;
+    - with `--l1_lambda`, plus the L1 penalty (its mean since the last log is reported as `l1_penalty`).
+
+    `scaled_for_ga` says whether the loss already covers a whole optimizer step (Trainer then does not divide it by
+    the accumulation steps): true for our token-weighted loss and for a model whose forward divides by Trainer's
+    count of labelled items; false for a mean of the batch's own (a CRF's, class-weighted rows, BERT-style heads).
+    The added pieces follow the same rule, so that each counts once per optimizer step.
+    """
+
+    def __init__(self, model, args, train_dataset, distillation=None, has_crf: bool = False,
+                 model_divides_by_items: bool = False, decay_parameter_names=None):
+        self.distillation = distillation if getattr(distillation, "teacher_model", None) else None
+        self.l1_lambda = getattr(args, "l1_lambda", 0)
+        self.tokens_per_step = None if has_crf or args.train_sampling_strategy != "group_by_length" \
+            else labelled_tokens_per_step(train_dataset, args)
+        self.class_weights = None  # {label: weight}, from --class_weights and the whole training split
+        if getattr(args, "class_weights", None) and train_dataset is not None and "labels" in train_dataset.column_names:
+            names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+            self.class_weights = class_weights_for(args.class_weights, train_dataset["labels"], names)
+            self._weights = torch.tensor(list(self.class_weights.values()))
+            logger.info("Class weights: " + ", ".join(f"{k} {v:.4g}" for k, v in self.class_weights.items()))
+        self.scaled_for_ga = bool(self.tokens_per_step) or (model_divides_by_items and not has_crf
+                                                           and not self.class_weights)
+        self._l1_parameters = None if not self.l1_lambda else \
+            [p for n, p in model.named_parameters() if n in set(decay_parameter_names) and p.requires_grad]
+        self._l1_values = []
+
+    def __call__(self, model, inputs: dict, models_own_loss, accumulation_steps: int):
+        """(loss, outputs) of one micro-batch; `models_own_loss(inputs)` gives the model's own (Trainer's)."""
+        teacher_logits = inputs.pop(TEACHER_LOGITS, None)
+        if model.training and "labels" in inputs and (self.tokens_per_step or self.class_weights):
+            # Length-grouped token labels: a batch of short sentences holds few labelled tokens, and a per-batch
+            # mean would weigh each of them several times more than a token of a long sentence. Summing over
+            # tokens and dividing by the average per step weighs every token the same, as random batches do.
+            outputs = model(**inputs)
+            weights = self._weights if self.class_weights else torch.ones(outputs["logits"].shape[-1])
+            loss = weighted_loss(outputs["logits"], inputs["labels"], weights, self.tokens_per_step)
+        else:
+            loss, outputs = models_own_loss(inputs)
+        per_step = accumulation_steps if self.scaled_for_ga else 1  # added pieces count once per optimizer step
+        if model.training and teacher_logits is not None and self.distillation is not None:
+            soft = distillation_loss(outputs["logits"], teacher_logits, self.distillation.distill_temperature)
+            loss = self.distillation.distill_alpha * loss + (1 - self.distillation.distill_alpha) * soft / per_step
+        if model.training and self.l1_lambda:
+            penalty = l1_penalty(self._l1_parameters, self.l1_lambda)
+            self._l1_values.append(penalty.detach())
+            loss = loss + penalty / per_step
+        return loss, outputs
+
+    def logged(self, logs: dict) -> dict:
+        """Trainer's logs, with the mean L1 penalty of the micro-batches since the last log beside the loss."""
+        if self._l1_values and "loss" in logs:
+            logs["l1_penalty"] = round(torch.stack(self._l1_values).mean().item(), 6)
+            self._l1_values = []
+        return logs

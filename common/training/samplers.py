@@ -51,3 +51,12 @@ class ShuffledLengthGroupedSampler(Sampler):
         longest = next(i for i, batch in enumerate(batches) if batch[0] == rows[torch.argmax(self.lengths[rows])])
         batches[0], batches[longest] = batches[longest], batches[0]
         return iter(torch.cat(batches).tolist())
+
+
+def in_order(values, order: np.ndarray | None):
+    """Rows predicted in `order` (longest_first_order) put back in the dataset's order; tuples element by element."""
+    if values is None or order is None:
+        return values
+    if isinstance(values, tuple):
+        return tuple(in_order(v, order) for v in values)
+    return values[np.argsort(order, kind="stable")]

@@ -185,7 +185,7 @@ def test_ner_refuses_explanations_by_name(tmp_path, recipe, capsys):
         module.run_main(lambda: module.main(["--train_file", "t.txt", "--explain_examples", "3",
                                              "--output_dir", str(tmp_path / "out")]))
     assert exit_info.value.code == 2
-    assert "--explain_examples is for the classification recipes" in capsys.readouterr().err
+    assert "--explain_examples belongs to AnalysisArguments" in capsys.readouterr().err
 
 
 def test_more_examples_than_validation_texts_explains_them_all(analysed_run, tmp_path, write_csv, recipe, capfd):

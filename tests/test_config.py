@@ -179,7 +179,7 @@ def test_single_label_recipes_refuse_the_multi_label_flags(tmp_path, recipe, nam
                              "--load_best_model_at_end", "False"], "--group_column scores predictions by group"),
     ("text_classification", ["--long_text", "windows", "--remove_unused_columns", "False"],
      "--long_text windows needs --remove_unused_columns True"),
-    ("ner", ["--window_pooling", "max"], "--window_pooling is for the classification recipes"),
+    ("ner", ["--window_pooling", "max"], "--window_pooling belongs to TextDataArguments .*this recipe does not take it"),
     ("sentiment", ["--crf_learning_rate", "0.01"], "--crf_learning_rate sets the CRF's learning rate: it needs --crf"),
     ("ner", ["--crf_learning_rate", "0.01"], "it needs --crf"),
     ("ner", ["--cv_checkpoint_selection", "validation"], "--cv_checkpoint_selection .* it needs --cv_folds"),

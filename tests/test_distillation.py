@@ -204,7 +204,7 @@ def test_text_classification_distils_too_and_chinese_ner_refuses(tmp_path, senti
     recipe("text_classification").main(run_flags(tiny_bert, train, out, "--teacher_model", str(teacher_dir),
                                                  "--eval_strategy", "epoch"))
     assert json.loads((out / "all_results.json").read_text())["eval_accuracy"] == 1.0
-    with pytest.raises(OptionError, match=r"does not combine with --task ner"):
+    with pytest.raises(OptionError, match=r"--teacher_model: for classification, not --task ner"):
         recipe("chinese_ernie").main(["--task", "ner", "--train_file", "t.json", "--output_dir", str(tmp_path / "o"),
                                       "--teacher_model", str(teacher_dir)])
 

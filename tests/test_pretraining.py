@@ -218,6 +218,7 @@ def test_a_tiny_pretraining_run_lowers_the_held_out_loss_and_its_folder_fine_tun
     ("wrong_column", "task.tsv: no column 'text' (--text_column); its columns: label, text_a"),
     ("number", "task.jsonl, line 2: the text in column 'text' is a number (7), not a string"),
     ("column_of_text", "--text_column text: for tables (.csv, .tsv, .json, .jsonl); these files are plain text"),
+    ("stream_epochs", "--streaming reads the text while training, so there are no epochs to count: give --max_steps"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, case, message, write_corpus,
                                                  tiny_flags):
@@ -228,6 +229,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, pretraining, capsys, 
              "knowledge_en": ([tmp_path / "en.txt"], ["--masking", "knowledge"]),
              "vocabulary": ([tmp_path / "abc.txt"], []), "missing": ([tmp_path / "nothing.txt"], []),
              "dropout": (good, ["--pretraining_dropout", "1.0"]),
+             "stream_epochs": (good, ["--streaming", "True", "--max_steps", "-1"]),
              "no_column": ([tmp_path / "task.tsv"], []),
              "wrong_column": ([tmp_path / "task.tsv"], ["--text_column", "text"]),
              "number": ([tmp_path / "task.jsonl"], ["--text_column", "text"]),

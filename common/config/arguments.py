@@ -119,8 +119,8 @@ class DataSourceArguments:
     """Where the data comes from, and how much of it: shared by every recipe."""
 
     benchmark: str | None = field(
-        default=None, metadata={"help": "A benchmark folder under --data_dir: sst2, ag_news, bbc_news, chnsenticorp, "
-                                        "conll2003, cluener2020."}
+        default=None, metadata={"help": "A benchmark folder under --data_dir (the recipe's configs/ name theirs; "
+                                        "docs/data.md lists them)."}
     )
     data_dir: str | None = field(
         default=None, metadata={"help": "Folder holding the benchmark data (default: $DATA_DIR, then ../shared/data)."}

@@ -38,7 +38,7 @@ def check_combinations(args) -> None:
     if given("teacher_model"):
         for flag, is_set in (("--cv_folds", given("cv_folds")), ("--multi_label", given("multi_label")),
                              ("--long_text windows", given("long_text") == "windows"), ("--lora_r", given("lora_r")),
-                             ("--do_train False", not given("do_train")), ("--task ner", given("task") == "ner")):
+                             ("--do_train False", not given("do_train"))):
             if is_set:
                 raise ValueError(f"--teacher_model distils while training: it does not combine with {flag}")
     if given("student_layers") and given("scratch_model_type"):

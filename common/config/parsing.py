@@ -19,6 +19,7 @@ import torch
 import yaml
 from transformers import HfArgumentParser
 
+from common.config import arguments
 from common.config.combinations import check_combinations
 from common.config.errors import OptionError
 from common.config.hardware import bf16_supported
@@ -60,7 +61,11 @@ TRAINING_ONLY = {
     "pack_batches", "crf_learning_rate", "cv_folds", "cv_checkpoint_selection", "overwrite_output_dir",
     "resume_from_checkpoint", "max_train_samples", "do_eval", "do_predict",
 }
-CLASSIFICATION_ONLY = {"explain_examples", "group_column", "long_text", "head_tokens", "window_pooling"}
+
+# Each option of common's argument dataclasses -> the dataclass that declares it: a recipe refusing one names it
+ARGUMENT_GROUPS = {name: group for group in vars(arguments).values()
+                   if isinstance(group, type) and dataclasses.is_dataclass(group) and group.__module__ == arguments.__name__
+                   for name in vars(group).get("__annotations__", {})}
 
 
 def raise_option_error(message: str):
@@ -119,12 +124,13 @@ def choose_config(argv: list[str], benchmark_config, default_config) -> str | No
     return str(benchmark_config)
 
 
-def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=None, default_config=None):
+def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=None, default_config=None,
+               rules=()):
     """Parse (config file + command line) into `dataclass_types`; returns the dataclasses, then `Settings`.
 
-    Each dataclass checks its own values; then a recipe dataclass's own `check_with_others(args)` if it
-    has one, and `check_combinations`, check what needs several: every refusal is an OptionError naming
-    where it came from.
+    Each dataclass checks its own values (`__post_init__`); then what needs several of them: the recipe's own
+    `rules` (functions of the parsed dataclasses), then `check_combinations`. Every refusal is an OptionError
+    naming where it came from. (What depends on the data is checked once it is loaded.)
 
     bf16 is switched on where the hardware runs it natively, unless set explicitly; without a GPU,
     `use_cpu` is set.
@@ -139,9 +145,11 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
     flags = config_to_flags(config, config_path, known)
 
     given = {"model_name_or_path" if key == "model" else key for key in config} | set(flags_given(argv))
-    for flag in sorted((given & CLASSIFICATION_ONLY) - known):
-        raise OptionError(f"--{flag} is for the classification recipes (those that take --text_column), not "
-                          "this one")
+    for flag in sorted(given - known):
+        owner = ARGUMENT_GROUPS.get(flag)
+        if owner is not None:  # (any other unknown flag: argparse's own message, below)
+            raise OptionError(f"--{flag} belongs to {owner.__name__} ({owner.__doc__.splitlines()[0].rstrip('.')}); "
+                              "this recipe does not take it")
     flags += hardware_flags(given, known)
     if "train_file" in given and "do_train" not in given and "do_train" in known:
         flags += ["--do_train", "True"]  # a config of one's own naming training data trains, as the recipe's own do
@@ -157,8 +165,8 @@ def parse_args(dataclass_types, argv: list[str] | None = None, benchmark_config=
         flags += stage_flags(on_command_line) + hardware_flags(given, known)
         args = parse_into(parser, flags + argv, source)
         given = (given - dropped) | {"do_eval", "do_predict"}
-    # the recipe's own checks first: they say which of its tasks an option belongs to
-    for check in (*(a.check_with_others for a in args if hasattr(a, "check_with_others")), check_combinations):
+    # the recipe's own rules first: they say which of its tasks an option belongs to
+    for check in (*rules, check_combinations):
         try:
             check(args)
         except ValueError as error:

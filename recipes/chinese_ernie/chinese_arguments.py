@@ -25,11 +25,14 @@ class ChineseDataArguments(TaggingArguments, TextDataArguments):
         if self.task == "ner" and self.skip_bad_rows:
             raise ValueError("--skip_bad_rows is for classification rows; a bad line of an NER file stops the run")
 
-    def check_with_others(self, args) -> None:
-        """The task's options in the other dataclasses (parse_args calls this with all the parsed ones)."""
-        given = {name for a in args for name, value in vars(a).items() if value}
-        if self.task != "ner" and given & {"crf", "pack_batches"}:
-            raise ValueError(f"{', '.join('--' + name for name in sorted(given & {'crf', 'pack_batches'}))}: for "
-                             "--task ner")
-        if self.task == "ner" and given & {"explain_examples", "group_column"}:
-            raise ValueError("--explain_examples and --group_column are for classification, not --task ner")
+
+def check_task_options(args) -> None:
+    """The options of the other dataclasses that belong to one task (a rule parse_args applies, given by run.py)."""
+    task = next(a.task for a in args if isinstance(a, ChineseDataArguments))
+    given = {name for a in args for name, value in vars(a).items() if value}
+    if task != "ner" and given & {"crf", "pack_batches"}:
+        raise ValueError(f"{', '.join('--' + name for name in sorted(given & {'crf', 'pack_batches'}))}: for "
+                         "--task ner")
+    if task == "ner" and given & {"explain_examples", "group_column", "teacher_model"}:
+        raise ValueError(f"{', '.join('--' + name for name in sorted(given & {'explain_examples', 'group_column', 'teacher_model'}))}: "
+                         "for classification, not --task ner")

@@ -41,7 +41,7 @@ from common.training.stages import build_trainer, tagger_trainer, train_evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's own modules, wherever it is and however run
 from characters import encode_char_split  # noqa: E402
-from chinese_arguments import ChineseDataArguments  # noqa: E402
+from chinese_arguments import ChineseDataArguments, check_task_options  # noqa: E402
 from cluener import read_char_file, write_cluener_predictions  # noqa: E402
 from scratch import facts, tokenizer_and_model  # noqa: E402
 
@@ -132,7 +132,8 @@ def ner(run, model_args, scratch_args, data_args, analysis_args, search_args, di
 def main(argv=None):
     """Parse the settings, claim the output folder, run the task; leaving the block moves the outputs in."""
     model_args, scratch_args, data_args, training_args, analysis_args, search_args, distill_args, settings = parse_args(
-        ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
+        ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml",
+        rules=[check_task_options])
     setup_logging(training_args)
     if scratch_args.scratch_model_type and not training_args.do_train:
         logger.warning(f"--do_train False: --scratch_model_type is ignored; model and tokenizer come from --model "

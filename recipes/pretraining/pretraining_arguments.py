@@ -61,12 +61,14 @@ class CorpusArguments:
         if self.benchmark and self.train_file:
             raise ValueError("give --benchmark or --train_file, not both")
 
-    def check_with_others(self, args) -> None:
-        """A stream has no length to count epochs in (parse_args calls this with all the parsed dataclasses)."""
-        training = next(a for a in args if hasattr(a, "max_steps"))
-        if self.streaming and training.do_train and training.max_steps <= 0:
-            raise ValueError("--streaming reads the text while training, so there are no epochs to count: give "
-                             "--max_steps")
+
+def check_streaming_steps(args) -> None:
+    """A stream has no length to count epochs in (a rule parse_args applies, given by run.py)."""
+    corpus = next(a for a in args if isinstance(a, CorpusArguments))
+    training = next(a for a in args if hasattr(a, "max_steps"))
+    if corpus.streaming and training.do_train and training.max_steps <= 0:
+        raise ValueError("--streaming reads the text while training, so there are no epochs to count: give "
+                         "--max_steps")
 
 
 @dataclass

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's own mo
 from corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents  # noqa: E402
 from masking import MaskEachEpochAnew, UnitMaskingCollator, choose_segmenter  # noqa: E402
 from model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model  # noqa: E402
-from pretraining_arguments import CorpusArguments, MaskingArguments  # noqa: E402
+from pretraining_arguments import CorpusArguments, MaskingArguments, check_streaming_steps  # noqa: E402
 
 ARGUMENTS = (ModelSourceArguments, ScratchArguments, CorpusArguments, MaskingArguments, RecipeTrainingArguments)
 CONFIGS = Path(__file__).parent / "configs"
@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 def main(argv=None):
     """Parse the settings, read the corpus, build the model, pretrain, evaluate, write the model folder."""
     model_args, scratch_args, data_args, masking_args, training_args, settings = parse_args(
-        ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
+        ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml",
+        rules=[check_streaming_steps])
     setup_logging(training_args)
     # The output folder is this run's alone (locked); an earlier run's files stay until the block ends with ours
     with RunFolder.of(training_args) as run:

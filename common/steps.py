@@ -4,6 +4,7 @@ search before training, and the outputs of a trained classifier."""
 from pathlib import Path
 
 from common.outputs.all_results import write_all_results
+from common.outputs.analysis import analyse
 from common.outputs.cv_results import write_cv_results
 from common.outputs.hp_search import write_search_results
 from common.outputs.predictions import write_classification_predictions
@@ -44,10 +45,13 @@ def cross_validate_or_search(run, search_args, settings, new_trainer, cross_vali
 
 
 def write_classifier_outputs(trainer, results: dict, predictions: dict, raw, labels: list[str], settings, recipe: str,
-                             multi_label: bool = False, separator: str | None = None) -> None:
-    """Beside the saved model: all_results.json, the model card and plots, run_config.yaml, and the test rows'
-    predictions.csv in the test file's order."""
+                             analysis_args, max_length: int, multi_label: bool = False,
+                             separator: str | None = None) -> None:
+    """Beside the saved model: the analysis asked for (--explain_examples, --group_column), all_results.json, the
+    model card and plots, run_config.yaml, and the test rows' predictions.csv in the test file's order."""
     folder = trainer.args.output_dir
+    results.update(analyse(trainer, trainer.processing_class, raw, predictions, labels, analysis_args, max_length,
+                           multi_label))
     write_all_results(folder, results)
     write_run_report(folder, results, settings, trainer.state.log_history, "classification",
                      predictions.get("validation"), recipe=recipe)

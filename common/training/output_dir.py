@@ -300,7 +300,7 @@ def _apply_journal(folder: Path) -> None:
 
 def finish_interrupted_commit(folder: Path) -> None:
     """A run killed while moving its outputs in is completed. One killed before it had them all left `.incoming/`
-    without a journal: it stays until the next training run resumes from it or discards it (make_room_for_training),
+    without a journal: it stays until the next training run resumes from it or discards it (RunFolder.make_room),
     or until a run that does not train stages its own outputs."""
     staging = folder / STAGING
     if (staging / JOURNAL).is_file():

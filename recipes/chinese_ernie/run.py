@@ -32,7 +32,6 @@ from common.evaluation.metrics import classification_metrics
 from common.models.crf import attach_crf, decoding
 from common.models.heads import trained_labels
 from common.models.scratch import ScratchArguments
-from common.outputs.analysis import analyse
 from common.steps import cross_validate_or_search, tokenize_rows, write_classifier_outputs, write_tagger_outputs
 from common.tokens.tokenization import max_input_length
 from common.training.cross_validation import cross_validate, cross_validate_tagger
@@ -82,8 +81,8 @@ def classification(run, model_args, scratch_args, data_args, analysis_args, sear
 
     if trainer.is_world_process_zero():
         results.update(facts(model_args, scratch_args, data_args, trainer, raw, labels, max_length, tokenized))
-        results.update(analyse(trainer, tokenizer, raw, predictions, labels, analysis_args, max_length))  # if asked
-        write_classifier_outputs(trainer, results, predictions, raw, labels, settings, "chinese_ernie")
+        write_classifier_outputs(trainer, results, predictions, raw, labels, settings, "chinese_ernie", analysis_args,
+                                 max_length)
 
 
 def ner(run, model_args, scratch_args, data_args, analysis_args, search_args, distill_args, settings):

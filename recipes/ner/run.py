@@ -37,10 +37,10 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
+    """Entities in sentences of words: settings, output folder, data, model, training and outputs (the test
+    file's layout, entities.jsonl), top to bottom."""
     model_args, data_args, training_args, search_args, settings = parse_args(
-        ARGUMENTS, argv,
-        benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
+        ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     # The output folder is this run's alone (locked); an earlier run's files stay until the block ends with ours
     with RunFolder.of(training_args) as run:

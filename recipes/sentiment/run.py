@@ -26,7 +26,6 @@ from common.evaluation.metrics import classification_metrics
 from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
 from common.outputs.all_results import run_facts
-from common.outputs.analysis import analyse
 from common.steps import cross_validate_or_search, tokenize_rows, write_classifier_outputs
 from common.training.cross_validation import cross_validate
 from common.training.output_dir import RunFolder
@@ -43,10 +42,10 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
+    """Sentiment of a text (one label a row): settings, output folder, data, model, training, outputs and the
+    counterfactual probe if asked, top to bottom."""
     model_args, data_args, training_args, analysis_args, probe_args, search_args, distill_args, settings = parse_args(
-        ARGUMENTS, argv,
-        benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
+        ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     # The output folder is this run's alone (locked); an earlier run's files stay until the block ends with ours
     with RunFolder.of(training_args) as run:
@@ -85,13 +84,14 @@ def main(argv=None):
         trainer = new_trainer(training_args, model)
         results, predictions = train_evaluate_predict(trainer, tokenized, run, validation_predictions=True)
 
-        # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
+        # Outputs beside the saved model: the probe's gaps between groups (--counterfactual_probe), all_results.json,
+        # model card, plots, run_config.yaml, predictions.csv, explanations and scores by group if asked
         if trainer.is_world_process_zero():
             results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length, tokenized))
-            results.update(analyse(trainer, tokenizer, raw, predictions, labels, analysis_args, max_length))  # if asked
             if probe:  # template sentences that differ only in a person word: the gap between groups
                 results.update(run_probe(trainer.model, tokenizer, probe, labels, training_args.seed))
-            write_classifier_outputs(trainer, results, predictions, raw, labels, settings, "sentiment")
+            write_classifier_outputs(trainer, results, predictions, raw, labels, settings, "sentiment", analysis_args,
+                                     max_length)
 
 
 if __name__ == "__main__":

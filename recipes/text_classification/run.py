@@ -25,7 +25,6 @@ from common.evaluation.metrics import classification_metrics
 from common.models.heads import build_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer
 from common.outputs.all_results import run_facts
-from common.outputs.analysis import analyse
 from common.steps import cross_validate_or_search, tokenize_rows, write_classifier_outputs
 from common.training.cross_validation import cross_validate
 from common.training.output_dir import RunFolder
@@ -39,10 +38,10 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    """Parse the settings, claim the output folder, then data, model, training and outputs, top to bottom."""
+    """Topic of a text, one label or several a row: settings, output folder, data, model, training and
+    outputs, top to bottom."""
     model_args, data_args, training_args, analysis_args, search_args, distill_args, settings = parse_args(
-        ARGUMENTS, argv,
-        benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
+        ARGUMENTS, argv, benchmark_config=BENCHMARK_CONFIG, default_config=CONFIGS / "default.yaml")
     setup_logging(training_args)
     # The output folder is this run's alone (locked); an earlier run's files stay until the block ends with ours
     with RunFolder.of(training_args) as run:
@@ -82,13 +81,12 @@ def main(argv=None):
         trainer = new_trainer(training_args, model)
         results, predictions = train_evaluate_predict(trainer, tokenized, run, validation_predictions=True)
 
-        # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv
+        # Outputs beside the saved model: all_results.json, model card, plots, run_config.yaml, predictions.csv,
+        # explanations and scores by group if asked
         if trainer.is_world_process_zero():
             results.update(run_facts(model_args, data_args, trainer, raw, labels, max_length, tokenized))
-            results.update(analyse(trainer, tokenizer, raw, predictions, labels, analysis_args, max_length,
-                                   multi_label))  # if asked
             write_classifier_outputs(trainer, results, predictions, raw, labels, settings, "text_classification",
-                                     multi_label, separator)
+                                     analysis_args, max_length, multi_label, separator)
 
 
 if __name__ == "__main__":

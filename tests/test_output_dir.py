@@ -2,13 +2,15 @@
 
 import fcntl
 import json
+import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
 from common.config.errors import OptionError
 from common.training.checkpoints import checkpoint_problem
-from common.training.output_dir import LOCK_FILE, STAGING
+from common.training.output_dir import LOCK_FILE, STAGING, RunFolder
 
 TRAIN_FLAGS = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
                "--disable_tqdm", "True", "--bf16", "False"]
@@ -89,3 +91,46 @@ def test_evaluation_alone_writes_beside_the_trained_model_in_its_own_folder(tmp_
     sentiment(out, "--do_train", "False", "--do_eval", "False", "--do_predict", "--model", str(out))
     assert (out / "predict" / "predictions.csv").exists() and (out / "predict" / "all_results.json").exists()
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # the training run's, as they were
+
+
+def end_in(folder: Path, how: str) -> None:
+    """A training run into `folder` that writes one file, then leaves its block by `how`."""
+    with RunFolder(folder, trains=True, overwrite=True) as run:
+        run.stage()
+        (run.path / "result.txt").write_text(how)
+        if how == "exit 0":
+            sys.exit(0)
+        if how == "error":
+            raise RuntimeError("a bug")
+        if how == "mistake":
+            raise OptionError("a bad setting")
+
+
+@pytest.mark.parametrize("how, moved_in", [("return", True), ("exit 0", True), ("error", False), ("mistake", False)])
+def test_the_run_folder_does_the_right_thing_however_its_block_ends(tmp_path, how, moved_in):
+    out = tmp_path / "out"
+    end_in(out, "return")  # an earlier run
+    with pytest.raises((SystemExit, RuntimeError, OptionError)) if how != "return" else nullcontext():
+        end_in(out, how)
+    assert (out / "result.txt").read_text() == (how if moved_in else "return")  # the earlier run's, if not moved in
+    assert (out / STAGING / "result.txt").is_file() != moved_in  # kept for a resume, or the next run to discard
+    with RunFolder(out, trains=True, overwrite=True):  # the lock went with the block, however it ended
+        pass
+
+
+def test_a_refused_run_removes_the_folders_it_created_and_releases_the_lock(tmp_path):
+    out = tmp_path / "new" / "out"
+    with pytest.raises(OptionError):
+        with RunFolder(out, trains=True):
+            raise OptionError("a bad setting, found before anything was written")
+    assert not (tmp_path / "new").exists()
+    with RunFolder(out, trains=True):  # nothing holds the folder
+        pass
+
+
+def test_a_busy_folder_is_refused_while_its_run_holds_it(tmp_path):
+    out = tmp_path / "out"
+    with RunFolder(out, trains=True):
+        with pytest.raises(OptionError, match="is in use by another run"):
+            with RunFolder(out, trains=True):
+                pass

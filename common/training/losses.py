@@ -166,6 +166,7 @@ class TrainingLoss:
 
     def __init__(self, model, args, train_dataset, distillation=None, has_crf: bool = False,
                  model_divides_by_items: bool = False, decay_parameter_names=None):
+        # decay_parameter_names(model): the parameters weight decay covers (Trainer.get_decay_parameter_names)
         self.distillation = distillation if getattr(distillation, "teacher_model", None) else None
         self.l1_lambda = getattr(args, "l1_lambda", 0)
         self.tokens_per_step = None if has_crf or args.train_sampling_strategy != "group_by_length" \
@@ -178,8 +179,8 @@ class TrainingLoss:
             logger.info("Class weights: " + ", ".join(f"{k} {v:.4g}" for k, v in self.class_weights.items()))
         self.scaled_for_ga = bool(self.tokens_per_step) or (model_divides_by_items and not has_crf
                                                            and not self.class_weights)
-        self._l1_parameters = None if not self.l1_lambda else \
-            [p for n, p in model.named_parameters() if n in set(decay_parameter_names) and p.requires_grad]
+        decayed = set(decay_parameter_names(model)) if self.l1_lambda else set()  # Trainer's rule, asked only for L1
+        self._l1_parameters = [p for n, p in model.named_parameters() if n in decayed and p.requires_grad]
         self._l1_values = []
 
     def __call__(self, model, inputs: dict, models_own_loss, accumulation_steps: int):

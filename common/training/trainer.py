@@ -48,7 +48,7 @@ class RecipeTrainer(Trainer):
         super().__init__(model, *args, **kwargs)
         self.crf = getattr(self.model, "crf", None)
         self.loss = TrainingLoss(self.model, self.args, self.train_dataset, distillation, self.crf is not None,
-                                 self.model_accepts_loss_kwargs, self.get_decay_parameter_names(self.model))
+                                 self.model_accepts_loss_kwargs, self.get_decay_parameter_names)
         self.loss_is_scaled_for_ga = self.loss.scaled_for_ga  # read by Trainer's training_step
         self._eval_order = None  # the row order of the last evaluation or prediction
         self._documents = None  # and the document of each of its rows, when long texts were windowed

@@ -194,7 +194,9 @@ def test_hp_search_prints_the_comparison_and_the_shared_study(repo, tiny_bert, s
                                                   "search, 2 trials, then the best trained"]
     checks = dict(shared[1:])
     assert checks["trials counted / asked"] == "6 / 6" and checks["trial numbers used twice"] == "0"
-    assert checks["killed trial"].endswith("FAIL") and checks["its settings run again"].endswith("COMPLETE")
+    # the retry is judged by the median pruner against whichever trials ended first, so it may be pruned
+    assert checks["killed trial"].endswith(": FAIL")
+    assert checks["its settings run again"].rpartition(": ")[2] in {"COMPLETE", "PRUNED"}
     assert checks["trials listed (with the killed attempt)"] == "7" and int(checks["workers seen"]) >= 2
 
 

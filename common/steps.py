@@ -53,8 +53,8 @@ def write_classifier_outputs(trainer, results: dict, predictions: dict, raw, lab
     results.update(analyse(trainer, trainer.processing_class, raw, predictions, labels, analysis_args, max_length,
                            multi_label))
     write_all_results(folder, results)
-    write_run_report(folder, results, settings, trainer.state.log_history, "classification",
-                     predictions.get("validation"), recipe=recipe)
+    write_run_report(folder, results, settings, trainer.state.log_history,
+                     "regression" if raw.regression else "classification", predictions.get("validation"), recipe=recipe)
     if "test" in predictions:
         write_classification_predictions(Path(folder) / "predictions.csv", raw, "test", predictions["test"].predictions,
                                          labels, multi_label, separator or "|")

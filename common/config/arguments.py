@@ -158,6 +158,11 @@ class TextDataArguments(DataSourceArguments):
     text_pair_column: str | None = field(default=None, metadata={"help": "Column holding the second text of a pair."})
     label_column: str = field(default="label", metadata={"help": "Column holding the label(s)."})
     multi_label: bool = field(default=False, metadata={"help": "Each row may carry several labels."})
+    regression: bool | None = field(
+        default=None, metadata={"help": "The label is a number to predict (a score such as STS-B's 0-5): one output, "
+                                        "MSE loss, Pearson/Spearman/MSE. Default: yes when every training label is a "
+                                        "number and some have fractions (or the benchmark is a regression)."}
+    )
     label_separator: str | None = field(
         default=None, metadata={"help": "Multi-label only: labels joined in one string, e.g. ',' for 'sports,tech'."}
     )
@@ -298,11 +303,13 @@ class SingleLabelTextDataArguments(TextDataArguments):
 
 
 def refuse_multi_label(args) -> None:
-    """A recipe that trains single-label classifiers does not take --multi_label or --label_separator."""
-    given = [f"--{name}" for name in ("multi_label", "label_separator") if getattr(args, name)]
+    """A recipe that trains single-label classifiers does not take --multi_label, --label_separator or
+    --regression; its labels are classes even when they are numbers with fractions."""
+    given = [f"--{name}" for name in ("multi_label", "label_separator", "regression") if getattr(args, name)]
     if given:
         raise ValueError(f"{' and '.join(given)}: this recipe trains single-label classifiers; use "
-                         "recipes/text_classification for multi-label data")
+                         "recipes/text_classification for multi-label data or a score to predict (regression)")
+    args.regression = False
 
 
 @dataclass
@@ -397,4 +404,6 @@ class RecipeTrainingArguments(TrainingArguments):
         if self.do_train and self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError(f"--num_train_epochs {self.num_train_epochs} (with no --max_steps) trains for 0 steps: "
                              "give a number above 0, or --do_train False to only evaluate or predict")
+        if self.greater_is_better is None and (self.metric_for_best_model or "").removeprefix("eval_") == "mse":
+            self.greater_is_better = False  # Trainer's own rule knows only names ending in "loss" as errors
         super().__post_init__()

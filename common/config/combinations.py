@@ -1,17 +1,38 @@
 """Options that depend on each other across the argument dataclasses, checked once, when the command is parsed.
 
 A dataclass checks its own ranges in its `__post_init__` (common/config/arguments.py); what needs two of
-them (a head with a loss option, an analysis with a stage, ...) is checked here, on the parsed values;
-what depends on the data is checked where the data is read. A field missing from a recipe's dataclasses
-counts as unset.
+them (a head with a loss option, an analysis with a stage, ...) is checked here, on the parsed values, and
+what depends on the data right after it is read (`check_against_data`, and the analyses' own checks).
+A field missing from a recipe's dataclasses counts as unset.
 """
+
+from common.config.errors import OptionError
+
+
+def _values(args) -> dict:
+    values = {}
+    for group in args:  # field names are unique across a recipe's dataclasses (HfArgumentParser requires it)
+        values.update(vars(group))
+    return values
+
+
+def check_against_data(args, raw) -> None:
+    """Right after the data is read: refuse the options made for classes when its label turned out to be a
+    score to predict (`raw.regression`, asked or seen in the labels), naming the label and how to change it."""
+    if not raw.regression:
+        return
+    given = _values(args).get
+    for flag, is_set in (("--multi_label", given("multi_label")), ("--class_weights", given("class_weights")),
+                         ("--teacher_model", given("teacher_model")), ("--explain_examples", given("explain_examples")),
+                         ("--group_column", given("group_column"))):
+        if is_set:
+            raise OptionError(f"{flag} is for classes, and the label '{raw.label_column}' here is a score to predict "
+                              "(regression): leave it out, or give --regression False to make each value a class")
 
 
 def check_combinations(args) -> None:
     """Refuse a combination of settings that would fail later or silently do less than asked (ValueError)."""
-    values = {}
-    for group in args:  # field names are unique across a recipe's dataclasses (HfArgumentParser requires it)
-        values.update(vars(group))
+    values = _values(args)
     given = values.get
     if given("crf"):
         if given("label_all_tokens"):

@@ -1,7 +1,8 @@
 """The benchmark folders under `--data_dir` (default ../shared/data), read in place: one loader per layout.
 
 Text classification: `sst2` (GLUE TSV), `ag_news` (headerless CSV, class names in classes.txt, HTML
-escapes undone), `chnsenticorp` (ERNIE's TSV), `bbc_news` (long articles, CSV). Tagged sentences: `conll2003`, `cluener2020` (file names
+escapes undone), `chnsenticorp` (ERNIE's TSV), `bbc_news` (long articles, CSV); GLUE `cola`, and the
+sentence pairs `mrpc`, `rte` and `stsb` (a score: regression). Tagged sentences: `conll2003`, `cluener2020` (file names
 in TAGGED_BENCHMARK_FILES, read by the recipe's reader).
 """
 
@@ -108,7 +109,43 @@ def load_bbc_news(folder: Path) -> TextData:
     return TextData(splits, "text", "label")
 
 
-BENCHMARKS = {"sst2": load_sst2, "ag_news": load_ag_news, "chnsenticorp": load_chnsenticorp, "bbc_news": load_bbc_news}
+def _glue_splits(folder: Path, header: bool = True, names: list[str] | None = None) -> dict[str, Split]:
+    """GLUE's train.tsv and dev.tsv (its test sets have no labels, and are not here)."""
+    return {split: read_table(folder / file, header=header, names=names)
+            for split, file in (("train", "train.tsv"), ("validation", "dev.tsv"))}
+
+
+def load_cola(folder: Path) -> TextData:
+    """GLUE CoLA: headerless `source<TAB>label<TAB>original_label<TAB>sentence`; 1 acceptable, 0 not."""
+    names = {"0": "unacceptable", "1": "acceptable"}
+    splits = _glue_splits(folder, header=False, names=["source", "label", "original_label", "sentence"])
+    splits = {name: _with_label_names(split, names) for name, split in splits.items()}
+    return TextData(splits, "sentence", "label", label_names=list(names.values()))
+
+
+def load_mrpc(folder: Path) -> TextData:
+    """GLUE MRPC: `Quality<TAB>#1 ID<TAB>#2 ID<TAB>#1 String<TAB>#2 String` (a byte-order mark first); 1 paraphrase."""
+    names = {"0": "not_equivalent", "1": "equivalent"}
+    splits = _glue_splits(folder)
+    for split in splits.values():
+        split.frame = split.frame.rename(columns={"Quality": "label", "#1 String": "sentence1", "#2 String": "sentence2"})
+    splits = {name: _with_label_names(split, names) for name, split in splits.items()}
+    return TextData(splits, "sentence1", "label", "sentence2", label_names=list(names.values()))
+
+
+def load_rte(folder: Path) -> TextData:
+    """GLUE RTE: `index<TAB>sentence1<TAB>sentence2<TAB>label`, labels entailment / not_entailment."""
+    return TextData(_glue_splits(folder), "sentence1", "label", "sentence2",
+                    label_names=["entailment", "not_entailment"])
+
+
+def load_stsb(folder: Path) -> TextData:
+    """GLUE STS-B: 10 columns, the pair in `sentence1`/`sentence2`, a similarity `score` from 0 to 5 (regression)."""
+    return TextData(_glue_splits(folder), "sentence1", "score", "sentence2", regression=True)
+
+
+BENCHMARKS = {"sst2": load_sst2, "ag_news": load_ag_news, "chnsenticorp": load_chnsenticorp, "bbc_news": load_bbc_news,
+              "cola": load_cola, "mrpc": load_mrpc, "rte": load_rte, "stsb": load_stsb}
 
 
 TAGGED_BENCHMARK_FILES = {

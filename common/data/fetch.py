@@ -44,6 +44,8 @@ class PinnedFile:
     path: str | None  # in the repository at the commit; None: only from a mirror
     sha256: str
     size: int
+    repository: str | None = None  # a file from another repository than its benchmark's (and its commit)
+    commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,10 @@ class Source:
     def url(self, name: str) -> str | None:
         """The file's raw URL at the pinned commit (None when it only comes from a mirror)."""
         pinned = self.files[name]
-        if self.repository is None or pinned.path is None:
+        repository, commit = (pinned.repository, pinned.commit) if pinned.repository else (self.repository, self.commit)
+        if repository is None or pinned.path is None:
             return None
-        return f"https://raw.githubusercontent.com/{self.repository}/{self.commit}/{pinned.path}"
+        return f"https://raw.githubusercontent.com/{repository}/{commit}/{pinned.path}"
 
 
 SOURCES = {
@@ -105,6 +108,28 @@ SOURCES = {
                                "90036b59832e007c45d11eafe5ed80549f58a18a29aaa7fe8b1229622c69ec38", 285089),
         "test.json": PinnedFile("pytorch_version/CLUEdatasets/cluener/test.json",
                                 "5ca36f6fbe29230a6e3244110fcd9487fc2f5a672f5bfeba82a30f0ece72aa69", 176253)}),
+    "cola": Source("nyu-mll/CoLA-baselines", "dd095d3646ed05a315280aaa8ed4ec84ba435b3e", {
+        "train.tsv": PinnedFile("acceptability_corpus/raw/in_domain_train.tsv",
+                                "cb368ebeb9f27d7ad03720d27ddc95687a311bdb100781a2fe59a5f5b1bc0624", 428590),
+        "dev.tsv": PinnedFile("data/CoLA/dev.tsv", "8c013e21dc39957cac37378d87bebe225b694a0d5fe13eded66c2856628833fd",
+                              53717, "amrnag/Specialized-Transformers", "fa673a93a5c27cb1f5954ac2a8a49eec6fcba6b9")}),
+    "mrpc": Source("Nstats/my_bert", "733d79335044b1b7eabb5b47a0eae0cd621dadc0", {
+        "train.tsv": PinnedFile("data/MRPC/train.tsv",
+                                "122becc469405bc16f9defcb8715d2a4b7ce600e9d9381e6dc42bfdd1494c51d", 919457),
+        "dev.tsv": PinnedFile("data/MRPC/dev.tsv",
+                              "81c8a1a9e1dfe461dd2c1a4f98f43fe18bece44d2bf9e3d0b245b88e5aa5eaf7", 103255)}),
+    "rte": Source("marcwww/nlu_eval", "1403aef7eeb8e0876e28835daf0fa64918bea396", {
+        "train.tsv": PinnedFile("data/RTE/train_copy.tsv",  # that repository's own train.tsv has one row altered
+                                "41e3a9b063433392343fad9e962cf2f58b681c78d8f71592f4186f0837246c5c", 846226),
+        "dev.tsv": PinnedFile("data/RTE/dev.tsv",
+                              "80230dfa1347282e7b532b06a1004a76a710087541189bf874223ddf0e3819fb", 90343)}),
+    "stsb": Source("mieseung/Cutoff_with_Attribution", "0ef7460ee83f01034891e92b4f405d2c14944daf", {
+        "train.tsv": PinnedFile("glue_data/STS-B/train.tsv",
+                                "41c4d978b6162abdcada7e49a982211954cca5459c228db478af333124b257a2", 984099),
+        "dev.tsv": PinnedFile("glue_data/STS-B/dev.tsv",
+                              "fe7dc0632a5033562f3cadff991f6e8d9b9b6311861660e78c3c82eb7db67f59", 276928),
+        "LICENSE.txt": PinnedFile("glue_data/STS-B/LICENSE.txt",
+                                  "3dfc3217395f8c5dd05c5f8995f25fe2f8fd258e6dd770b3de480749caee8c70", 6641)}),
     "zh_corpus": Source(None, None, {
         "news.txt.gz": PinnedFile(None, "27ea06908492e073ee9ea57f3810d00aa285880399dcc7397ced7702ecdfd847", 5912484),
         "reviews.txt.gz": PinnedFile(None, "9c0e650842bbe74b2f69f91cd2e69b1dd49ecb50c65b250316b1a99897061eae",

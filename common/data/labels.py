@@ -1,4 +1,4 @@
-"""Label sets and label encoding for single- and multi-label classification.
+"""Label sets and label encoding for single- and multi-label classification, and scores for regression.
 
 The label set comes from the training data (or the source's own names, such as a `ClassLabel`) in a
 stable order: numbers numerically, other names alphabetically. It is what the model config's
@@ -58,10 +58,45 @@ def _labels_of(split: Split, column: str, multi_label: bool, separator: str | No
     return pd.Series({i: parse(i) for i in split.frame.index}, dtype=object)
 
 
+def number(value) -> float | None:
+    """A label value as a finite float, or None when it is not one."""
+    try:
+        value = float(str(value).strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def decide_regression(raw: TextData, asked: bool | None, multi_label: bool = False) -> None:
+    """Set `raw.regression`: as asked (--regression), as the benchmark says, or else when every training label
+    is a number and some have fractions (STS-B's 3.8): those are scores to predict, not classes."""
+    if asked is not None:
+        raw.regression = asked
+    source = raw.splits.get("train") or raw.splits.get("validation")
+    if asked is None and not raw.regression and source is not None and raw.label_column in source.frame:
+        values = source.frame[raw.label_column]
+        values = values[~values.map(missing_label)]
+        numbers = values.map(number)
+        if len(values) and numbers.notna().all() and (numbers % 1 != 0).any():
+            if multi_label:
+                i = (numbers % 1 != 0).idxmax()
+                raise DataError(f"{source.where(i)}: label {values[i]!r} is a number with a fraction, a score to "
+                                "predict rather than label names: leave out --multi_label (regression), or name "
+                                "the labels")
+            raw.regression = True
+            example = values[(numbers % 1 != 0).idxmax()]
+            raw.notes.append(f"{source.source}: the labels are numbers with fractions (such as {example!r}): a "
+                             "regression head (one output, MSE loss); --regression False makes each value a class")
+    if raw.regression:
+        raw.label_origin = "a score"
+
+
 def build_label_list(raw: TextData, multi_label: bool = False, separator: str | None = None,
                      model_labels: list[str] | None = None) -> list[str]:
     """The label set, in a stable order: a trained model's own (`model_labels`), else the source's names or
     the training rows'. Training data with a single class is an error: nothing could be learned from it."""
+    if raw.regression:  # one output, named after the label column (what pipeline() shows)
+        return list(model_labels) if model_labels is not None else [raw.label_column]
     if model_labels is not None:
         raw.label_origin = "the model's labels"
         return list(model_labels)
@@ -95,6 +130,14 @@ def encode_labels(raw: TextData, label_list: list[str], multi_label: bool = Fals
         frame = split.frame
         if raw.label_column not in frame or frame[raw.label_column].map(missing_label).all():
             continue  # an unlabelled test set
+        if raw.regression:
+            scores = frame[raw.label_column].map(number)
+            if scores.isna().any():
+                i = scores.isna().idxmax()
+                raise DataError(f"{split.where(i)}: label {frame.at[i, raw.label_column]!r} is not a number (a "
+                                "regression label is a score such as 3.8)")
+            frame["labels"] = scores.astype("float32")
+            continue
         parsed = _labels_of(split, raw.label_column, multi_label, separator)
         for index, labels in parsed.items():
             unknown = [label for label in labels if label not in label2id]

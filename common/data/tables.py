@@ -48,6 +48,7 @@ class TextData:
     text_pair_column: str | None = None
     label_names: list[str] | None = None  # fixed label order, when the source defines one
     label_origin: str = "the training labels"  # where the label set came from, for messages
+    regression: bool = False  # the label is a number to predict (a score): one output, MSE, correlations
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, list[dict]] = field(default_factory=dict)  # per split, the rows --skip_bad_rows left out
 

@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from common.data.benchmarks import BENCHMARKS, benchmark_folder
 from common.data.errors import DataError
 from common.data.hub import load_hub_dataset
-from common.data.labels import missing_label
+from common.data.labels import decide_regression, missing_label
 from common.data.tables import Split, TextData, from_dataframe, read_table
 
 logger = logging.getLogger(__name__)
@@ -157,10 +157,12 @@ def split_off(raw: TextData, validation_split: float, test_split: float, seed: i
         raise DataError(f"{train.source}: holding out {sum(holdout.values()):,} of its {len(frame):,} rows leaves none "
                         "to train on; give more rows, or the validation and test data as files")
     labels = frame[raw.label_column].map(lambda v: tuple(v) if isinstance(v, list) else v)
-    stratify = _stratify_or_none(labels, sum(holdout.values()), "held-out split", raw.notes)
+    by_label = not raw.regression  # a score has no classes to keep in proportion
+    stratify = _stratify_or_none(labels, sum(holdout.values()), "held-out split", raw.notes) if by_label else None
     rest, held = train_test_split(frame, test_size=sum(holdout.values()), random_state=seed, stratify=stratify)
     if len(holdout) == 2:
-        stratify = _stratify_or_none(labels.loc[held.index], holdout["test"], "validation/test split", raw.notes)
+        stratify = _stratify_or_none(labels.loc[held.index], holdout["test"], "validation/test split",
+                                     raw.notes) if by_label else None
         held_val, held_test = train_test_split(held, test_size=holdout["test"], random_state=seed, stratify=stratify)
         parts = {"validation": held_val, "test": held_test}
     else:
@@ -202,6 +204,7 @@ def load_text_data(args, seed: int, frames: dict[str, pd.DataFrame] | None = Non
         check_columns(raw, name, split, args.multi_label, args.skip_bad_rows)
         if split.skipped:
             report_skipped(raw, name, split)
+    decide_regression(raw, getattr(args, "regression", None), args.multi_label)
     if "train" in raw.splits:
         split_off(raw, args.validation_split, args.test_split, seed)
     take_first(raw, {"train": args.max_train_samples, "validation": args.max_eval_samples,

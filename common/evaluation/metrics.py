@@ -50,9 +50,27 @@ def classification_metrics(label_list: list[str], multi_label: bool = False):
                 flat[f"{metric}_{label}"] = value
         return flat
 
-    averages = ["accuracy"] + [f"{m}_{avg}" for avg in ("macro", "micro") for m in ("precision", "recall", "f1")]
+    averages = ["accuracy"] + ([] if multi_label else ["matthews_correlation"]) + [
+        f"{m}_{avg}" for avg in ("macro", "micro") for m in ("precision", "recall", "f1")]
     compute_metrics.names = averages + [f"{m}_{label}" for m in PER_NAME_METRICS for label in label_list]
     return compute_metrics
+
+
+def regression_metrics():
+    """A `compute_metrics` function for `Trainer` on a predicted score: pearson, spearman, their mean, mse."""
+    module = load_metric("regression_scores")
+
+    def compute_metrics(eval_prediction):
+        predicted = np.asarray(logits_of(eval_prediction.predictions)).reshape(-1)
+        return module.compute(predictions=predicted, references=np.asarray(eval_prediction.label_ids).reshape(-1))
+
+    compute_metrics.names = ["pearson", "spearman", "pearson_spearman_mean", "mse"]
+    return compute_metrics
+
+
+def text_metrics(raw, label_list: list[str], multi_label: bool = False):
+    """The `compute_metrics` of a text task: scores for a regression (`raw.regression`), else per-class ones."""
+    return regression_metrics() if raw.regression else classification_metrics(label_list, multi_label)
 
 
 def flatten_entity_scores(scores: dict) -> dict:

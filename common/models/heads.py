@@ -2,7 +2,8 @@
 
 `AutoModelForSequenceClassification` puts a linear layer over the pooled output (the [CLS] token for
 encoders, the last non-pad token for decoder-only models). `problem_type` picks the loss:
-softmax + cross-entropy for single-label, sigmoid + binary cross-entropy per label for multi-label.
+softmax + cross-entropy for single-label, sigmoid + binary cross-entropy per label for multi-label,
+MSE on one output for regression.
 """
 
 import re
@@ -60,9 +61,12 @@ def _load_with_head(auto_class, model_args, label_list: list[str], tokenizer, **
     return apply_lora(model, model_args)
 
 
-def build_classifier(model_args, label_list: list[str], tokenizer, multi_label: bool = False):
-    """A pretrained encoder (or decoder) with a fresh classification head over `label_list`."""
-    problem_type = "multi_label_classification" if multi_label else "single_label_classification"
+def build_classifier(model_args, label_list: list[str], tokenizer, multi_label: bool = False,
+                     regression: bool = False):
+    """A pretrained encoder (or decoder) with a fresh classification head over `label_list`, or with
+    `regression` one output (`label_list` names it) trained by MSE."""
+    problem_type = ("regression" if regression else "multi_label_classification" if multi_label
+                    else "single_label_classification")
     return _load_with_head(AutoModelForSequenceClassification, model_args, label_list, tokenizer,
                            problem_type=problem_type)
 

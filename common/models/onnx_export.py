@@ -38,6 +38,9 @@ def load_classifier(model_dir: str):
     if not any(name.endswith("ForSequenceClassification") for name in architectures):
         raise OptionError(f"--model_dir {model_dir}: a {', '.join(architectures)} model; the export takes sequence "
                           "classifiers (the output folders of the classification recipes)")
+    if config.problem_type == "regression":  # its checks compare probabilities and predicted classes
+        raise OptionError(f"--model_dir {model_dir}: a regression model (one predicted score); the export takes "
+                          "classifiers")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_dir)

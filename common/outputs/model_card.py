@@ -11,6 +11,7 @@ logger = logging.getLogger(__name__)
 
 TASKS = {
     "classification": ("text-classification", "text classification"),
+    "regression": ("text-classification", "text regression (a predicted score)"),
     "ner": ("token-classification", "named entity recognition"),
     "mlm": ("fill-mask", "masked language"),
 }
@@ -88,8 +89,9 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
     model = model_name(model)
     labels = results.get("labels", [])
     metric = results.get("main_metric") or "accuracy"
-    overall = [f"| {split} | {results[f'{prefix}_{name}']:.4f} |" for split, prefix in (("validation", "eval"), ("test", "test"))
-               for name in [metric] if f"{prefix}_{name}" in results]
+    shown = [metric] + ([m for m in ("pearson", "spearman", "mse") if m != metric] if task == "regression" else [])
+    overall = [f"| {split} | " + " | ".join(f"{results[f'{prefix}_{name}']:.4f}" for name in shown) + " |"
+               for split, prefix in (("validation", "eval"), ("test", "test")) if f"{prefix}_{metric}" in results]
     settings = {key: results.get(key) for key in ("learning_rate", "num_train_epochs", "max_steps",
                                                   "per_device_train_batch_size", "world_size", "max_seq_length",
                                                   "train_sampling_strategy", "padding", "precision", "seed",
@@ -127,12 +129,13 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "",
         "## Results",
         "",
-        f"| split | {metric} |",
-        "|---|---|",
+        "| split | " + " | ".join(shown) + " |",
+        "|---|" + "---|" * len(shown),
         *overall,
         "",
         *([f"| split | {'type' if task == 'ner' else 'class'} | precision | recall | F1 | support |",
-           "|---|---|---|---|---|---|", *_score_rows(results, scored_names(labels, task)), ""] if labels else []),
+           "|---|---|---|---|---|---|", *_score_rows(results, scored_names(labels, task)), ""]
+          if labels and task != "regression" else []),
         *[f"![{image}]({image})" for image in images],
         "",
         *analysis_sections(results),
@@ -141,7 +144,8 @@ def write_model_card(path, results: dict, task: str, recipe: str, images: list[s
         "```python",
         "from transformers import pipeline",
         f'model = pipeline("{pipeline_tag}", model="PATH/TO/THIS/FOLDER"'
-        + (', aggregation_strategy="simple")' if task == "ner" else ")"),
+        + (', aggregation_strategy="simple")' if task == "ner" else ', function_to_apply="none")'
+           if task == "regression" else ")"),
         "```",
         "",
         "## Intended use and limitations",

@@ -54,6 +54,18 @@ def confusion_matrix(path, gold: np.ndarray, predicted: np.ndarray, label_names:
     return _save(figure, path)
 
 
+def score_scatter(path, gold: np.ndarray, predicted: np.ndarray, name: str) -> Path:
+    """A regression's predicted against true scores on the validation set, with the line of perfect agreement."""
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.scatter(gold, predicted, s=6, alpha=0.4)
+    low, high = float(min(gold.min(), predicted.min())), float(max(gold.max(), predicted.max()))
+    axes.plot([low, high], [low, high], color="grey", linewidth=1)
+    axes.set_xlabel(f"true {name}")
+    axes.set_ylabel(f"predicted {name}")
+    axes.set_title(f"Predicted against true {name}, validation ({len(gold):,} rows)", fontsize=10)
+    return _save(figure, path)
+
+
 def f1_bars(path, results: dict, names: list[str], prefix: str = "eval") -> Path | None:
     """F1 of each class or entity type (`<prefix>_f1_<name>`), with its support."""
     scores = [(t, results[f"{prefix}_f1_{t}"], results.get(f"{prefix}_support_{t}", 0)) for t in names

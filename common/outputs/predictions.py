@@ -17,10 +17,16 @@ logger = logging.getLogger(__name__)
 
 def write_classification_predictions(path, raw: TextData, split: str, logits: np.ndarray, label_list: list[str],
                                      multi_label: bool = False, separator: str = "|") -> Path:
-    """One CSV row per input row, in the input's order: text, gold label (if known), prediction, probabilities."""
+    """One CSV row per input row, in the input's order: text, gold label (if known), prediction, probabilities;
+    for a regression, the gold and the predicted score."""
     frame = raw.splits[split].frame
     text_columns = [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else [])
     out = frame[text_columns].reset_index(drop=True).copy()
+    if raw.regression:
+        if "labels" in frame:
+            out["label"] = frame["labels"].to_numpy()
+        out["predicted"] = np.asarray(logits).reshape(len(out), -1)[:, 0].round(6)
+        return _write(out, path)
     chosen = decisions(logits, multi_label)
     names = np.array(label_list)
     if "labels" in frame:
@@ -29,6 +35,10 @@ def write_classification_predictions(path, raw: TextData, split: str, logits: np
     out["predicted"] = [separator.join(names[row > 0]) for row in chosen] if multi_label else names[chosen]
     for name, column in zip(label_list, probabilities(logits, multi_label).T):
         out[f"p({name})"] = column.round(6)
+    return _write(out, path)
+
+
+def _write(out, path) -> Path:
     path = Path(path)
     out.to_csv(path, index=False)
     logger.info(f"{len(out):,} predictions written to {final_path(path)}")

@@ -1,6 +1,7 @@
 """What a person reads after a run, written next to the model once the results are in:
 `run_config.yaml` (every setting given, with its final value: `--config run_config.yaml` repeats the
-run), `training_curves.png`, `confusion_matrix.png` (classification) or `entity_f1.png` (NER), and
+run), `training_curves.png`, `confusion_matrix.png` (classification), `predicted_scores.png` (regression)
+or `entity_f1.png` (NER), and
 `README.md`, the model card.
 """
 
@@ -16,7 +17,7 @@ from common.outputs.model_card import scored_names, write_model_card
 
 def write_run_report(output_dir, results: dict, settings, log_history: list[dict], task: str,
                      validation_prediction=None, recipe: str = "") -> list[Path]:
-    """`settings`: the run's `common.config.parsing.Settings`; `task`: "classification" or "ner"."""
+    """`settings`: the run's `common.config.parsing.Settings`; `task`: "classification", "regression" or "ner"."""
     output_dir = Path(output_dir)
     written = [write_run_config(output_dir / "run_config.yaml", settings)]
     metric = results.get("main_metric") or "loss"
@@ -27,7 +28,10 @@ def write_run_report(output_dir, results: dict, settings, log_history: list[dict
     elif validation_prediction is not None and validation_prediction.label_ids is not None:
         logits = validation_prediction.predictions
         gold = np.asarray(validation_prediction.label_ids)
-        if gold.ndim == 1:  # single-label; a multi-label confusion matrix is not one matrix
+        if task == "regression":
+            written.append(plots.score_scatter(output_dir / "predicted_scores.png", gold.reshape(-1),
+                                               np.asarray(logits).reshape(-1), labels[0] if labels else "score"))
+        elif gold.ndim == 1:  # single-label; a multi-label confusion matrix is not one matrix
             written.append(plots.confusion_matrix(output_dir / "confusion_matrix.png", gold,
                                                   np.asarray(logits).argmax(-1), labels))
     written = [path for path in written if path is not None]

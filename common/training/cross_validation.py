@@ -59,14 +59,14 @@ def summarize(fold_metrics: list[dict]) -> tuple[dict, dict]:
 
 def cross_validate(model_init, tokenized: dict, run, compute_metrics, label_list: list[str],
                    tokenizer, window_pooling: str = "mean") -> dict:
-    """Classification: folds over the training rows (texts, when windowed), stratified by label."""
+    """Classification: folds over the training rows (texts, when windowed), stratified by label (not a score's)."""
     training_args = run.args
     train = training_rows(tokenized, training_args)
     # the folds are over texts: with --long_text windows, a text's windows (rows) stay together
     documents = np.asarray(train["document"]) if "document" in train.column_names else np.arange(len(train))
     row_labels = train["labels"]
     labels = [row_labels[i] for i in document_starts(documents)]
-    single = not isinstance(labels[0], list)
+    single = not isinstance(labels[0], (list, float))  # one class a row (not several, nor a score)
 
     def fold_data(model, train_texts, held_texts):
         held_labels = np.asarray(labels, dtype=object)[held_texts]
@@ -75,8 +75,8 @@ def cross_validate(model_init, tokenized: dict, run, compute_metrics, label_list
         train_rows, held_rows = (np.flatnonzero(np.isin(documents, texts)) for texts in (train_texts, held_texts))
         return train.select(train_rows), train.select(held_rows), compute_metrics, {"held_out_label_counts": counts}
 
-    return run_folds(model_init, fold_indices(labels, training_args.cv_folds, training_args.seed), fold_data,
-                     run, tokenizer, tokenized.get("validation"), lambda model: compute_metrics,
+    return run_folds(model_init, fold_indices(labels, training_args.cv_folds, training_args.seed, stratify=single),
+                     fold_data, run, tokenizer, tokenized.get("validation"), lambda model: compute_metrics,
                      stratified=single, window_pooling=window_pooling)
 
 

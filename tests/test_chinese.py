@@ -309,3 +309,23 @@ def test_options_of_the_other_task_are_refused_when_parsed(tmp_path, recipe, fla
     with pytest.raises(OptionError, match=message):  # refused as the command is parsed, before anything is read
         recipe("chinese_ernie").main([*flags, "--train_file", "t.json", "--output_dir", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.needs_data("ocnli")
+def test_ocnli_pairs_from_scratch_read_both_sentences_and_name_the_rows_left_out(tmp_path, shared_data, repo, chinese):
+    out = tmp_path / "out"
+    chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/ocnli_scratch.yaml"), "--data_dir",
+                  str(shared_data), "--output_dir", str(out), "--max_train_samples", "200", "--max_eval_samples", "60",
+                  "--max_steps", "2", "--max_seq_length", "64", "--disable_tqdm", "True"])
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["labels"] == ["entailment", "neutral", "contradiction"] and results["sizes"]["validation"] == 60
+    notes = " ".join(results["data_notes"])
+    assert "left out 49 row(s)" in notes and "left out 50 row(s)" in notes and "lines 66, 252, 335" in notes
+    # the character vocabulary comes from both sentences: the second's characters are known, not [UNK]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    first = json.loads((shared_data / "ocnli" / "train.50k.json").read_text(encoding="utf-8").splitlines()[0])
+    encoded = tokenizer(first["sentence1"], first["sentence2"])
+    assert tokenizer.unk_token_id not in encoded["input_ids"]
+    assert encoded["input_ids"].count(tokenizer.sep_token_id) == 2  # a pair: [CLS] a [SEP] b [SEP]

@@ -2,7 +2,7 @@
 
 Text classification: `sst2` (GLUE TSV), `ag_news` (headerless CSV, class names in classes.txt, HTML
 escapes undone), `chnsenticorp` (ERNIE's TSV), `bbc_news` (long articles, CSV); GLUE `cola`, and the
-sentence pairs `mrpc`, `rte` and `stsb` (a score: regression). Tagged sentences: `conll2003`, `cluener2020` (file names
+sentence pairs `mrpc`, `rte` and `stsb` (a score: regression); CLUE `ocnli` (Chinese sentence pairs). Tagged sentences: `conll2003`, `cluener2020` (file names
 in TAGGED_BENCHMARK_FILES, read by the recipe's reader).
 """
 
@@ -144,8 +144,25 @@ def load_stsb(folder: Path) -> TextData:
     return TextData(_glue_splits(folder), "sentence1", "score", "sentence2", regression=True)
 
 
+def load_ocnli(folder: Path) -> TextData:
+    """CLUE OCNLI: JSON lines with `sentence1`, `sentence2` and `label` (entailment, neutral, contradiction). Rows
+    labelled `-` (the annotators had no majority) are left out, as CLUE does, and each is named in the notes."""
+    splits, notes = {}, []
+    for split, file in (("train", "train.50k.json"), ("validation", "dev.json")):
+        s = read_table(folder / file)
+        no_label = s.frame["label"] == "-"
+        if no_label.any():
+            lines = s.frame.loc[no_label, "_line"].tolist()
+            notes.append(f"{split}: left out {len(lines)} row(s) of {s.source} labelled '-' (no majority label, as "
+                         f"CLUE leaves them out): lines {', '.join(map(str, lines))}")
+            s.frame = s.frame[~no_label]
+        splits[split] = s
+    return TextData(splits, "sentence1", "label", "sentence2", label_names=["entailment", "neutral", "contradiction"],
+                    notes=notes)
+
+
 BENCHMARKS = {"sst2": load_sst2, "ag_news": load_ag_news, "chnsenticorp": load_chnsenticorp, "bbc_news": load_bbc_news,
-              "cola": load_cola, "mrpc": load_mrpc, "rte": load_rte, "stsb": load_stsb}
+              "cola": load_cola, "mrpc": load_mrpc, "rte": load_rte, "stsb": load_stsb, "ocnli": load_ocnli}
 
 
 TAGGED_BENCHMARK_FILES = {

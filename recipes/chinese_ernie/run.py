@@ -59,7 +59,8 @@ def classification(run, model_args, scratch_args, data_args, analysis_args, sear
     labels = build_label_list(raw, model_labels=trained_labels(model_args, training_args))  # eval-only: the model's
     encode_labels(raw, labels)
     check_analysis_options(analysis_args, raw)  # --group_column, --explain_examples
-    train_texts = raw.splits["train"].frame[data_args.text_column] if "train" in raw.splits else []
+    columns = [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else [])  # both texts of a pair
+    train_texts = [text for c in columns for text in raw.splits["train"].frame[c]] if "train" in raw.splits else []
 
     def new_model():  # a scratch model's vocabulary comes from the training texts, the same every time
         return tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts, False)

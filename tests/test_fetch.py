@@ -61,6 +61,24 @@ def test_a_mirror_fills_an_empty_folder_and_a_rerun_finds_it_whole(tmp_path, sha
     assert again.returncode == 0 and "3 present, 0 fetched" in again.stdout
 
 
+@pytest.mark.needs_data("ocnli")
+def test_a_file_pinned_as_a_zip_member_comes_out_of_the_archive_checked(tmp_path, shared_data, monkeypatch):
+    import zipfile
+
+    from common.data import fetch as fetching
+
+    archive = tmp_path / "ocnli_public.zip"  # the layout of CLUE's zip: the members at its top
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(shared_data / "ocnli" / "dev.json", "dev.json")
+        zipped.writestr("train.50k.json", "{}\n")  # not the pinned bytes
+    monkeypatch.setattr(fetching, "source_of", lambda benchmark, name, mirror: str(archive))
+    rows = {name: (status, detail) for _, name, status, detail in fetch(tmp_path / "data", ["ocnli"])}
+    assert rows["dev.json"] == ("fetched", str(archive))
+    assert (tmp_path / "data/ocnli/dev.json").read_bytes() == (shared_data / "ocnli/dev.json").read_bytes()
+    assert rows["train.50k.json"][0] == "refused" and not (tmp_path / "data/ocnli/train.50k.json").exists()
+    assert not list((tmp_path / "data/ocnli").glob("*.partial"))  # the downloaded archive is not left behind
+
+
 @pytest.mark.needs_data("sst2")
 def test_a_file_whose_checksum_differs_is_refused_and_kept_aside(tmp_path, shared_data):
     mirror = tmp_path / "mirror"

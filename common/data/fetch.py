@@ -21,6 +21,7 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class PinnedFile:
     size: int
     repository: str | None = None  # a file from another repository than its benchmark's (and its commit)
     commit: str | None = None
+    member: str | None = None  # the file is this member of the zip archive at `path` (a mirror holds it as is)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,12 @@ SOURCES = {
                               "fe7dc0632a5033562f3cadff991f6e8d9b9b6311861660e78c3c82eb7db67f59", 276928),
         "LICENSE.txt": PinnedFile("glue_data/STS-B/LICENSE.txt",
                                   "3dfc3217395f8c5dd05c5f8995f25fe2f8fd258e6dd770b3de480749caee8c70", 6641)}),
+    "ocnli": Source("shs910/Transfer-learning", "28d7733124d42067826630024f14031d64645e5c", {  # CLUE's own zip
+        "train.50k.json": PinnedFile("ocnli_public.zip",
+                                     "cb47a6c00105bfb49bbb791dd537b284d3138f9f1ad5cd1e187afc470ff004e0", 14627367,
+                                     member="train.50k.json"),
+        "dev.json": PinnedFile("ocnli_public.zip", "001ded235d73a18dac68a45a38cd5f9b3f9311fa4246df623e199422c073ddc5",
+                               977426, member="dev.json")}),
     "zh_corpus": Source(None, None, {
         "news.txt.gz": PinnedFile(None, "27ea06908492e073ee9ea57f3810d00aa285880399dcc7397ced7702ecdfd847", 5912484),
         "reviews.txt.gz": PinnedFile(None, "9c0e650842bbe74b2f69f91cd2e69b1dd49ecb50c65b250316b1a99897061eae",
@@ -186,9 +194,16 @@ def fetch_file(data_dir: Path, benchmark: str, name: str, mirror: str | None) ->
         return "failed", (f"compiled for this project, not on a public URL: take it from a mirror "
                           f"({COMMAND} --mirror DIR_OR_URL, e.g. a copy of ../shared/data)")
     partial = target.with_name(name + ".partial")
+    archive = target.with_name(name + ".zip.partial") if pinned.member and not mirror else None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        copy_into(source, partial)
+        copy_into(source, archive or partial)
+        if archive:  # the member out of the whole archive; its checksum decides below
+            with zipfile.ZipFile(archive) as zipped:
+                partial.write_bytes(zipped.read(pinned.member))
+            archive.unlink()
+    except (zipfile.BadZipFile, KeyError) as error:
+        return "failed", f"{source}: not a zip holding {pinned.member} ({error}); what arrived is in {archive.name}"
     except (OSError, urllib.error.URLError) as error:  # HTTPError is a URLError; a missing mirror file an OSError
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         if partial.exists() and partial.stat().st_size == 0:

@@ -195,3 +195,18 @@ def test_the_onnx_export_refuses_a_regression_model_in_one_line(scored_run):
     out, _ = scored_run
     with pytest.raises(OptionError, match=r"a regression model \(one predicted score\); the export takes classifiers"):
         load_classifier(str(out))
+
+
+def test_the_results_table_sets_each_glue_task_beside_its_published_figure_on_its_metric(tmp_path):
+    from common.outputs.results_table import rows
+
+    for task, metric, score in (("stsb", "pearson_spearman_mean", 0.85), ("cola", "matthews_correlation", 0.3)):
+        folder = tmp_path / f"glue-{task}"
+        folder.mkdir()
+        (folder / "all_results.json").write_text(json.dumps({
+            "main_metric": metric, f"eval_{metric}": score, "model": "minilm", "sizes": {"validation": 10},
+            "data": {"train": f"/data/{task}/train.tsv", "validation": f"/data/{task}/dev.tsv"}}))
+    table = {row["run"]: row for row in rows([tmp_path / "glue-stsb", tmp_path / "glue-cola"])}
+    assert (table["glue-stsb"]["metric"], table["glue-stsb"]["score"]) == ("pearson_spearman_mean", 0.85)
+    assert table["glue-stsb"]["published"].startswith("0.8856 (bert-base-cased")
+    assert table["glue-cola"]["published"].startswith("0.5653 (bert-base-cased")

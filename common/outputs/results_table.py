@@ -21,6 +21,11 @@ REFERENCES = {
     ("chnsenticorp", "test"): ("accuracy", 0.954, "ERNIE 1.0", "ymcui/Chinese-BERT-wwm, best of 10"),
     ("cluener2020", "validation"): ("f1", 0.8076, "BERT-base", "CLUENER2020 PyTorch baseline"),
     ("cluener2020", "test"): ("f1", 0.7963, "BERT-base", "CLUENER2020 PyTorch baseline"),
+    ("cola", "validation"): ("matthews_correlation", 0.5653, "bert-base-cased", "transformers run_glue README, 3 epochs"),
+    ("mrpc", "validation"): ("f1_equivalent", 0.8885, "bert-base-cased", "transformers run_glue README, 5 epochs"),
+    ("rte", "validation"): ("accuracy", 0.6570, "bert-base-cased", "transformers run_glue README, 3 epochs"),
+    ("stsb", "validation"): ("pearson_spearman_mean", 0.8856, "bert-base-cased",
+                             "transformers run_glue README: Pearson 0.8864, Spearman 0.8848"),
 }
 SPLITS = {"eval": "validation", "test": "test"}
 

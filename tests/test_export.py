@@ -103,3 +103,22 @@ def test_predicting_needs_an_export_and_a_file(tmp_path, classifier_dir):
         export_predict.main(["--model_dir", str(classifier_dir), "--test_file", "x.csv", "--output_file", "p.csv"])
     with pytest.raises(OptionError, match=r"--test_file: name the file of texts to predict"):
         export_predict.main(["--model_dir", str(classifier_dir), "--output_file", "p.csv"])
+
+
+def test_text_pairs_are_exported_and_compared_as_pairs(tmp_path, classifier_dir, write_csv):
+    firsts, seconds = TEXTS, list(reversed(TEXTS))
+    model, tokenizer = load_classifier(str(classifier_dir))
+    (tmp_path / "graph").mkdir()
+    export_onnx(model, tokenizer, tmp_path / "graph")
+    exported = OnnxClassifier(tmp_path / "graph").logits(firsts, batch_size=4, pairs=seconds)
+    reference = pytorch_logits(model, tokenizer, firsts, batch_size=1, max_length=64, pairs=seconds)
+    assert np.abs(exported - reference).max() < 1e-4
+    assert np.abs(reference - pytorch_logits(model, tokenizer, firsts, 1, 64)).max() > 1e-5  # the pair was read
+    dev = write_csv(tmp_path / "dev.csv", [(a, b, "pos") for a, b in zip(firsts, seconds)],
+                    header=("text", "pair", "label"))
+    export_run.main(["--model_dir", str(classifier_dir), "--output_dir", str(tmp_path / "onnx"),
+                     "--validation_file", str(dev), "--text_pair_column", "pair"])
+    report = json.loads((tmp_path / "onnx" / "export_report.json").read_text())
+    gold = np.full(len(TEXTS), 2)
+    assert report["pytorch"]["accuracy"] == pytest.approx((reference.argmax(-1) == gold).mean())
+    assert report["exports"]["model.onnx"]["agreement"] == 1.0

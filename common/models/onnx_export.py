@@ -102,9 +102,11 @@ def quantize_int8(fp32_path: Path) -> Path:
 
 
 def length_sorted_batches(tokenizer, texts: list[str], names: list[str], batch_size: int, max_length: int,
-                          tensors: str):
-    """(row numbers, padded batch of `names`) for the texts, longest first: the rows say where each result goes."""
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+                          tensors: str, pairs: list[str] | None = None):
+    """(row numbers, padded batch of `names`) for the texts (with `pairs`: text pairs, cut longest first), longest
+    first: the rows say where each result goes."""
+    encoded = tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=True,
+                        max_length=max_length)
     order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
@@ -142,11 +144,13 @@ class OnnxClassifier:
                               f"(it makes {', '.join(self.tokenizer.model_input_names)}); export it again")
         self.labels = label_names(self.config, str(folder))
 
-    def logits(self, texts: list[str], batch_size: int = 64, max_length: int | None = None) -> np.ndarray:
-        """The logits of every text; batches of similar length (less padding), returned in input order."""
+    def logits(self, texts: list[str], batch_size: int = 64, max_length: int | None = None,
+               pairs: list[str] | None = None) -> np.ndarray:
+        """The logits of every text (or text pair); batches of similar length (less padding), in input order."""
         max_length = max_input_length(self.tokenizer, self.config, max_length)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for rows, batch in length_sorted_batches(self.tokenizer, texts, self.inputs, batch_size, max_length, "np"):
+        for rows, batch in length_sorted_batches(self.tokenizer, texts, self.inputs, batch_size, max_length, "np",
+                                                 pairs):
             out[rows] = self.session.run(["logits"], {name: batch[name].astype(np.int64) for name in self.inputs})[0]
         return out
 

@@ -45,8 +45,10 @@ def main(argv=None):
     raw = load_text_data(data_args, seed=0)
     if raw.label_column in raw.splits["test"].frame:
         encode_labels(raw, classifier.labels)
-    texts = raw.splits["test"].frame[raw.text_column].tolist()
-    logits = classifier.logits(texts, predict_args.batch_size, data_args.max_seq_length)
+    frame = raw.splits["test"].frame
+    pairs = frame[raw.text_pair_column].tolist() if raw.text_pair_column else None  # --text_pair_column
+    logits = classifier.logits(frame[raw.text_column].tolist(), predict_args.batch_size, data_args.max_seq_length,
+                               pairs)
     write_classification_predictions(predict_args.output_file, raw, "test", logits, classifier.labels)
 
 

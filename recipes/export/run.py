@@ -50,12 +50,13 @@ class ExportArguments:
 ARGUMENTS = (ExportArguments, TextDataArguments)
 
 
-def pytorch_logits(model, tokenizer, texts: list[str], batch_size: int, max_length: int) -> np.ndarray:
-    """The float32 PyTorch model's logits, batched and ordered as OnnxClassifier does."""
+def pytorch_logits(model, tokenizer, texts: list[str], batch_size: int, max_length: int,
+                   pairs: list[str] | None = None) -> np.ndarray:
+    """The float32 PyTorch model's logits for texts (or text pairs), batched and ordered as OnnxClassifier does."""
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     with torch.inference_mode():
         for rows, batch in length_sorted_batches(tokenizer, texts, input_names(model, tokenizer), batch_size,
-                                                 max_length, "pt"):
+                                                 max_length, "pt", pairs):
             out[rows] = model(**batch).logits.float().numpy()
     return out
 
@@ -81,6 +82,7 @@ def main(argv=None):
         split = "validation" if "validation" in raw.splits else "test"
         frame = raw.splits[split].frame
         texts = frame[raw.text_column].tolist()
+        pairs = frame[raw.text_pair_column].tolist() if raw.text_pair_column else None  # --text_pair_column
         gold = None
         if raw.label_column in frame:
             encode_labels(raw, labels)
@@ -93,13 +95,13 @@ def main(argv=None):
         if export_args.quantize:
             files.append(quantize_int8(files[0]))
 
-        reference = pytorch_logits(model, tokenizer, texts, export_args.batch_size, max_length)
+        reference = pytorch_logits(model, tokenizer, texts, export_args.batch_size, max_length, pairs)
         report = {"model_dir": export_args.model_dir, "compared_on": f"{split}: {raw.splits[split].source}",
                   "rows": len(texts), "max_length": max_length, "reference": "the PyTorch model in float32",
                   "pytorch": {"accuracy": compare(reference, reference, gold).get("accuracy")}, "exports": {}}
         for path in files:
             onnx = OnnxClassifier(written, path.name)
-            result = compare(onnx.logits(texts, export_args.batch_size, max_length), reference, gold)
+            result = compare(onnx.logits(texts, export_args.batch_size, max_length, pairs), reference, gold)
             report["exports"][path.name] = {**result, "megabytes": round(path.stat().st_size / 2**20, 1)}
             logger.info(f"{path.name}: {result['agreement']:.2%} of predictions as PyTorch's, largest logit difference "
                         f"{result['max_abs_logit_difference']:.3g}" + (f", accuracy {result['accuracy']:.4f}"

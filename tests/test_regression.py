@@ -210,3 +210,11 @@ def test_the_results_table_sets_each_glue_task_beside_its_published_figure_on_it
     assert (table["glue-stsb"]["metric"], table["glue-stsb"]["score"]) == ("pearson_spearman_mean", 0.85)
     assert table["glue-stsb"]["published"].startswith("0.8856 (bert-base-cased")
     assert table["glue-cola"]["published"].startswith("0.5653 (bert-base-cased")
+
+
+def test_mse_as_the_metric_for_the_best_model_keeps_the_lowest(tmp_path):
+    from common.config.arguments import RecipeTrainingArguments
+
+    for name in ("mse", "eval_mse"):
+        assert RecipeTrainingArguments(output_dir=str(tmp_path), metric_for_best_model=name).greater_is_better is False
+    assert RecipeTrainingArguments(output_dir=str(tmp_path), metric_for_best_model="pearson").greater_is_better

@@ -77,15 +77,15 @@ def decide_regression(raw: TextData, asked: bool | None, multi_label: bool = Fal
         values = source.frame[raw.label_column]
         values = values[~values.map(missing_label)]
         numbers = values.map(number)
-        if len(values) and numbers.notna().all() and (numbers % 1 != 0).any():
+        fractions = numbers % 1 != 0
+        if len(values) and numbers.notna().all() and fractions.any():
+            i = fractions.idxmax()  # the first label with a fraction
             if multi_label:
-                i = (numbers % 1 != 0).idxmax()
                 raise DataError(f"{source.where(i)}: label {values[i]!r} is a number with a fraction, a score to "
                                 "predict rather than label names: leave out --multi_label (regression), or name "
                                 "the labels")
             raw.regression = True
-            example = values[(numbers % 1 != 0).idxmax()]
-            raw.notes.append(f"{source.source}: the labels are numbers with fractions (such as {example!r}): a "
+            raw.notes.append(f"{source.source}: the labels are numbers with fractions (such as {values[i]!r}): a "
                              "regression head (one output, MSE loss); --regression False makes each value a class")
     if raw.regression:
         raw.label_origin = "a score"

@@ -22,19 +22,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes" / "pretra
 from bench.harness import print_table  # noqa: E402
 from common.config.hardware import bf16_supported  # noqa: E402
 from common.models.scratch import SPECIAL_TOKENS, ScratchArguments, character_tokenizer, scratch_config  # noqa: E402
-from model import score_masked_positions_only, set_dropout  # noqa: E402
+from model import masked_lm_class, set_dropout  # noqa: E402
 
 
 def small_model(args):
     """The recipe's small RoFormer over args.vocabulary tokens (Han characters and the special tokens), or the
-    --model folder."""
-    from transformers import AutoModelForMaskedLM
+    --model folder, scoring the masked positions only as the recipe's does."""
+    from transformers import AutoConfig
 
     if args.model:
-        return AutoModelForMaskedLM.from_pretrained(args.model)
+        return masked_lm_class(AutoConfig.from_pretrained(args.model)).from_pretrained(args.model)
     characters = "".join(chr(0x4E00 + k) for k in range(args.vocabulary - len(SPECIAL_TOKENS)))
     tokenizer = character_tokenizer([characters], han_continuations=False)  # as the recipe builds its own
-    return AutoModelForMaskedLM.from_config(scratch_config(ScratchArguments(scratch_model_type="roformer"), tokenizer))
+    config = scratch_config(ScratchArguments(scratch_model_type="roformer"), tokenizer)
+    return masked_lm_class(config)._from_config(config)
 
 
 def main():
@@ -52,7 +53,7 @@ def main():
     from torch.profiler import profile
 
     torch.manual_seed(0)
-    model = score_masked_positions_only(small_model(args)).train()
+    model = small_model(args).train()
     own = next(m.p for m in model.modules() if isinstance(m, torch.nn.Dropout))
     ids = torch.randint(5, model.config.vocab_size, (args.batch, args.length))
     labels = torch.where(torch.rand(ids.shape) < 0.15, ids, -100)

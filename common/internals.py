@@ -7,7 +7,7 @@ that a library upgrade names what it broke.
 
 Public hooks were preferred wherever a feature allows one: the final save is our own method
 (`RecipeTrainer.save_final_model`) rather than an override of `save_model` that tells checkpoints
-apart by its `_internal_call` argument; the CRF is a model subclass (`crf_tagger_class`), not a forward
+apart by its `_internal_call` argument; the CRF tagger is a model class built with its CRF (`crf_tagger_class`), not a forward
 patched onto an instance; packed batches find their mask kind by a check on the model rather than by
 reading `config._attn_implementation`; the config parser lists its flags from the dataclasses rather
 than from argparse's `_actions`. What remains has no public equivalent. One convention of transformers'
@@ -52,6 +52,13 @@ OTHER_INTERNALS = {
     "_is_avx512_bf16_supported": ("torch.cpu", "whether the CPU runs bf16 natively (common/config/hardware.py): the "
                                                "bf16 default; torch has no public query"),
     "_is_amx_tile_supported": ("torch.cpu", "the same for AMX (common/config/hardware.py)"),
+    "_get_model_class": ("transformers.models.auto.auto_factory", "the class an Auto class builds for a config, which "
+                         "the CRF tagger (common/models/crf.py) and the masked-positions MLM (recipes/pretraining/"
+                         "model.py) subclass, so that they are built as that class rather than swapped in later"),
+    "_model_mapping": ("transformers.AutoModelFor...", "each Auto class's config-to-class table, read with "
+                                                       "_get_model_class"),
+    "_from_config": ("transformers.PreTrainedModel", "the classmethod AutoModel.from_config calls to build a new "
+                                                     "model of a class (with its attention and dtype settings)"),
     "_instances": ("tqdm.tqdm", "the progress bars still open when a mistake stops a run, closed before the error line "
                                 "so that it is the last one (common/config/process.py); tqdm lists them nowhere else"),
 }

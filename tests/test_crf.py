@@ -5,7 +5,8 @@ import itertools
 import pytest
 import torch
 
-from common.models.crf import CRF, allowed_transitions, forbidden_transitions, word_level
+from common.data.tag_schemes import forbidden_transitions
+from common.models.crf import CRF, allowed_transitions, word_level
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC"]  # 4 tags; I-PER only after B-PER or I-PER
 
@@ -114,14 +115,12 @@ def test_the_crf_loss_is_the_same_with_one_and_two_processes(tmp_path, make_bert
 
 @pytest.mark.parametrize("flag, rate", [(None, 5e-3), (0.02, 0.02)])
 def test_the_crf_trains_in_its_own_optimizer_group_at_crf_learning_rate(tiny_bert, tmp_path, flag, rate):
-    from transformers import AutoModelForTokenClassification
-
     from common.config.arguments import RecipeTrainingArguments
-    from common.models.crf import attach_crf
+    from common.models.crf import AutoModelForCRFTagging
     from common.training.trainer import RecipeTrainer
 
-    model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=len(LABELS))
-    crf = attach_crf(model, LABELS, str(tiny_bert))
+    model = AutoModelForCRFTagging.from_pretrained(tiny_bert, config=tagger_config(tiny_bert))
+    crf = model.crf
     args = RecipeTrainingArguments(output_dir=str(tmp_path), learning_rate=5e-5, crf_learning_rate=flag,
                                    report_to="none")
     optimizer = RecipeTrainer(model=model, args=args).create_optimizer()
@@ -130,3 +129,41 @@ def test_the_crf_trains_in_its_own_optimizer_group_at_crf_learning_rate(tiny_ber
     assert [lr for lr, ids in groups if ids & crf_ids] == [rate]
     assert all(not ids & crf_ids for lr, ids in groups if lr == 5e-5)
     assert sum(len(ids) for _, ids in groups) == len(list(model.parameters()))
+
+
+def tagger_config(model_dir):
+    from transformers import AutoConfig
+
+    from common.models.heads import label_settings
+
+    return AutoConfig.from_pretrained(model_dir, **label_settings(LABELS))
+
+
+def test_a_crf_tagger_is_built_with_its_crf_by_either_auto_call_and_reloads_its_transitions(tiny_bert, tmp_path):
+    """Built, not swapped: from_pretrained (which builds on the meta device) and from_config both give the CRF
+    zero scores and the masks of the tags, the encoder and head are those of the plain token classifier with
+    the same seed, and an output folder's crf.safetensors comes back."""
+    from transformers import AutoModelForTokenClassification, set_seed
+
+    from common.models.crf import CRF_FILE, AutoModelForCRFTagging, CRFTagger, crf_of, save_crf
+
+    config = tagger_config(tiny_bert)
+    set_seed(0)
+    plain = AutoModelForTokenClassification.from_pretrained(tiny_bert, config=config)
+    set_seed(0)
+    tagger = AutoModelForCRFTagging.from_pretrained(tiny_bert, config=config)
+    assert isinstance(tagger, CRFTagger) and type(tagger).__name__ == type(plain).__name__ and crf_of(plain) is None
+    crf_weights = {k: v for k, v in tagger.state_dict().items() if k.startswith("crf.")}
+    assert sorted(crf_weights) == ["crf.end", "crf.start", "crf.transitions"]
+    assert all(torch.equal(v, torch.zeros_like(v)) for v in crf_weights.values())
+    assert all(torch.equal(v, tagger.state_dict()[k]) for k, v in plain.state_dict().items())
+    start, transitions, _ = tagger.crf.scores()  # I-PER may not open a sentence nor follow O or B-LOC
+    assert start.tolist() == [0, 0, -1e4, 0] and transitions[:, 2].tolist() == [-1e4, 0, 0, -1e4]
+    assert crf_of(AutoModelForCRFTagging.from_config(config)).transitions.abs().sum() == 0
+
+    with torch.no_grad():
+        tagger.crf.transitions.fill_(0.5)
+    tagger.save_pretrained(tmp_path)
+    save_crf(tagger.crf, tmp_path)
+    reloaded = AutoModelForCRFTagging.from_pretrained(tmp_path, config=config)
+    assert (tmp_path / CRF_FILE).is_file() and torch.equal(reloaded.crf.transitions, torch.full((4, 4), 0.5))

@@ -346,7 +346,7 @@ def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer,
     import torch
     from transformers import AutoConfig, AutoModelForMaskedLM
 
-    from model import score_masked_positions_only
+    from model import masked_lm_class
 
     config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=80,
@@ -356,7 +356,8 @@ def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer,
     batch = UnitMaskingCollator(tokenizer, mlm_probability=0.15, seed=0)(block_rows(tokenizer, chinese_sentences(8)))
     expected = model(**batch).loss
     base = type(model)
-    fast = score_masked_positions_only(model)
+    fast = masked_lm_class(config)(config).eval()  # built as the recipe builds it, with the same weights
+    fast.load_state_dict(model.state_dict())
     assert type(fast).__name__ == base.__name__ and isinstance(fast, base)
     assert fast(**batch).loss.item() == pytest.approx(expected.item(), rel=1e-5)
     masked = (batch["labels"] != -100).sum().item()
@@ -368,9 +369,9 @@ def test_scoring_the_masked_positions_only_gives_the_base_models_loss(tokenizer,
 def test_the_cls_bag_of_tokens_loss_is_added_while_training_and_left_out_of_the_held_out_loss(tokenizer,
                                                                                                chinese_sentences):
     import torch
-    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers import AutoConfig
 
-    from model import bag_of_tokens_loss, score_masked_positions_only
+    from model import bag_of_tokens_loss, check_mlm_head, masked_lm_class
 
     special = tuple(tokenizer.all_special_ids)
     scores = torch.randn(1, len(tokenizer))
@@ -385,11 +386,12 @@ def test_the_cls_bag_of_tokens_loss_is_added_while_training_and_left_out_of_the_
                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=80,
                                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     torch.manual_seed(0)
-    model = AutoModelForMaskedLM.from_config(config)
+    mlm_only = masked_lm_class(config)(config).train()
+    both = masked_lm_class(config, special)(config).train()
+    both.load_state_dict(mlm_only.state_dict())
     batch = UnitMaskingCollator(tokenizer, mlm_probability=0.15, seed=0)(block_rows(tokenizer, chinese_sentences(8)))
     with torch.no_grad():
-        mlm = score_masked_positions_only(model).train()(**batch).loss
-        both = score_masked_positions_only(model, special)
+        mlm = mlm_only(**batch).loss
         hidden = both.roformer(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
         original = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])
         bag = bag_of_tokens_loss(both.cls(hidden[:, 0]), original, batch["attention_mask"], special)
@@ -404,7 +406,7 @@ def test_the_cls_bag_of_tokens_loss_is_added_while_training_and_left_out_of_the_
     distil = DistilBertForMaskedLM(DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2,
                                                     hidden_dim=64))
     with pytest.raises(OptionError, match=r"--cls_objective bag_of_tokens: DistilBertForMaskedLM has no MLM head"):
-        score_masked_positions_only(distil, special)
+        check_mlm_head(distil, cls_objective=True)
 
 
 @pytest.mark.parametrize("model_type", ["bert", "roformer"])

@@ -10,6 +10,7 @@ import io
 import datasets
 import pytest
 import torch
+import transformers
 from transformers import AutoModelForTokenClassification, Trainer
 
 from common.config.arguments import RecipeTrainingArguments
@@ -148,6 +149,17 @@ def progress_bars_are_listed() -> bool:
     return listed and bar not in tqdm._instances
 
 
+def tiny_bert_config():
+    return transformers.BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=8)
+
+
+def auto_class_for_bert_is(auto_class, name: str) -> bool:
+    from transformers.models.auto.auto_factory import _get_model_class
+
+    return _get_model_class(tiny_bert_config(), auto_class._model_mapping).__name__ == name
+
+
 def test_every_other_library_internal_we_rely_on_is_still_there():
     rows = datasets.Dataset.from_dict({"text": ["a", "b"]})
     checks = {
@@ -156,6 +168,10 @@ def test_every_other_library_internal_we_rely_on_is_still_there():
         "_is_avx512_bf16_supported": lambda: isinstance(torch.cpu._is_avx512_bf16_supported(), bool),
         "_is_amx_tile_supported": lambda: isinstance(torch.cpu._is_amx_tile_supported(), bool),
         "_instances": progress_bars_are_listed,
+        "_get_model_class": lambda: auto_class_for_bert_is(AutoModelForTokenClassification, "BertForTokenClassification"),
+        "_model_mapping": lambda: auto_class_for_bert_is(transformers.AutoModelForMaskedLM, "BertForMaskedLM"),
+        "_from_config": lambda: type(transformers.BertForMaskedLM._from_config(tiny_bert_config())).__name__ ==
+        "BertForMaskedLM",
     }
     assert set(checks) == set(OTHER_INTERNALS), "every entry of OTHER_INTERNALS needs a check here"
     broken = [f"{OTHER_INTERNALS[name][0]}.{name}" for name, check in checks.items() if not holds(check)]

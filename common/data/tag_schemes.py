@@ -87,3 +87,16 @@ def label_list_for(tag_sequences) -> list[str]:
 def entity_types(label_list: list[str]) -> list[str]:
     """The entity types of an IOB2 tag set (B-PER, I-PER, ... -> PER), sorted."""
     return sorted({parse_tag(label)[1] for label in label_list if label != "O"})
+
+
+def forbidden_transitions(tag_sequences: list[list[str]]) -> int:
+    """How many places in these IOB2 sequences no scheme allows (`O I-X`, `B-X I-Y`, a sentence opening with `I-X`)."""
+    count = 0
+    for tags in tag_sequences:
+        previous = "O"
+        for tag in tags:
+            prefix, kind = parse_tag(tag)
+            if prefix == "I" and not (parse_tag(previous)[0] in ("B", "I") and parse_tag(previous)[1] == kind):
+                count += 1
+            previous = tag
+    return count

@@ -11,6 +11,8 @@ import evaluate
 import numpy as np
 from scipy.special import expit, softmax
 
+from common.data.tag_schemes import forbidden_transitions
+
 MODULES = Path(__file__).resolve().parent / "evaluate_modules"
 PER_NAME_METRICS = ("precision", "recall", "f1", "support")
 
@@ -83,16 +85,18 @@ def flatten_entity_scores(scores: dict) -> dict:
     return flat
 
 
-def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str], crf=None):
-    """A `compute_metrics` for token classification, scored on words (not subwords) with seqeval; decoded by
-    Viterbi with a `crf`. Also counts the predicted tag transitions IOB2 forbids (`O I-X`, `B-X I-Y`)."""
-    from common.models.crf import forbidden_transitions
+def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str], model=None):
+    """A `compute_metrics` for token classification, scored on words (not subwords) with seqeval, the tags decoded
+    as `model` decodes them (`sequence_decoder`). Also counts the predicted tag transitions IOB2 forbids
+    (`O I-X`, `B-X I-Y`)."""
+    from common.models.crf import sequence_decoder  # (torch and transformers: imported only by taggers)
 
+    decode = sequence_decoder(model)
     module = load_metric("seqeval_scores")
 
     def compute_metrics(eval_prediction):
         logits = logits_of(eval_prediction.predictions)
-        predicted = features.tags(logits, label_list, crf)
+        predicted = features.tags(logits, label_list, decode)
         scores = flatten_entity_scores(module.compute(predictions=predicted, references=gold_tags))
         return {**scores, "forbidden_transitions": forbidden_transitions(predicted)}
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import AutoModelForTokenClassification
+from transformers.models.auto.auto_factory import _get_model_class
 
 from common.config.errors import OptionError
 from common.data.tag_schemes import parse_tag
@@ -50,19 +52,31 @@ class CRF(nn.Module):
     def __init__(self, labels: list[str]):
         super().__init__()
         try:
-            start, pairs = allowed_transitions(labels)
+            allowed_transitions(labels)
         except ValueError as error:
             raise OptionError(f"--crf needs IOB2 tags (B-X, I-X, O); these are not: {', '.join(labels)} ({error})") \
                 from None
-        self.register_buffer("start_mask", (~start).float() * IMPOSSIBLE, persistent=False)
-        self.register_buffer("pair_mask", (~pairs).float() * IMPOSSIBLE, persistent=False)
+        self.labels = list(labels)
         self.start = nn.Parameter(torch.zeros(len(labels)))
         self.end = nn.Parameter(torch.zeros(len(labels)))
         self.transitions = nn.Parameter(torch.zeros(len(labels), len(labels)))
 
+    def reset_parameters(self) -> None:
+        """Every score 0: all allowed transitions equally likely, until training moves them."""
+        for parameter in (self.start, self.end, self.transitions):
+            nn.init.zeros_(parameter)
+
+    @functools.cached_property
+    def forbidden(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """IMPOSSIBLE where the tag scheme forbids a start or a transition, else 0. Computed from the labels when
+        first used rather than kept as buffers: a model built by from_pretrained has no real tensors until loaded."""
+        start, pairs = allowed_transitions(self.labels)
+        return (~start).float() * IMPOSSIBLE, (~pairs).float() * IMPOSSIBLE
+
     def scores(self):
         """Start, transition and end scores in float32, forbidden ones at minus infinity."""
-        return self.start.float() + self.start_mask, self.transitions.float() + self.pair_mask, self.end.float()
+        start_mask, pair_mask = (mask.to(self.start.device) for mask in self.forbidden)
+        return self.start.float() + start_mask, self.transitions.float() + pair_mask, self.end.float()
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """log Z per row: the log-sum-exp of the scores of every tag path (forward algorithm)."""
@@ -120,30 +134,47 @@ def word_level(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return emissions, tags, word_mask
 
 
-def forbidden_transitions(tag_sequences: list[list[str]]) -> int:
-    """How many places in these IOB2 sequences no scheme allows (`O I-X`, `B-X I-Y`, a sentence opening with `I-X`)."""
-    count = 0
-    for tags in tag_sequences:
-        previous = "O"
-        for tag in tags:
-            prefix, kind = parse_tag(tag)
-            if prefix == "I" and not (parse_tag(previous)[0] in ("B", "I") and parse_tag(previous)[1] == kind):
-                count += 1
-            previous = tag
-    return count
+class CRFTagger:
+    """What every CRF tagger class is (`crf_tagger_class`): a token classifier whose `crf` scores tag sequences."""
+
+    crf: CRF
+
+
+def crf_of(model) -> CRF | None:
+    """The model's CRF if it is a CRF tagger, else None (its tags are then each token's best)."""
+    return model.crf if isinstance(model, CRFTagger) else None
+
+
+def sequence_decoder(model):
+    """How the model's tags are read from its scores: a CRF tagger's Viterbi over a sentence's (units, tags)
+    scores (for the features' `tags(..., decode=)`), or None for each unit's best tag."""
+    crf = crf_of(model)
+    return None if crf is None else crf.viterbi
 
 
 @functools.cache  # one subclass per base class
 def crf_tagger_class(base: type) -> type:
-    """`base` (a `...ForTokenClassification` class) with a CRF over its tag scores in `self.crf`.
+    """`base` (a `...ForTokenClassification` class) built with a CRF over its tags (`config.id2label`) in `self.crf`.
 
     Given labels, forward returns the CRF's loss (negative log-likelihood over each word's first subword,
     a mean over sentences) beside the tag scores. It runs inside forward so that DDP sees the CRF's
     parameters used there, as it expects of every parameter. The class keeps its base's name: the saved
     config names the base class, which loads the final folder (saved without the CRF) in pipeline().
     """
-    class CRFTagger(base):
+    class Tagger(CRFTagger, base):
         accepts_loss_kwargs = False  # a mean of its own: Trainer divides it by the accumulation steps
+        sequence_loss = True  # scores whole rows: no per-token loss stands in for it, no packed rows share it
+        _keys_to_ignore_on_load_missing = [*(base._keys_to_ignore_on_load_missing or []), r"^crf\."]
+
+        def __init__(self, config, *args, **kwargs):
+            super().__init__(config, *args, **kwargs)
+            self.crf = CRF([config.id2label[i] for i in range(config.num_labels)])
+
+        def _init_weights(self, module):
+            if isinstance(module, CRF):  # (from_pretrained builds on the meta device, then fills in what it lacks)
+                module.reset_parameters()
+            else:
+                super()._init_weights(module)
 
         @functools.wraps(base.forward)  # the same signature: Trainer keeps the dataset columns forward takes
         def forward(self, *args, labels=None, **kwargs):
@@ -153,26 +184,39 @@ def crf_tagger_class(base: type) -> type:
                 outputs.loss = self.crf.nll(emissions, tags, mask).sum() / len(tags)
             return outputs
 
-    CRFTagger.__name__ = CRFTagger.__qualname__ = base.__name__
-    return CRFTagger
+        def own_parameter_groups(self, args) -> list[dict]:
+            """The CRF's scores in an optimizer group of their own, at --crf_learning_rate without weight decay."""
+            rate = getattr(args, "crf_learning_rate", None)
+            return [{"params": list(self.crf.parameters()), "weight_decay": 0.0,
+                     "lr": CRF_LEARNING_RATE if rate is None else rate}]
+
+    Tagger.__name__ = Tagger.__qualname__ = base.__name__
+    return Tagger
 
 
-def attach_crf(model, labels: list[str], model_dir: str) -> CRF:
-    """Make `model` a CRF tagger (`crf_tagger_class`) with a CRF over `labels`, its transitions from `model_dir`
-    if it has some.
+class AutoModelForCRFTagging:
+    """`AutoModelForTokenClassification` with a CRF: the CRF tagger of whichever architecture the config names,
+    built by the same two calls. From an output folder of a CRF run, its transitions come from crf.safetensors."""
 
-    The model becomes an instance of the subclass as `torch.nn.utils.parametrize` does it (its class
-    swapped for a subclass, its weights untouched), so every way of building the model (pretrained,
-    GGUF, from scratch, an output folder) gets the CRF the same way.
-    """
-    crf = CRF(labels)  # (--crf with --lora_r is refused when parsed: peft wraps the forward this class defines)
-    saved = Path(model_dir) / CRF_FILE
-    if saved.is_file():
-        crf.load_state_dict(load_file(str(saved)))
-        logger.info(f"CRF transitions loaded from {saved}")
-    model.__class__ = crf_tagger_class(type(model))
-    model.crf = crf
-    return crf
+    @staticmethod
+    def tagger_class(config) -> type:
+        """The CRF tagger class over the token classifier AutoModelForTokenClassification builds for `config`."""
+        return crf_tagger_class(_get_model_class(config, AutoModelForTokenClassification._model_mapping))
+
+    @classmethod
+    def from_config(cls, config, **kwargs):
+        """A new model (random encoder and head, CRF scores 0) of the architecture `config` names."""
+        return cls.tagger_class(config)._from_config(config, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name, *args, config, **kwargs):
+        """Pretrained weights with a new or saved CRF: `config` (with the tags in id2label) is required."""
+        model = cls.tagger_class(config).from_pretrained(name, *args, config=config, **kwargs)
+        saved = Path(name) / CRF_FILE
+        if saved.is_file():
+            model.crf.load_state_dict(load_file(str(saved)))
+            logger.info(f"CRF transitions loaded from {saved}")
+        return model
 
 
 def save_crf(crf: CRF, output_dir) -> None:
@@ -181,8 +225,8 @@ def save_crf(crf: CRF, output_dir) -> None:
               str(Path(output_dir) / CRF_FILE))
 
 
-def decoding(crf) -> str:
-    """How predictions were decoded, for all_results.json and the model card."""
-    if crf is None:
+def decoding(model) -> str:
+    """How the model's predictions are decoded, for all_results.json and the model card."""
+    if crf_of(model) is None:
         return "softmax: each word's best tag"
     return f"CRF: Viterbi over each sentence's words (transitions in {CRF_FILE}; pipeline() uses the emissions alone)"

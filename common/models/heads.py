@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoMod
 
 from common.config.arguments import parse_layers
 from common.config.errors import OptionError
+from common.models.crf import AutoModelForCRFTagging
 from common.models.lora import apply_lora
 from common.models.student import keep_layers
 from common.models.tokenizer import LOAD_ERRORS, hub_settings, load_error
@@ -71,6 +72,11 @@ def build_classifier(model_args, label_list: list[str], tokenizer, multi_label: 
                            problem_type=problem_type)
 
 
+def token_classifier_class(model_args):
+    """The Auto class that builds the run's token classifier: with --crf, one with a CRF over its tags."""
+    return AutoModelForCRFTagging if getattr(model_args, "crf", False) else AutoModelForTokenClassification
+
+
 def build_token_classifier(model_args, label_list: list[str], tokenizer):
-    """A pretrained encoder with a fresh per-token head over the tags in `label_list`."""
-    return _load_with_head(AutoModelForTokenClassification, model_args, label_list, tokenizer)
+    """A pretrained encoder with a fresh per-token head over the tags in `label_list` (`token_classifier_class`)."""
+    return _load_with_head(token_classifier_class(model_args), model_args, label_list, tokenizer)

@@ -152,12 +152,12 @@ class TaggedFeatures:
         return TaggedFeatures(self.dataset.select(rows), windows, [self.word_ids[k] for k in rows],
                               [self.sentence_lengths[s] for s in sentences])
 
-    def tags(self, logits: np.ndarray, label_list: list[str], crf=None) -> list[list[str]]:
+    def tags(self, logits: np.ndarray, label_list: list[str], decode=None) -> list[list[str]]:
         """Predicted tag of every word of every sentence, from the windows' logits (in input order): each word's
-        best tag, or with a `crf` the best tag sequence of the whole sentence (Viterbi over its words' logits)."""
-        if crf is not None:
+        best tag, or `decode(scores)` of the whole sentence's (words, tags) scores (a CRF's Viterbi)."""
+        if decode is not None:
             emissions = word_emissions(self.windows, self.word_ids, logits, self.sentence_lengths)
-            per_word = [crf.viterbi(torch.from_numpy(scores)) if len(scores) else [] for scores in emissions]
+            per_word = [decode(torch.from_numpy(scores)) if len(scores) else [] for scores in emissions]
             return [[label_list[i] for i in sentence] for sentence in per_word]
         per_word = word_predictions(self.windows, self.word_ids, logits.argmax(-1), self.sentence_lengths)
         return [[label_list[i] for i in sentence] for sentence in per_word]

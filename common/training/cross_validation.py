@@ -94,12 +94,12 @@ def cross_validate_tagger(model_init, features: dict, splits: dict, run, label_l
         held_gold = [gold[i] for i in held_sentences]
         entities = sum(1 for tags in held_gold for tag in tags if tag.startswith("B-"))
         return (train.select_sentences(train_sentences).dataset, held.dataset,
-                entity_metrics(held, held_gold, label_list, getattr(model, "crf", None)), {"held_out_entities": entities})
+                entity_metrics(held, held_gold, label_list, model), {"held_out_entities": entities})
 
     def validation_metrics(model):
         if "validation" not in features:
             return None
-        return entity_metrics(features["validation"], splits["validation"].tags, label_list, getattr(model, "crf", None))
+        return entity_metrics(features["validation"], splits["validation"].tags, label_list, model)
 
     return run_folds(model_init, folds, fold_data, run, tokenizer,
                      features["validation"].dataset if "validation" in features else None, validation_metrics,

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from common.models.crf import save_crf
+from common.models.crf import crf_of, save_crf
 from common.models.lora import is_lora
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,11 @@ def save_final_model(trainer, output_dir=None) -> None:
             _write_folder(trainer, copy.deepcopy(model).merge_and_unload(), None, output_dir)
             logger.info(f"LoRA adapters merged into the model saved in {output_dir} (the adapter alone: "
                         f"{output_dir}/adapter)")
-    elif getattr(model, "crf", None) is not None:
+    elif (crf := crf_of(model)) is not None:
         weights = trainer.accelerator.get_state_dict(model)  # gathered under DeepSpeed or FSDP: every process
         if trainer.args.should_save:
             _write_folder(trainer, model, {k: v for k, v in weights.items() if not k.startswith("crf.")}, output_dir)
-            save_crf(model.crf, output_dir)
+            save_crf(crf, output_dir)
     else:
         trainer.save_model(output_dir)
 

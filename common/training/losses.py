@@ -153,8 +153,8 @@ def labelled_tokens_per_step(dataset, args) -> float | None:
 class TrainingLoss:
     """The training loss of one run, made of the pieces its options ask for, with one rule for gradient accumulation.
 
-    - the model's own loss (a CRF tagger's forward returns the CRF's), or with `--class_weights` or token labels in
-      length-grouped batches our weighted one (`weighted_loss`);
+    - the model's own loss, or with `--class_weights` or token labels in length-grouped batches our weighted one
+      (`weighted_loss`), unless the model's loss scores whole rows (`sequence_loss`: a CRF tagger's);
     - with `--teacher_model`, mixed with the distillation loss on the rows' teacher logits;
     - with `--l1_lambda`, plus the L1 penalty (its mean since the last log is reported as `l1_penalty`).
 
@@ -164,12 +164,13 @@ class TrainingLoss:
     The added pieces follow the same rule, so that each counts once per optimizer step.
     """
 
-    def __init__(self, model, args, train_dataset, distillation=None, has_crf: bool = False,
-                 model_divides_by_items: bool = False, decay_parameter_names=None):
+    def __init__(self, model, args, train_dataset, distillation=None, model_divides_by_items: bool = False,
+                 decay_parameter_names=None):
         # decay_parameter_names(model): the parameters weight decay covers (Trainer.get_decay_parameter_names)
         self.distillation = distillation if getattr(distillation, "teacher_model", None) else None
         self.l1_lambda = getattr(args, "l1_lambda", 0)
-        self.tokens_per_step = None if has_crf or args.train_sampling_strategy != "group_by_length" \
+        sequence_loss = getattr(model, "sequence_loss", False)  # a loss over whole rows (a CRF's): kept as it is
+        self.tokens_per_step = None if sequence_loss or args.train_sampling_strategy != "group_by_length" \
             else labelled_tokens_per_step(train_dataset, args)
         self.class_weights = None  # {label: weight}, from --class_weights and the whole training split
         if getattr(args, "class_weights", None) and train_dataset is not None and "labels" in train_dataset.column_names:
@@ -177,8 +178,7 @@ class TrainingLoss:
             self.class_weights = class_weights_for(args.class_weights, train_dataset["labels"], names)
             self._weights = torch.tensor(list(self.class_weights.values()))
             logger.info("Class weights: " + ", ".join(f"{k} {v:.4g}" for k, v in self.class_weights.items()))
-        self.scaled_for_ga = bool(self.tokens_per_step) or (model_divides_by_items and not has_crf
-                                                           and not self.class_weights)
+        self.scaled_for_ga = bool(self.tokens_per_step) or (model_divides_by_items and not self.class_weights)
         decayed = set(decay_parameter_names(model)) if self.l1_lambda else set()  # Trainer's rule, asked only for L1
         self._l1_parameters = [p for n, p in model.named_parameters() if n in decayed and p.requires_grad]
         self._l1_values = []

@@ -127,7 +127,7 @@ def train_tagger(model, tokenizer, run, features: dict, splits: dict, labels: li
     """
     trainer = tagger_trainer(model, tokenizer, run.args, features, splits, labels)
     test_labelled = "test" in splits and splits["test"].tags is not None
-    test_metrics = entity_metrics(features["test"], splits["test"].tags, labels, trainer.crf) if test_labelled else None
+    test_metrics = entity_metrics(features["test"], splits["test"].tags, labels, trainer.model) if test_labelled else None
     results, predictions = train_evaluate_predict(trainer, {name: f.dataset for name, f in features.items()},
                                                   run, test_metrics, validation_predictions)
     return trainer, results, predictions
@@ -135,7 +135,7 @@ def train_tagger(model, tokenizer, run, features: dict, splits: dict, labels: li
 
 def tagger_trainer(model, tokenizer, training_args, features: dict, splits: dict, labels: list[str]) -> RecipeTrainer:
     """A token classifier's RecipeTrainer: entity metrics on the validation split's own words (or characters)."""
-    metrics = entity_metrics(features["validation"], splits["validation"].tags, labels, getattr(model, "crf", None)) \
+    metrics = entity_metrics(features["validation"], splits["validation"].tags, labels, model) \
         if "validation" in features and "validation" in splits else None
     return build_trainer(model, training_args, tokenizer,
                          features["train"].dataset if "train" in features else None,

@@ -7,8 +7,9 @@ own module.
   (`loss_is_scaled_for_ga`): `compute_loss`, `log`, `_set_signature_columns_if_needed`.
 - Length-grouped training batches in random order (common/training/samplers.py): `_get_train_sampler`;
   with `--pack_batches`, sentences share rows (common/training/packing.py): `get_train_dataloader`.
-- A CRF tagger's transitions train at `--crf_learning_rate`: `create_optimizer`. The final folder is
-  written by common/training/final_save.py: `save_final_model`.
+- Parameters a model trains at a rate of its own (`own_parameter_groups`: a CRF tagger's transitions at
+  `--crf_learning_rate`): `create_optimizer`. The final folder is written by common/training/final_save.py:
+  `save_final_model`.
 - A run resumed from a checkpoint reports `train_loss` over the whole run (each checkpoint keeps the loss
   summed so far in `run_loss.json`); a checkpoint counts only once whole (`checkpoint_complete.json`, older
   ones rotated away after it): `train`, `_save_checkpoint`.
@@ -26,7 +27,6 @@ import numpy as np
 from transformers import EvalPrediction, Trainer
 from transformers.trainer_utils import PredictionOutput, TrainOutput, rotate_checkpoints
 
-from common.models.crf import CRF_LEARNING_RATE
 from common.tokens.long_text import first_of_each, pool_windows
 from common.training.checkpoints import mark_complete, unmark
 from common.training.final_save import save_final_model
@@ -46,9 +46,8 @@ class RecipeTrainer(Trainer):
                  **kwargs):
         own_mean_loss(model)
         super().__init__(model, *args, **kwargs)
-        self.crf = getattr(self.model, "crf", None)
-        self.loss = TrainingLoss(self.model, self.args, self.train_dataset, distillation, self.crf is not None,
-                                 self.model_accepts_loss_kwargs, self.get_decay_parameter_names)
+        self.loss = TrainingLoss(self.model, self.args, self.train_dataset, distillation, self.model_accepts_loss_kwargs,
+                                 self.get_decay_parameter_names)
         self.loss_is_scaled_for_ga = self.loss.scaled_for_ga  # read by Trainer's training_step
         self._eval_order = None  # the row order of the last evaluation or prediction
         self._documents = None  # and the document of each of its rows, when long texts were windowed
@@ -89,8 +88,8 @@ class RecipeTrainer(Trainer):
         """Trainer's training batches, or with --pack_batches sentences packed into shared rows (checked on the model)."""
         if not getattr(self.args, "pack_batches", False):  # plain TrainingArguments have no such flag
             return super().get_train_dataloader()
-        if self.crf is not None:
-            logger.info("pack_batches: not packing with a CRF head (its transitions would cross sentences)")
+        if getattr(self.model, "sequence_loss", False):
+            logger.info("pack_batches: not packing for a loss over whole rows (a CRF's transitions would cross sentences)")
             return super().get_train_dataloader()
         sample = [self.train_dataset[i] for i in range(min(8, len(self.train_dataset)))]
         packed, problem = packing_collator(self.model, sample, self.processing_class.pad_token_id)
@@ -105,17 +104,18 @@ class RecipeTrainer(Trainer):
         finally:
             self.data_collator = padded  # evaluation and prediction keep padded, length-sorted batches
 
-    # --- the CRF's learning rate, and the final folder
+    # --- parameters with a learning rate of their own, and the final folder
     def create_optimizer(self, model=None):
-        """Trainer's optimizer, with the CRF's parameters in their own group at --crf_learning_rate."""
+        """Trainer's optimizer, with the groups the model asks for (`own_parameter_groups(args)`) taken out of it."""
         optimizer = super().create_optimizer(model)
-        if self.crf is not None:
-            rate = getattr(self.args, "crf_learning_rate", None)
-            crf_parameters = {id(p) for p in self.crf.parameters()}
+        own_groups = getattr(self.model, "own_parameter_groups", None)
+        if own_groups is not None:
+            groups = own_groups(self.args)
+            taken = {id(p) for group in groups for p in group["params"]}
             for group in optimizer.param_groups:
-                group["params"] = [p for p in group["params"] if id(p) not in crf_parameters]
-            optimizer.add_param_group({"params": list(self.crf.parameters()), "weight_decay": 0.0,
-                                       "lr": CRF_LEARNING_RATE if rate is None else rate})
+                group["params"] = [p for p in group["params"] if id(p) not in taken]
+            for group in groups:
+                optimizer.add_param_group(group)
         return optimizer
 
     def save_final_model(self, output_dir=None) -> None:

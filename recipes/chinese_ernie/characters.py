@@ -42,9 +42,9 @@ class CharFeatures:
         return CharFeatures(self.dataset.select(rows), windows, [self.token_chars[k] for k in rows],
                             [self.text_lengths[t] for t in texts])
 
-    def tags(self, logits: np.ndarray, label_list: list[str], crf=None) -> list[list[str]]:
+    def tags(self, logits: np.ndarray, label_list: list[str], decode=None) -> list[list[str]]:
         """Predicted tag of every character of every text, from the windows' logits (in input order): each
-        token's best tag, or with a `crf` the best sequence over the text's tokens (Viterbi), spread to characters."""
+        token's best tag, or `decode(scores)` over the text's tokens (a CRF's Viterbi), spread to characters."""
         tokens = [[] for _ in self.text_lengths]  # per text: (character span, logits) of the tokens that predict it
         for window, chars, row in zip(self.windows, self.token_chars, logits):
             tokens[window.sentence].extend((span, row[position]) for position, span in enumerate(chars)
@@ -52,8 +52,8 @@ class CharFeatures:
         result = []
         for n, text_tokens in zip(self.text_lengths, tokens):
             text_tokens.sort(key=lambda token: token[0])
-            if crf is not None and text_tokens:
-                ids = crf.viterbi(torch.from_numpy(np.stack([scores for _, scores in text_tokens])))
+            if decode is not None and text_tokens:
+                ids = decode(torch.from_numpy(np.stack([scores for _, scores in text_tokens])))
             else:
                 ids = [int(scores.argmax()) for _, scores in text_tokens]
             text_tags = [None] * n

@@ -29,7 +29,7 @@ from common.data.tagged import load_tagged_data, tag_set
 from common.data.text import load_text_data
 from common.evaluation.analysis import check_analysis_options
 from common.evaluation.metrics import classification_metrics
-from common.models.crf import attach_crf, decoding
+from common.models.crf import sequence_decoder
 from common.models.heads import trained_labels
 from common.models.scratch import ScratchArguments
 from common.steps import cross_validate_or_search, tokenize_rows, write_classifier_outputs, write_tagger_outputs
@@ -95,14 +95,10 @@ def ner(run, model_args, scratch_args, data_args, analysis_args, search_args, di
     texts = {name: ["".join(chars) for chars in split.tokens] for name, split in data.splits.items()}
     logger.info(f"Tags: {labels}; texts: " + ", ".join(f"{k} {len(v):,}" for k, v in texts.items()))
 
-    def new_model():  # built again for every fold of --cv_folds and every trial of --hp_search_trials
-        tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, labels, texts.get("train", []), True)
-        if model_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
-            attach_crf(model, labels, model_args.model_name_or_path)
-        return tokenizer, model
+    def new_model():  # built again for every fold of --cv_folds and every trial of --hp_search_trials (--crf: with a CRF)
+        return tokenizer_and_model(model_args, scratch_args, data_args, labels, texts.get("train", []), True)
 
     tokenizer, model = new_model()
-    crf = getattr(model, "crf", None)
     max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
     features = {name: encode_char_split(texts[name], split.tags, tokenizer, model.config.label2id, max_length,
                                         data_args.stride, name)
@@ -120,11 +116,10 @@ def ner(run, model_args, scratch_args, data_args, analysis_args, search_args, di
 
     # Outputs: all_results.json; each predicted split in CLUENER's JSON format, in input order
     if trainer.is_world_process_zero():
-        results.update(facts(model_args, scratch_args, data_args, trainer, data, labels, max_length),
-                       decoding=decoding(crf))
+        results.update(facts(model_args, scratch_args, data_args, trainer, data, labels, max_length))
         write_tagger_outputs(trainer, results, predictions, settings, "chinese_ernie")
         for split, prediction in predictions.items():
-            predicted_tags = features[split].tags(prediction.predictions, labels, crf)
+            predicted_tags = features[split].tags(prediction.predictions, labels, sequence_decoder(model))
             write_cluener_predictions(Path(trainer.args.output_dir) / f"{split}_predictions.json",
                                       data.splits[split], predicted_tags)
 

@@ -3,9 +3,9 @@ character vocabulary from the training texts (common/models/scratch.py)."""
 
 import logging
 
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+from transformers import AutoModelForSequenceClassification
 
-from common.models.heads import build_classifier, build_token_classifier, label_settings
+from common.models.heads import build_classifier, build_token_classifier, label_settings, token_classifier_class
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.models.scratch import character_tokenizer, describe, scratch_config
 from common.outputs.all_results import run_facts
@@ -26,7 +26,7 @@ def tokenizer_and_model(model_args, scratch_args, data_args, labels, train_texts
     """A pretrained tokenizer and model with a new head, or (scratch_model_type) new ones."""
     if scratch_args.scratch_model_type:
         tokenizer = character_tokenizer(train_texts, scratch_args.vocab_min_count, data_args.max_seq_length or 512)
-        auto_class = AutoModelForTokenClassification if token_level else AutoModelForSequenceClassification
+        auto_class = token_classifier_class(model_args) if token_level else AutoModelForSequenceClassification
         return tokenizer, scratch_model(auto_class, scratch_args, labels, tokenizer)
     tokenizer = load_tokenizer(model_args)
     if token_level:

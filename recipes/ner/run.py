@@ -18,7 +18,7 @@ from common.config.arguments import RecipeTrainingArguments, SearchArguments, Ta
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.tagged import load_tagged_data, tag_set
-from common.models.crf import attach_crf, decoding
+from common.models.crf import sequence_decoder
 from common.models.heads import build_token_classifier, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts
@@ -51,18 +51,14 @@ def main(argv=None):
         labels = tag_set(data, trained_labels(model_args, training_args))  # without training: the model's own
         logger.info(f"Tags: {labels}; sentences: " + ", ".join(f"{k} {len(v.tokens):,}" for k, v in data.splits.items()))
 
-        # Model: the pretrained encoder with a fresh per-token head, tag names in its config
+        # Model: the pretrained encoder with a fresh per-token head (and with --crf a CRF), tag names in its config
         tokenizer = load_tokenizer(model_args, words_given=True)
         require_fast_tokenizer(tokenizer, model_args.model_name_or_path)
 
         def new_model():  # built again for every fold of --cv_folds and every trial of --hp_search_trials
-            model = build_token_classifier(model_args, labels, tokenizer)
-            if model_args.crf:  # a CRF layer on the tag scores, decoded by Viterbi (model.crf)
-                attach_crf(model, labels, model_args.model_name_or_path)
-            return model
+            return build_token_classifier(model_args, labels, tokenizer)
 
         model = new_model()
-        crf = getattr(model, "crf", None)
         max_length = max_input_length(tokenizer, model.config, data_args.max_seq_length)
         label2id = model.config.label2id
         features = {name: encode_tagged_split(split.tokens, split.tags, tokenizer, label2id, max_length,
@@ -81,10 +77,10 @@ def main(argv=None):
 
         # Outputs: all_results.json, model card, plots; predictions in the test file's own layout, and entities
         if trainer.is_world_process_zero():
-            results.update(run_facts(model_args, data_args, trainer, data, labels, max_length), decoding=decoding(crf))
+            results.update(run_facts(model_args, data_args, trainer, data, labels, max_length))
             write_tagger_outputs(trainer, results, predictions, settings, "ner")
             if "test" in predictions:
-                predicted_tags = features["test"].tags(predictions["test"].predictions, labels, crf)
+                predicted_tags = features["test"].tags(predictions["test"].predictions, labels, sequence_decoder(model))
                 write_tagged_predictions(training_args.output_dir, data.splits["test"], predicted_tags)
                 write_entities(Path(training_args.output_dir) / "entities.jsonl", data.splits["test"], predicted_tags)
 

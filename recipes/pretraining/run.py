@@ -30,7 +30,7 @@ from common.training.stages import build_trainer, train_evaluate_predict
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's own modules, wherever it is and however run
 from corpus import Corpus, block_datasets, corpus_files, held_out_every, read_documents  # noqa: E402
 from masking import MaskEachEpochAnew, UnitMaskingCollator, choose_segmenter  # noqa: E402
-from model import check_block_length, score_masked_positions_only, set_dropout, tokenizer_and_model  # noqa: E402
+from model import check_block_length, set_dropout, tokenizer_and_model  # noqa: E402
 from pretraining_arguments import CorpusArguments, MaskingArguments, check_streaming_steps  # noqa: E402
 
 ARGUMENTS = (ModelSourceArguments, ScratchArguments, CorpusArguments, MaskingArguments, RecipeTrainingArguments)
@@ -56,13 +56,12 @@ def main(argv=None):
         documents = read_documents(first, data_args.encoding, data_args.text_column)
         segmenter = choose_segmenter(masking_args, documents, first)
 
-        # Model: a new one with a character vocabulary from the corpus, or a pretrained one with its MLM head
-        tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every)
+        # Model: a new one with a character vocabulary from the corpus, or a pretrained one with its MLM head; its loss
+        # scores the masked positions only (the 85% not masked cost nothing); with --cls_objective, [CLS] has a target
+        tokenizer, model = tokenizer_and_model(model_args, scratch_args, data_args, files["train"], every,
+                                               masking_args.cls_objective == "bag_of_tokens")
         check_block_length(data_args.max_seq_length, tokenizer, model.config)
         set_dropout(model, masking_args.pretraining_dropout)
-        # the same loss, without scoring the 85% of positions not masked; with --cls_objective, a target for [CLS]
-        cls_special_ids = tuple(tokenizer.all_special_ids) if masking_args.cls_objective == "bag_of_tokens" else None
-        model = score_masked_positions_only(model, cls_special_ids)
         with training_args.main_process_first(desc="tokenization"):
             splits = block_datasets(files, every, data_args, tokenizer, masking_args.masking, segmenter)
         collator = UnitMaskingCollator(tokenizer, mlm_probability=masking_args.mlm_probability, seed=training_args.seed,

@@ -236,13 +236,14 @@ def test_ner_recipe_rejects_an_entity_type_unseen_in_training(tmp_path, capsys, 
 @pytest.mark.slow
 @pytest.mark.needs_data("chnsenticorp")
 def test_small_roformer_from_scratch_learns_chnsenticorp(tmp_path, shared_data, repo, chinese):
-    """Proof that the recipe trains: 2 layers, hidden 128, characters from the training texts, 2 epochs."""
+    """Proof that the recipe trains: 2 layers, hidden 128, characters from the training texts, 1 epoch."""
     out = tmp_path / "out"
     chinese.main(["--config", str(repo / "recipes/chinese_ernie/configs/chnsenticorp_scratch.yaml"),
-                  "--data_dir", str(shared_data), "--output_dir", str(out), "--num_train_epochs", "2",
-                  "--do_predict", "False"])
+                  "--data_dir", str(shared_data), "--output_dir", str(out), "--num_train_epochs", "1",
+                  "--do_predict", "False", "--save_strategy", "no", "--eval_strategy", "no",
+                  "--load_best_model_at_end", "False"])
     results = json.loads((out / "all_results.json").read_text())
-    assert results["eval_accuracy"] >= 0.80, results["eval_accuracy"]  # measured: 0.8808 (56 s of training)
+    assert results["eval_accuracy"] >= 0.80, results["eval_accuracy"]  # measured: 0.825 after 1 epoch (AMD EPYC, bf16)
     assert results["sizes"] == {"train": 9600, "validation": 1200, "test": 1200}
     assert results["model"].startswith("roformer from scratch (2 layers, hidden 128")
     from transformers import pipeline

@@ -7,12 +7,10 @@ from common.models.crf import decoding
 from common.outputs.all_results import write_all_results
 from common.outputs.analysis import analyse
 from common.outputs.cv_results import write_cv_results
-from common.outputs.hp_search import write_search_results
 from common.outputs.predictions import write_classification_predictions
 from common.outputs.run_report import write_run_report
 from common.tokens.tokenization import max_input_length, tokenization_settings, tokenize_splits
 from common.training.distillation import add_teacher_logits
-from common.training.hp_search import search_hyperparameters
 
 
 def tokenize_rows(raw, labels: list[str], tokenizer, model_config, data_args, training_args, distill_args):
@@ -39,6 +37,9 @@ def cross_validate_or_search(run, search_args, settings, new_trainer, cross_vali
         write_cv_results(run.args.output_dir, cross_validation())
         return False
     if search_args.hp_search_trials:
+        from common.outputs.hp_search import write_search_results  # (optuna: 0.4 s to import, for searches only)
+        from common.training.hp_search import search_hyperparameters
+
         search = search_hyperparameters(new_trainer, run, search_args, settings)
         write_search_results(run.args.output_dir, search, settings)
         return bool(search_args.hp_search_train_best)

@@ -39,6 +39,24 @@ def test_training_into_an_earlier_runs_folder_stops_and_keeps_its_files(tmp_path
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != LOCK_FILE} == before
 
 
+def test_resume_auto_starts_afresh_continues_a_checkpoint_and_never_replaces_a_finished_run(tmp_path, sentiment,
+                                                                                              capfd):
+    out, no_checkpoints = tmp_path / "out", ["--save_strategy", "no", "--load_best_model_at_end", "False"]
+    sentiment(out, "--resume_from_checkpoint", "auto", *no_checkpoints)  # nothing to resume: a fresh start
+    assert "no complete checkpoint" in capfd.readouterr().err and (out / "model.safetensors").is_file()
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != LOCK_FILE}
+    with pytest.raises(OptionError, match=r"already holds files"):  # finished, no checkpoint: auto is no overwrite
+        sentiment(out, "--resume_from_checkpoint", "auto", *no_checkpoints)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != LOCK_FILE} == before
+
+    saved = tmp_path / "saved"
+    sentiment(saved, "--save_strategy", "steps", "--save_steps", "2", "--load_best_model_at_end", "False")
+    capfd.readouterr()
+    sentiment(saved, "--resume_from_checkpoint", "auto", "--num_train_epochs", "2", "--save_strategy", "steps",
+              "--save_steps", "2", "--load_best_model_at_end", "False")  # a finished run with checkpoints, continued
+    assert f"Resuming from {saved}/checkpoint-" in capfd.readouterr().err
+
+
 def test_overwrite_removes_everything_of_the_earlier_run(tmp_path, sentiment):
     out = tmp_path / "out"
     sentiment(out, "--do_predict", "--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "5",

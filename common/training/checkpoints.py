@@ -101,10 +101,11 @@ def complete_checkpoints(output_dir) -> list[Path]:
 
 def checkpoint_to_resume(args, places: list[Path] | None = None) -> str | None:
     """--resume_from_checkpoint: a checkpoint folder, or True for the newest whole one in the first of `places`
-    that holds one (default: --output_dir)."""
+    that holds one (default: --output_dir), or auto for the same when there is one and a fresh start when there
+    is none (a command that a launcher restarts, as torchrun --max_restarts does, continues where it stopped)."""
     if args.resume_from_checkpoint is None:
         return None
-    if str(args.resume_from_checkpoint).lower() != "true":
+    if str(args.resume_from_checkpoint).lower() not in ("true", "auto"):
         problem = checkpoint_problem(args.resume_from_checkpoint)
         if problem:
             raise OptionError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: not a complete checkpoint "
@@ -116,4 +117,7 @@ def checkpoint_to_resume(args, places: list[Path] | None = None) -> str | None:
         if checkpoints:
             logger.info(f"Resuming from {checkpoints[-1]}, the last complete checkpoint in {places[-1]}")
             return str(checkpoints[-1])
+    if str(args.resume_from_checkpoint).lower() == "auto":
+        logger.info(f"--resume_from_checkpoint auto: no complete checkpoint in {places[-1]} yet; training starts afresh")
+        return None
     raise OptionError(f"--resume_from_checkpoint True: no complete checkpoint-* folder in {places[-1]} to resume from")

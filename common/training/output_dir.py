@@ -145,7 +145,7 @@ class RunFolder:
         self.earlier = _entries(self.folder)
         if not self.earlier or not self.trains:
             return  # evaluation and prediction alone replace only the files they write, once written
-        if not (self.resume is not None or self.overwrite):
+        if not (self.resumes() or self.overwrite):
             resume = ", --resume_from_checkpoint True to continue the training saved there" if self.resumable else ""
             raise OptionError(f"--output_dir {self.folder} already holds files ({_listed(self.earlier)}): give "
                               f"--overwrite_output_dir True to replace them{resume}, or another --output_dir")
@@ -166,6 +166,13 @@ class RunFolder:
                 lock.close()
             self._locks.clear()
         return False
+
+    def resumes(self) -> bool:
+        """Whether this run continues a training: --resume_from_checkpoint, but `auto` only once a complete checkpoint
+        is there (without one it is a fresh start, refused into a folder that holds an earlier run's files)."""
+        if str(self.resume).lower() == "auto":
+            return any(complete_checkpoints(place) for place in self.resume_places() if place.is_dir())
+        return self.resume is not None
 
     def resume_places(self) -> list[Path]:
         """Where --resume_from_checkpoint True looks, in this order: the staging folder (a training run that did not
@@ -259,7 +266,7 @@ def _resumed_in(staging: Path, resume) -> bool:
     """Whether --resume_from_checkpoint takes a checkpoint inside the staging folder."""
     if resume is None or not staging.is_dir():
         return False
-    if str(resume).lower() == "true":
+    if str(resume).lower() in ("true", "auto"):
         return bool(complete_checkpoints(staging))
     return Path(resume).resolve().parent == staging.resolve()
 

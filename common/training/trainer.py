@@ -143,10 +143,12 @@ class RecipeTrainer(Trainer):
     def _save_checkpoint(self, model, trial):
         run_dir = Path(self._get_output_dir(trial))
         folder = run_dir / f"checkpoint-{self.state.global_step}"
+        # Logged losses are in _total_loss_scalar (means over the processes); those since the last log are still in
+        # each process's _tr_loss, averaged here as Trainer's log would (every process saves a checkpoint)
+        since_log = self.accelerator.gather(self._tr_loss.detach().reshape(1)).mean().item()
         if self.args.should_save:
             unmark(folder)  # not complete until every file below is written
-            # Logged losses are in _total_loss_scalar; those since the last log are still in _tr_loss.
-            loss_sum = getattr(self, "_loss_sum_before", 0.0) + self._total_loss_scalar + self._tr_loss.item()
+            loss_sum = getattr(self, "_loss_sum_before", 0.0) + self._total_loss_scalar + since_log
             folder.mkdir(parents=True, exist_ok=True)
             (folder / RUN_LOSS_FILE).write_text(json.dumps({"global_step": self.state.global_step,
                                                             "loss_sum": loss_sum}))

@@ -6,6 +6,7 @@ A recipe parses `ModelArguments` (`TaggerModelArguments` with a token head), one
 ranges when parsed; what needs two of them is checked in common/config/combinations.py, also when parsed.
 """
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -334,6 +335,18 @@ class TokenDataArguments(TaggingArguments, DataSourceArguments):
     )
 
 
+TIME_BUDGET_SCHEDULES = ("linear", "cosine", "constant")  # what a schedule over a share of the time can be
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90s', '30m', '1.5h' (or a plain number of seconds); ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"--time_budget {text}: give a duration above 0 such as 90s, 30m or 1.5h")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
 @dataclass
 class RecipeTrainingArguments(TrainingArguments):
     """Every TrainingArguments flag, with the recipes' defaults (length-grouped batches, no pinned memory
@@ -377,6 +390,12 @@ class RecipeTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Train into an --output_dir that holds an earlier run's files, removing them "
                                          "first (without it such a run stops, unless it resumes from a checkpoint)."}
     )
+    time_budget: str | None = field(
+        default=None, metadata={"help": "Train for this long (90s, 30m, 1.5h) instead of to a step count: the "
+                                        "learning rate follows the share of the time spent (--lr_scheduler_type "
+                                        "linear, cosine or constant; a --warmup_steps share), and training stops "
+                                        "with a save at the budget. --max_steps or the epochs still cap the steps."}
+    )
     pack_batches: bool = field(
         default=False, metadata={"help": "Token classification: put the sentences of each training batch end to end "
                                          "in shared rows (own positions, 4-D attention mask) instead of padding them. "
@@ -404,6 +423,15 @@ class RecipeTrainingArguments(TrainingArguments):
         if self.do_train and self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError(f"--num_train_epochs {self.num_train_epochs} (with no --max_steps) trains for 0 steps: "
                              "give a number above 0, or --do_train False to only evaluate or predict")
+        if self.time_budget is not None:
+            parse_duration(self.time_budget)  # a bad duration stops here, in one line
+            kind = getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
+            if kind not in TIME_BUDGET_SCHEDULES:
+                raise ValueError(f"--time_budget: the learning rate follows the time spent with --lr_scheduler_type "
+                                 f"{', '.join(TIME_BUDGET_SCHEDULES)}, not {kind}")
+            if self.resume_from_checkpoint is not None:
+                raise ValueError("--time_budget and --resume_from_checkpoint do not combine: a resumed run's clock "
+                                 "would start again, so its schedule would not continue the budget's")
         if self.greater_is_better is None and (self.metric_for_best_model or "").removeprefix("eval_") == "mse":
             self.greater_is_better = False  # Trainer's own rule knows only names ending in "loss" as errors
         super().__post_init__()

@@ -58,7 +58,7 @@ TRAINING_ONLY = {
     "metric_for_best_model", "greater_is_better", "early_stopping_patience", "num_train_epochs", "max_steps",
     "learning_rate", "warmup_ratio", "warmup_steps", "weight_decay", "lr_scheduler_type", "gradient_accumulation_steps",
     "per_device_train_batch_size", "class_weights", "l1_lambda", "optim", "optim_args", "train_sampling_strategy",
-    "pack_batches", "crf_learning_rate", "cv_folds", "cv_checkpoint_selection", "overwrite_output_dir",
+    "pack_batches", "crf_learning_rate", "cv_folds", "cv_checkpoint_selection", "overwrite_output_dir", "time_budget",
     "resume_from_checkpoint", "max_train_samples", "do_eval", "do_predict",
 }
 

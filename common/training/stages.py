@@ -10,11 +10,13 @@ import pickle
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, EarlyStoppingCallback
 from transformers.trainer_utils import PredictionOutput
 
+from common.config.arguments import parse_duration
 from common.config.errors import OptionError
 from common.config.hardware import keep_freed_memory, precision_name
 from common.evaluation.metrics import entity_metrics
 from common.training.checkpoints import checkpoint_to_resume
 from common.training.guards import StopOnNonFiniteGradients
+from common.training.time_budget import TimeBudget
 from common.training.trainer import RecipeTrainer
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,10 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
                           "none: give --validation_file (or a --validation_split above 0), or set --eval_strategy no")
     check_metric_for_best_model(training_args, compute_metrics)
     callbacks = [StopOnNonFiniteGradients()]
+    budget = None
+    if getattr(training_args, "time_budget", None):
+        kind = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+        budget = TimeBudget(parse_duration(training_args.time_budget), kind)
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
     logger.info(f"Training batches: {training_args.train_sampling_strategy}; precision: {precision_name(training_args)}")
@@ -49,6 +55,7 @@ def build_trainer(model, training_args, tokenizer, train_dataset=None, eval_data
         callbacks=callbacks,
         window_pooling=window_pooling,
         distillation=distillation,
+        time_budget=budget,
     )
 
 
@@ -84,6 +91,8 @@ def train_evaluate_predict(trainer: RecipeTrainer, tokenized: dict, run, test_me
         checkpoint = checkpoint_to_resume(args, run.resume_places())
         run.make_room()  # data and model are loaded: an unfinished run's leftovers may go now
         results.update(train(trainer, checkpoint).metrics)
+        if trainer.time_budget is not None:
+            results["time_budget"] = trainer.time_budget.report(trainer.state.global_step)
         if trainer.state.global_step == 0:
             raise OptionError("training took 0 steps, so the model learned nothing: check --num_train_epochs, "
                               "--max_steps and the size of the training data")

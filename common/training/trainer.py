@@ -7,6 +7,8 @@ own module.
   (`loss_is_scaled_for_ga`): `compute_loss`, `log`, `_set_signature_columns_if_needed`.
 - Length-grouped training batches in random order (common/training/samplers.py): `_get_train_sampler`;
   with `--pack_batches`, sentences share rows (common/training/packing.py): `get_train_dataloader`.
+- `--time_budget`: the schedule over the share of the time spent (common/training/time_budget.py):
+  `create_scheduler`.
 - Parameters a model trains at a rate of its own (`own_parameter_groups`: a CRF tagger's transitions at
   `--crf_learning_rate`): `create_optimizer`. The final folder is written by common/training/final_save.py:
   `save_final_model`.
@@ -43,9 +45,12 @@ class RecipeTrainer(Trainer):
     """Trainer with the recipes' batch order, losses, CRF and LoRA saving, and results in input order."""
 
     def __init__(self, model=None, *args, compute_metrics=None, window_pooling: str = "mean", distillation=None,
-                 **kwargs):
+                 time_budget=None, **kwargs):
         own_mean_loss(model)
         super().__init__(model, *args, **kwargs)
+        self.time_budget = time_budget  # --time_budget: its clock (a callback) and the schedule over it
+        if time_budget is not None:
+            self.add_callback(time_budget)
         self.loss = TrainingLoss(self.model, self.args, self.train_dataset, distillation, self.model_accepts_loss_kwargs,
                                  self.get_decay_parameter_names)
         self.loss_is_scaled_for_ga = self.loss.scaled_for_ga  # read by Trainer's training_step
@@ -117,6 +122,13 @@ class RecipeTrainer(Trainer):
             for group in groups:
                 optimizer.add_param_group(group)
         return optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """Trainer's schedule over the steps, or with --time_budget the same shape over the share of the time spent."""
+        if self.time_budget is not None and self.lr_scheduler is None:
+            self.time_budget.warmup = self.args.get_warmup_steps(num_training_steps) / num_training_steps
+            self.lr_scheduler = self.time_budget.scheduler(optimizer if optimizer is not None else self.optimizer)
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def save_final_model(self, output_dir=None) -> None:
         """The final folder, loadable by pipeline() as it is (common/training/final_save.py)."""

@@ -223,3 +223,24 @@ def test_windows_under_torchrun_match_one_process(tiny_bert, tmp_path, repo):
     assert len(two_rows) == 60 and [r["text"] for r in two_rows] == [r["text"] for r in one_rows]
     agree = sum(a["predicted"] == b["predicted"] for a, b in zip(one_rows, two_rows))
     assert agree >= 57, agree
+
+
+def test_tokenized_splits_are_cached_and_several_processes_tokenize_them_alike(tmp_path, tokenizer, caplog):
+    caplog.set_level("INFO", logger="common.tokens.tokenization")
+    texts = [f"the movie was {'good' if i % 2 else 'bad'} " + "very " * (i % 9) for i in range(300)]
+    one = tokenize_splits(text_data(texts), tokenizer, 12, cache_dir=tmp_path / "a")["train"]
+    two = tokenize_splits(text_data(texts), tokenizer, 12, cache_dir=tmp_path / "b",
+                          preprocessing_num_workers=2)["train"]
+    assert two["input_ids"] == one["input_ids"] and two["labels"] == one["labels"]  # the rows in their order
+    assert len(list((tmp_path / "b" / "recipe_tokenized").glob("*_of_00002.arrow"))) == 2
+    assert "read from the cache" not in caplog.text
+
+    again = tokenize_splits(text_data(texts), tokenizer, 12, cache_dir=tmp_path / "b")["train"]  # one process now
+    assert "train: 300 tokenized rows read from the cache" in caplog.text and again["input_ids"] == one["input_ids"]
+    caplog.clear()
+    changed = texts[:-1] + ["the plot was dull"]  # one row of the file changed: never the stale copy
+    fresh = tokenize_splits(text_data(changed), tokenizer, 12, cache_dir=tmp_path / "b")["train"]
+    assert "read from the cache" not in caplog.text and fresh["input_ids"][:-1] == one["input_ids"][:-1]
+    assert fresh["input_ids"][-1] == tokenizer("the plot was dull")["input_ids"]
+    tokenize_splits(text_data(texts), tokenizer, 12, cache_dir=tmp_path / "b", overwrite_cache=True)
+    assert "read from the cache" not in caplog.text

@@ -177,6 +177,10 @@ class TextDataArguments(DataSourceArguments):
         default=False, metadata={"help": "Pad every input to max_seq_length (slow; the reference scripts' default)."}
     )
     overwrite_cache: bool = field(default=False, metadata={"help": "Tokenize again even if a cached copy exists."})
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Tokenize with N processes (the rows in their order; the cache is shared "
+                                        "with runs of any N)."}
+    )
     skip_bad_rows: bool = field(
         default=False, metadata={"help": "Leave out rows that fail a check (empty text, missing label, wrong number "
                                           "of fields, invalid JSON line) instead of stopping; each is listed by line "
@@ -200,7 +204,7 @@ class TextDataArguments(DataSourceArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        check_at_least(self, {"head_tokens": 0})
+        check_at_least(self, {"head_tokens": 0, "preprocessing_num_workers": 1})
         for name in ("validation_split", "test_split"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"--{name} {getattr(self, name)} must be at least 0 and below 1")

@@ -59,17 +59,20 @@ def tokenizer_fingerprint(tokenizer) -> str:
 def tokenization_settings(data_args) -> dict:
     """The keyword arguments of tokenize_splits from a recipe's TextDataArguments."""
     return {name: getattr(data_args, name) for name in ("pad_to_max_length", "overwrite_cache", "long_text",
-                                                          "head_tokens", "stride")}
+                                                          "head_tokens", "stride", "preprocessing_num_workers")}
 
 
 def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length: bool = False,
                     overwrite_cache: bool = False, cache_dir: str | None = None, long_text: str = "truncate",
-                    head_tokens: int | None = None, stride: int = 32) -> TokenizedSplits:
+                    head_tokens: int | None = None, stride: int = 32,
+                    preprocessing_num_workers: int | None = None) -> TokenizedSplits:
     """Return one tokenized `datasets.Dataset` per split (model inputs, plus `labels` where known).
 
     Texts longer than `max_length` are cut (`long_text` truncate or head_tail) or split into windows
     (`windows`: one row per window, and a `document` column naming the input row each came from).
     How many were cut or windowed is logged and kept in the result's `long_texts` for all_results.json.
+    A split tokenized before (the same rows, tokenizer and settings) is read from the cache, and the log says so;
+    `preprocessing_num_workers` processes tokenize the others.
     """
     text_columns = [raw.text_column] + ([raw.text_pair_column] if raw.text_pair_column else [])
     cache_dir = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "recipe_tokenized"
@@ -122,20 +125,47 @@ def tokenize_splits(raw: TextData, tokenizer, max_length: int, pad_to_max_length
         dataset = datasets.Dataset.from_pandas(split.frame[columns], preserve_index=False)
         fingerprint = Hasher.hash([dataset._fingerprint, tokenizer_fingerprint(tokenizer), settings, padding,
                                    text_columns, CACHE_VERSION])
-        dataset = dataset.map(
-            encode,
-            batched=True,
-            with_indices=True,
-            fn_kwargs={"where": f"{split.source}, {split.unit}"},
-            remove_columns=dataset.column_names,
-            cache_file_name=str(cache_dir / f"{fingerprint}.arrow"),
-            new_fingerprint=fingerprint,
-            load_from_cache_file=not overwrite_cache,
-            desc=f"Tokenizing {name}",
-        )
+        cache_file = cache_dir / f"{fingerprint}.arrow"
+        workers = preprocessing_num_workers if preprocessing_num_workers and len(dataset) > 1 else None
+        cached = cached_copy(cache_file, workers) if not overwrite_cache else None
+        if cached is not None:  # whichever number of processes wrote it
+            dataset = datasets.concatenate_datasets([datasets.Dataset.from_file(str(f)) for f in cached])
+            logger.info(f"{name}: {len(dataset):,} tokenized rows read from the cache ({cached[0].name}: the same rows, "
+                        "tokenizer and settings as an earlier run); --overwrite_cache True tokenizes again")
+        else:
+            dataset = dataset.map(
+                encode,
+                batched=True,
+                with_indices=True,
+                fn_kwargs={"where": f"{split.source}, {split.unit}"},
+                remove_columns=dataset.column_names,
+                cache_file_name=str(cache_file),
+                new_fingerprint=fingerprint,
+                load_from_cache_file=False,
+                num_proc=workers,
+                desc=f"Tokenizing {name}",
+            )
         tokenized.long_texts[name] = report_long_texts(name, split, dataset, max_length, settings)
         tokenized[name] = dataset.remove_columns(["_line", "long"] + ([] if long_text == "windows" else ["document"]))
     return tokenized
+
+
+def cached_copy(cache_file: Path, workers: int | None) -> list[Path] | None:
+    """The files of a complete cached copy of one tokenized split: one file, or the shards `workers` (or any other
+    number of) processes wrote, in order; None when there is none. A shard missing (a run killed while it wrote
+    them) means no copy: datasets moves each file into place only once it is whole."""
+    if cache_file.is_file():
+        return [cache_file]
+    shards = sorted(cache_file.parent.glob(f"{cache_file.stem}_*_of_*.arrow"))
+    by_count = {}
+    for shard in shards:
+        rank, _, count = shard.stem.rsplit("_", 3)[-3:]
+        by_count.setdefault(int(count), {})[int(rank)] = shard
+    counts = sorted(by_count, key=lambda n: n != workers)  # this run's number of processes first
+    for count in counts:
+        if sorted(by_count[count]) == list(range(count)):
+            return [by_count[count][rank] for rank in range(count)]
+    return None
 
 
 def check_pair_room(tokenizer, first_texts, lines, max_length: int, stride: int, where: str) -> None:

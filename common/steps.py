@@ -3,7 +3,7 @@ search before training, and the outputs of a trained classifier."""
 
 from pathlib import Path
 
-from common.models.crf import decoding
+from common.models.heads import decoding_of
 from common.outputs.all_results import write_all_results
 from common.outputs.analysis import analyse
 from common.outputs.cv_results import write_cv_results
@@ -65,7 +65,7 @@ def write_classifier_outputs(trainer, results: dict, predictions: dict, raw, lab
 def write_tagger_outputs(trainer, results: dict, predictions: dict, settings, recipe: str) -> None:
     """Beside the saved model: all_results.json (with how the tags were decoded), the model card and plots,
     run_config.yaml (the recipe writes the predictions in its data's own format)."""
-    results["decoding"] = decoding(trainer.model)
+    results["decoding"] = decoding_of(trainer.model)
     write_all_results(trainer.args.output_dir, results)
     write_run_report(trainer.args.output_dir, results, settings, trainer.state.log_history, "ner",
                      predictions.get("validation"), recipe=recipe)

@@ -145,25 +145,28 @@ def test_a_crf_tagger_is_built_with_its_crf_by_either_auto_call_and_reloads_its_
     the same seed, and an output folder's crf.safetensors comes back."""
     from transformers import AutoModelForTokenClassification, set_seed
 
-    from common.models.crf import CRF_FILE, AutoModelForCRFTagging, CRFTagger, crf_of, save_crf
+    from common.models.crf import CRF_FILE, AutoModelForCRFTagging, CRFTagger
+    from common.models.heads import decoding_of, load_token_classifier, tag_decoder
 
     config = tagger_config(tiny_bert)
     set_seed(0)
     plain = AutoModelForTokenClassification.from_pretrained(tiny_bert, config=config)
     set_seed(0)
     tagger = AutoModelForCRFTagging.from_pretrained(tiny_bert, config=config)
-    assert isinstance(tagger, CRFTagger) and type(tagger).__name__ == type(plain).__name__ and crf_of(plain) is None
+    assert isinstance(tagger, CRFTagger) and type(tagger).__name__ == type(plain).__name__
+    assert tag_decoder(plain) is None and decoding_of(plain).startswith("softmax") and decoding_of(tagger).startswith("CRF")
     crf_weights = {k: v for k, v in tagger.state_dict().items() if k.startswith("crf.")}
     assert sorted(crf_weights) == ["crf.end", "crf.start", "crf.transitions"]
     assert all(torch.equal(v, torch.zeros_like(v)) for v in crf_weights.values())
     assert all(torch.equal(v, tagger.state_dict()[k]) for k, v in plain.state_dict().items())
     start, transitions, _ = tagger.crf.scores()  # I-PER may not open a sentence nor follow O or B-LOC
     assert start.tolist() == [0, 0, -1e4, 0] and transitions[:, 2].tolist() == [-1e4, 0, 0, -1e4]
-    assert crf_of(AutoModelForCRFTagging.from_config(config)).transitions.abs().sum() == 0
+    assert AutoModelForCRFTagging.from_config(config).crf.transitions.abs().sum() == 0
 
     with torch.no_grad():
         tagger.crf.transitions.fill_(0.5)
-    tagger.save_pretrained(tmp_path)
-    save_crf(tagger.crf, tmp_path)
-    reloaded = AutoModelForCRFTagging.from_pretrained(tmp_path, config=config)
+    tagger.save_pretrained(tmp_path, state_dict={k: v for k, v in tagger.state_dict().items()
+                                                 if not k.startswith(tagger.save_beside(tmp_path))})
+    reloaded = load_token_classifier(str(tmp_path))  # the folder's crf.safetensors: a CRF tagger again
     assert (tmp_path / CRF_FILE).is_file() and torch.equal(reloaded.crf.transitions, torch.full((4, 4), 0.5))
+    assert tag_decoder(reloaded)(torch.tensor([[0.0, 0, 5, 0]])) == [0]  # Viterbi: I-PER may not open a sentence

@@ -87,11 +87,11 @@ def flatten_entity_scores(scores: dict) -> dict:
 
 def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str], model=None):
     """A `compute_metrics` for token classification, scored on words (not subwords) with seqeval, the tags decoded
-    as `model` decodes them (`sequence_decoder`). Also counts the predicted tag transitions IOB2 forbids
+    as `model` decodes them (`tag_decoder`: a CRF tagger's Viterbi, else each word's best). Also counts the predicted tag transitions IOB2 forbids
     (`O I-X`, `B-X I-Y`)."""
-    from common.models.crf import sequence_decoder  # (torch and transformers: imported only by taggers)
+    from common.models.heads import tag_decoder  # (torch and transformers: imported only by taggers)
 
-    decode = sequence_decoder(model)
+    decode = tag_decoder(model)
     module = load_metric("seqeval_scores")
 
     def compute_metrics(eval_prediction):

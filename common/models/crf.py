@@ -140,18 +140,6 @@ class CRFTagger:
     crf: CRF
 
 
-def crf_of(model) -> CRF | None:
-    """The model's CRF if it is a CRF tagger, else None (its tags are then each token's best)."""
-    return model.crf if isinstance(model, CRFTagger) else None
-
-
-def sequence_decoder(model):
-    """How the model's tags are read from its scores: a CRF tagger's Viterbi over a sentence's (units, tags)
-    scores (for the features' `tags(..., decode=)`), or None for each unit's best tag."""
-    crf = crf_of(model)
-    return None if crf is None else crf.viterbi
-
-
 @functools.cache  # one subclass per base class
 def crf_tagger_class(base: type) -> type:
     """`base` (a `...ForTokenClassification` class) built with a CRF over its tags (`config.id2label`) in `self.crf`.
@@ -183,6 +171,19 @@ def crf_tagger_class(base: type) -> type:
                 emissions, tags, mask = word_level(outputs.logits, labels)
                 outputs.loss = self.crf.nll(emissions, tags, mask).sum() / len(tags)
             return outputs
+
+        decoding = f"CRF: Viterbi over each sentence's words (transitions in {CRF_FILE}; pipeline() uses the emissions " \
+                   "alone)"
+
+        def decode_tags(self, emissions: torch.Tensor) -> list[int]:
+            """The best tag path of one sentence's (words, tags) scores: Viterbi with the CRF's transitions."""
+            return self.crf.viterbi(emissions)
+
+        def save_beside(self, output_dir) -> str:
+            """Write the CRF's scores to crf.safetensors in `output_dir`; the prefix of the weights written there,
+            which the model folder (what pipeline() loads: the plain token classifier) leaves out."""
+            save_crf(self.crf, output_dir)
+            return "crf."
 
         def own_parameter_groups(self, args) -> list[dict]:
             """The CRF's scores in an optimizer group of their own, at --crf_learning_rate without weight decay."""
@@ -223,10 +224,3 @@ def save_crf(crf: CRF, output_dir) -> None:
     """The CRF's learned scores as crf.safetensors in `output_dir`, beside the model that pipeline() loads."""
     save_file({k: v.detach().cpu().contiguous() for k, v in crf.state_dict().items()},
               str(Path(output_dir) / CRF_FILE))
-
-
-def decoding(model) -> str:
-    """How the model's predictions are decoded, for all_results.json and the model card."""
-    if crf_of(model) is None:
-        return "softmax: each word's best tag"
-    return f"CRF: Viterbi over each sentence's words (transitions in {CRF_FILE}; pipeline() uses the emissions alone)"

@@ -7,12 +7,13 @@ MSE on one output for regression.
 """
 
 import re
+from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from common.config.arguments import parse_layers
 from common.config.errors import OptionError
-from common.models.crf import AutoModelForCRFTagging
+from common.models.crf import CRF_FILE, AutoModelForCRFTagging
 from common.models.lora import apply_lora
 from common.models.student import keep_layers
 from common.models.tokenizer import LOAD_ERRORS, hub_settings, load_error
@@ -75,6 +76,24 @@ def build_classifier(model_args, label_list: list[str], tokenizer, multi_label: 
 def token_classifier_class(model_args):
     """The Auto class that builds the run's token classifier: with --crf, one with a CRF over its tags."""
     return AutoModelForCRFTagging if getattr(model_args, "crf", False) else AutoModelForTokenClassification
+
+
+def load_token_classifier(model_dir: str):
+    """A trained token classifier from its output folder, with its CRF when the run trained one (crf.safetensors)."""
+    config = AutoConfig.from_pretrained(model_dir)
+    auto_class = AutoModelForCRFTagging if (Path(model_dir) / CRF_FILE).is_file() else AutoModelForTokenClassification
+    return auto_class.from_pretrained(model_dir, config=config)
+
+
+def tag_decoder(model):
+    """How a token classifier reads a sentence's tags from its (units, tags) scores, if it has a way of its own (a
+    CRF tagger: Viterbi); None for each unit's best tag."""
+    return getattr(model, "decode_tags", None)
+
+
+def decoding_of(model) -> str:
+    """How the model's tags are decoded, for all_results.json and the model card."""
+    return getattr(model, "decoding", "softmax: each word's best tag")
 
 
 def build_token_classifier(model_args, label_list: list[str], tokenizer):

@@ -1,8 +1,9 @@
 """The final model folder of a training run, loadable by `pipeline()` as it is, written without changing the model.
 
 - A plain model: Trainer's own `save_model` (the best checkpoint's weights if load_best_model_at_end).
-- A CRF tagger: its weights without the CRF's, as the plain token classifier its config names (pipeline()
-  loads the emissions alone), and the CRF's beside them in crf.safetensors (common/models/crf.py).
+- A model that keeps some weights in a file of their own (`save_beside`: a CRF tagger's transitions in
+  crf.safetensors, common/models/crf.py): the others, as the plain model its config names (pipeline() loads
+  a CRF tagger's emissions alone).
 - LoRA (a peft model): the adapters merged into a copy of the model, and the adapter alone in adapter/.
 
 Checkpoints go through Trainer's own saving, which keeps the adapters and the CRF inside (for resuming and
@@ -17,7 +18,6 @@ from pathlib import Path
 import torch
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from common.models.crf import crf_of, save_crf
 from common.models.lora import is_lora
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,12 @@ def save_final_model(trainer, output_dir=None) -> None:
             _write_folder(trainer, copy.deepcopy(model).merge_and_unload(), None, output_dir)
             logger.info(f"LoRA adapters merged into the model saved in {output_dir} (the adapter alone: "
                         f"{output_dir}/adapter)")
-    elif (crf := crf_of(model)) is not None:
+    elif hasattr(model, "save_beside"):  # weights kept in a file of their own (a CRF tagger's transitions)
         weights = trainer.accelerator.get_state_dict(model)  # gathered under DeepSpeed or FSDP: every process
         if trainer.args.should_save:
-            _write_folder(trainer, model, {k: v for k, v in weights.items() if not k.startswith("crf.")}, output_dir)
-            save_crf(crf, output_dir)
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            beside = model.save_beside(output_dir)  # the prefix of the weights it wrote
+            _write_folder(trainer, model, {k: v for k, v in weights.items() if not k.startswith(beside)}, output_dir)
     else:
         trainer.save_model(output_dir)
 

@@ -29,8 +29,7 @@ from common.data.tagged import load_tagged_data, tag_set
 from common.data.text import load_text_data
 from common.evaluation.analysis import check_analysis_options
 from common.evaluation.metrics import classification_metrics
-from common.models.crf import sequence_decoder
-from common.models.heads import trained_labels
+from common.models.heads import tag_decoder, trained_labels
 from common.models.scratch import ScratchArguments
 from common.steps import cross_validate_or_search, tokenize_rows, write_classifier_outputs, write_tagger_outputs
 from common.tokens.tokenization import max_input_length
@@ -119,7 +118,7 @@ def ner(run, model_args, scratch_args, data_args, analysis_args, search_args, di
         results.update(facts(model_args, scratch_args, data_args, trainer, data, labels, max_length))
         write_tagger_outputs(trainer, results, predictions, settings, "chinese_ernie")
         for split, prediction in predictions.items():
-            predicted_tags = features[split].tags(prediction.predictions, labels, sequence_decoder(model))
+            predicted_tags = features[split].tags(prediction.predictions, labels, tag_decoder(model))
             write_cluener_predictions(Path(trainer.args.output_dir) / f"{split}_predictions.json",
                                       data.splits[split], predicted_tags)
 

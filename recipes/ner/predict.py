@@ -8,15 +8,12 @@ but uses the word scores alone, without the CRF's transitions.
 """
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from transformers import AutoConfig, AutoModelForTokenClassification
-
 from common.config.arguments import ModelArguments
-from common.models.crf import CRF_FILE, AutoModelForCRFTagging, sequence_decoder
+from common.models.heads import load_token_classifier, tag_decoder
 from common.models.tokenizer import load_tokenizer
 from common.tokens.word_labels import encode_tagged_split
 
@@ -25,8 +22,7 @@ def tag_sentences(model_dir: str, sentences: list[list[str]], max_length: int = 
                   batch_size: int = 32) -> list[list[str]]:
     """One IOB2 tag per word of every sentence, in order."""
     tokenizer = load_tokenizer(ModelArguments(model_name_or_path=str(model_dir)), words_given=True)
-    auto_class = AutoModelForCRFTagging if (Path(model_dir) / CRF_FILE).is_file() else AutoModelForTokenClassification
-    model = auto_class.from_pretrained(str(model_dir), config=AutoConfig.from_pretrained(str(model_dir))).eval()
+    model = load_token_classifier(str(model_dir)).eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     features = encode_tagged_split(sentences, None, tokenizer, model.config.label2id, max_length, stride)
     rows = features.dataset
@@ -36,7 +32,7 @@ def tag_sentences(model_dir: str, sentences: list[list[str]], max_length: int = 
             batch = tokenizer.pad(rows[start:start + batch_size], return_tensors="pt")
             out = model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")})
             logits[start:start + len(out.logits), :out.logits.shape[1]] = out.logits.float().numpy()
-    return features.tags(logits, labels, sequence_decoder(model))
+    return features.tags(logits, labels, tag_decoder(model))
 
 
 def main():

@@ -18,8 +18,7 @@ from common.config.arguments import RecipeTrainingArguments, SearchArguments, Ta
 from common.config.parsing import parse_args
 from common.config.process import run_main, setup_logging
 from common.data.tagged import load_tagged_data, tag_set
-from common.models.crf import sequence_decoder
-from common.models.heads import build_token_classifier, trained_labels
+from common.models.heads import build_token_classifier, tag_decoder, trained_labels
 from common.models.tokenizer import load_tokenizer, require_fast_tokenizer
 from common.outputs.all_results import run_facts
 from common.outputs.predictions import write_entities, write_tagged_predictions
@@ -80,7 +79,7 @@ def main(argv=None):
             results.update(run_facts(model_args, data_args, trainer, data, labels, max_length))
             write_tagger_outputs(trainer, results, predictions, settings, "ner")
             if "test" in predictions:
-                predicted_tags = features["test"].tags(predictions["test"].predictions, labels, sequence_decoder(model))
+                predicted_tags = features["test"].tags(predictions["test"].predictions, labels, tag_decoder(model))
                 write_tagged_predictions(training_args.output_dir, data.splits["test"], predicted_tags)
                 write_entities(Path(training_args.output_dir) / "entities.jsonl", data.splits["test"], predicted_tags)
 

@@ -252,3 +252,14 @@ def test_sentence_vector_prints_each_model_with_each_head_input(repo, small_data
     for pooling, row in zip(("cls", "mean"), table[1:]):
         run = json.loads((tmp_path / f"0-{pooling}-seed42" / "all_results.json").read_text())
         assert row[2:] == [f"{run['test_accuracy']:.4f}", f"{run['eval_accuracy']:.4f}"]
+
+
+@pytest.mark.needs_data("sst2")
+def test_scale_prints_the_recipe_beside_the_stock_script_for_each_size(repo, tiny_bert, small_data, tmp_path):
+    out = run_bench(repo, "scale.py", "--model", str(tiny_bert), "--data_dir", str(small_data), "--rows", "300",
+                    "--steps", "3", "--work", str(tmp_path))
+    (table,) = tables(out)
+    assert [row[1] for row in table[1:]] == ["recipe, first run", "recipe, second run (tokenization cache)",
+                                             "stock Trainer + datasets", "recipe, streaming"]
+    assert all(float(row[2]) > 0 and float(row[4].replace(",", "")) > 0 for row in table[1:4])
+    assert (tmp_path / "rows-300.csv").read_text().count("\n") == 301

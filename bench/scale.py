@@ -77,7 +77,7 @@ def timed_run(command: list[str], cwd: Path) -> dict:
     if process.wait() != 0 or not steps:
         sys.exit(f"{' '.join(command[:3])} failed:\n" + "".join(lines[-20:]))
     rate = (len(steps) - 1) / (steps[-1] - steps[0]) if len(steps) > 1 else float("nan")
-    return {"first": steps[0], "rate": rate, "peak": peak_kb / 1024, "log": "".join(lines)}
+    return {"first": steps[0], "rate": rate, "peak": peak_kb / 1024}
 
 
 def main():

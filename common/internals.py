@@ -7,13 +7,13 @@ that a library upgrade names what it broke.
 
 Public hooks were preferred wherever a feature allows one: the final save is our own method
 (`RecipeTrainer.save_final_model`) rather than an override of `save_model` that tells checkpoints
-apart by its `_internal_call` argument; the CRF tagger is a model class built with its CRF (`crf_tagger_class`), not a forward
-patched onto an instance; packed batches find their mask kind by a check on the model rather than by
-reading `config._attn_implementation`; the config parser lists its flags from the dataclasses rather
-than from argparse's `_actions`. What remains has no public equivalent. One convention of transformers'
-models is relied on too: a head whose forward calls `self.loss_function` divides its loss by Trainer's
-`num_items_in_batch`, and others return their own mean (`loss_divides_by_item_count`, checked in
-tests/test_training.py).
+apart by its `_internal_call` argument; the CRF tagger is a model class built with its CRF
+(`crf_tagger_class`), not a forward patched onto an instance; packed batches find their mask kind by a
+check on the model rather than by reading `config._attn_implementation`; the config parser lists its
+flags from the dataclasses rather than from argparse's `_actions`. What remains has no public
+equivalent. One convention of transformers' models is relied on too: a head whose forward calls
+`self.loss_function` divides its loss by Trainer's `num_items_in_batch`, and others return their own
+mean (`loss_divides_by_item_count`, checked in tests/test_training.py).
 
 One public attribute RecipeTrainer sets for the length of one call, restored in a `finally`: `data_collator`
 is the packing collator while the training dataloader is built (evaluation keeps padded batches). The final

@@ -32,13 +32,14 @@ def test_two_processes_with_the_same_global_batch_match_one_process(tmp_path, ti
     assert single["world_size"] == 1 and double["world_size"] == 2
     assert single["sizes"] == double["sizes"] == {"train": 256, "validation": 64}
     # in order, each process takes whole batches of 16 in turn: each step sees the same 32 rows as one process's step
-    # (256 rows: no batch is padded; fp32, no dropout), so the step losses agree up to the order of the sums (which Adam's steps then amplify);
+    # (256 rows: no batch is padded; fp32, no dropout), so the step losses agree up to the order of the sums
+    # (which Adam's steps then amplify);
     # they are means over the same rows, not multiplied by the number of processes
     assert len(single_losses) == len(double_losses) == 64
     assert double_losses[:8] == pytest.approx(single_losses[:8], rel=1e-4)
     assert single["eval_accuracy"] >= 0.9 and abs(single["eval_accuracy"] - double["eval_accuracy"]) <= 1 / 64
-    assert double["eval_loss"] == pytest.approx(single["eval_loss"], rel=0.05), (single["eval_loss"], double["eval_loss"])
-    assert double["train_loss"] == pytest.approx(single["train_loss"], rel=0.05), (single["train_loss"], double["train_loss"])
+    for loss in ("eval_loss", "train_loss"):
+        assert double[loss] == pytest.approx(single[loss], rel=0.05), (loss, single[loss], double[loss])
     assert log.count("Results written to") == 1  # only the main process writes outputs
     assert log.count("Model card written to") == 1
     assert (tmp_path / "two" / "model.safetensors").is_file() and (tmp_path / "two" / "README.md").is_file()

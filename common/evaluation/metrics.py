@@ -87,8 +87,8 @@ def flatten_entity_scores(scores: dict) -> dict:
 
 def entity_metrics(features, gold_tags: list[list[str]], label_list: list[str], model=None):
     """A `compute_metrics` for token classification, scored on words (not subwords) with seqeval, the tags decoded
-    as `model` decodes them (`tag_decoder`: a CRF tagger's Viterbi, else each word's best). Also counts the predicted tag transitions IOB2 forbids
-    (`O I-X`, `B-X I-Y`)."""
+    as `model` decodes them (`tag_decoder`: a CRF tagger's Viterbi, else each word's best). Also counts the
+    predicted tag transitions IOB2 forbids (`O I-X`, `B-X I-Y`)."""
     from common.models.heads import tag_decoder  # (torch and transformers: imported only by taggers)
 
     decode = tag_decoder(model)

@@ -172,8 +172,8 @@ def crf_tagger_class(base: type) -> type:
                 outputs.loss = self.crf.nll(emissions, tags, mask).sum() / len(tags)
             return outputs
 
-        decoding = f"CRF: Viterbi over each sentence's words (transitions in {CRF_FILE}; pipeline() uses the emissions " \
-                   "alone)"
+        decoding = (f"CRF: Viterbi over each sentence's words (transitions in {CRF_FILE}; pipeline() uses the "
+                    "emissions alone)")
 
         def decode_tags(self, emissions: torch.Tensor) -> list[int]:
             """The best tag path of one sentence's (words, tags) scores: Viterbi with the CRF's transitions."""

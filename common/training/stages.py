@@ -136,7 +136,8 @@ def train_tagger(model, tokenizer, run, features: dict, splits: dict, labels: li
     """
     trainer = tagger_trainer(model, tokenizer, run.args, features, splits, labels)
     test_labelled = "test" in splits and splits["test"].tags is not None
-    test_metrics = entity_metrics(features["test"], splits["test"].tags, labels, trainer.model) if test_labelled else None
+    test_metrics = entity_metrics(features["test"], splits["test"].tags, labels, trainer.model) \
+        if test_labelled else None
     results, predictions = train_evaluate_predict(trainer, {name: f.dataset for name, f in features.items()},
                                                   run, test_metrics, validation_predictions)
     return trainer, results, predictions

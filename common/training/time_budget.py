@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
+
 def budget_factor(spent: float, warmup: float, kind: str) -> float:
     """The learning-rate factor at `spent` (the share of the budget used, 0..1): a linear rise over the `warmup`
     share, then `kind` (linear to 0, cosine to 0, or constant) over the rest."""

@@ -51,8 +51,8 @@ class RecipeTrainer(Trainer):
         self.time_budget = time_budget  # --time_budget: its clock (a callback) and the schedule over it
         if time_budget is not None:
             self.add_callback(time_budget)
-        self.loss = TrainingLoss(self.model, self.args, self.train_dataset, distillation, self.model_accepts_loss_kwargs,
-                                 self.get_decay_parameter_names)
+        self.loss = TrainingLoss(self.model, self.args, self.train_dataset, distillation,
+                                 self.model_accepts_loss_kwargs, self.get_decay_parameter_names)
         self.loss_is_scaled_for_ga = self.loss.scaled_for_ga  # read by Trainer's training_step
         self._eval_order = None  # the row order of the last evaluation or prediction
         self._documents = None  # and the document of each of its rows, when long texts were windowed
@@ -94,7 +94,8 @@ class RecipeTrainer(Trainer):
         if not getattr(self.args, "pack_batches", False):  # plain TrainingArguments have no such flag
             return super().get_train_dataloader()
         if getattr(self.model, "sequence_loss", False):
-            logger.info("pack_batches: not packing for a loss over whole rows (a CRF's transitions would cross sentences)")
+            logger.info("pack_batches: not packing for a loss over whole rows (a CRF's transitions would cross "
+                        "sentences)")
             return super().get_train_dataloader()
         sample = [self.train_dataset[i] for i in range(min(8, len(self.train_dataset)))]
         packed, problem = packing_collator(self.model, sample, self.processing_class.pad_token_id)
